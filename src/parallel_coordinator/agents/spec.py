@@ -1,0 +1,51 @@
+"""What one agent is: the parsed form of a Claude Code agent file plus the coordinator's own keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Priority = Literal["critical", "high", "medium", "low"]
+RunnerKind = Literal["claude", "command"]
+SourceKind = Literal["user", "project", "env", "bundled"]
+
+
+class AgentSpec(BaseModel):
+    """One agent, as found in an agent file.
+
+    `body` is the Markdown after the front matter: the system prompt of a `claude` run.
+    `tools` is None when the file names none (Claude Code then allows every tool).
+    `extra` keeps every front-matter key we do not interpret, untouched.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    body: str = ""
+    tools: list[str] | None = None
+    disallowed_tools: list[str] | None = None
+    model: str | None = None
+    runner: RunnerKind = "claude"
+    command: list[str] | None = None
+    max_concurrent: int | None = Field(default=None, ge=1)
+    priority: Priority = "medium"
+    fallback_agents: list[str] = Field(default_factory=list)
+    timeout: float | None = Field(default=None, gt=0)
+    isolation: str | None = None
+    path: Path | None = None
+    source: SourceKind = "user"
+    root: Path | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Diagnostic(BaseModel):
+    """A file that was skipped or repaired, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    problem: str
+    skipped: bool = True

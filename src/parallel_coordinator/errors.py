@@ -1,0 +1,86 @@
+"""The exception tree. Every error says what was wrong, with the offending value, and how to fix it.
+
+    CoordinatorError                 root; catch this to catch everything we raise on purpose
+    ├── PlanError                    a coordinate_task input that cannot run
+    │   ├── UnknownAgentError        a subtask names an agent that does not exist
+    │   ├── UnknownDependencyError   a subtask depends on an id that is not in the plan
+    │   ├── DuplicateTaskError       two subtasks share an id
+    │   └── CycleError               the dependencies form a cycle (carries the cycle)
+    ├── UnknownSessionError          no session with that id
+    ├── AgentFileError               an agent file that cannot be used (becomes a diagnostic)
+    └── RunnerUnavailableError       a runner's executable is missing (becomes a task error)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+
+class CoordinatorError(Exception):
+    """Root of every error Parallel Coordinator raises on purpose."""
+
+
+class PlanError(CoordinatorError):
+    """The plan handed to coordinate_task cannot run as given."""
+
+
+def _suggestion(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class UnknownAgentError(PlanError):
+    def __init__(self, agent: str, task_id: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        hint = _suggestion(agent, known) or (
+            f"; known agents: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''}"
+            if known
+            else "; no agents were found (run `pcoord agents` to see where they are looked for)"
+        )
+        super().__init__(f"unknown agent {agent!r} in task {task_id!r}{hint}")
+        self.agent = agent
+        self.task_id = task_id
+
+
+class UnknownDependencyError(PlanError):
+    def __init__(self, dependency: str, task_id: str, known: Iterable[str]) -> None:
+        super().__init__(
+            f"task {task_id!r} depends on {dependency!r}, which is not a task in this plan"
+            f"{_suggestion(dependency, known)}"
+        )
+        self.dependency = dependency
+        self.task_id = task_id
+
+
+class DuplicateTaskError(PlanError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"duplicate task id {task_id!r}: every subtask needs its own id")
+        self.task_id = task_id
+
+
+class CycleError(PlanError):
+    def __init__(self, cycle: Sequence[str]) -> None:
+        path = " -> ".join([*cycle, cycle[0]])
+        if len(cycle) == 1:
+            message = f"task {cycle[0]!r} depends on itself ({path}); remove it from its own dependencies"
+        else:
+            message = f"the dependencies form a cycle: {path}; remove one of these dependencies"
+        super().__init__(message)
+        self.cycle = list(cycle)
+
+
+class UnknownSessionError(CoordinatorError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"unknown session {session_id!r}; use the session_id that coordinate_task returned"
+        )
+        self.session_id = session_id
+
+
+class AgentFileError(CoordinatorError):
+    """An agent file that cannot be used; discovery turns it into a diagnostic, never a crash."""
+
+
+class RunnerUnavailableError(CoordinatorError):
+    """A runner cannot start (its executable is missing); the attempt fails with this text."""
