@@ -1,0 +1,99 @@
+"""The runner seam: what a runner is given, what it hands the supervisor, and what it makes of the outcome.
+
+Plain dataclasses: `Invocation` and `AttemptOutcome` cross the process boundary to and from pool
+workers, so they hold only picklable standard types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from parallel_coordinator.runners.streams import StreamKind
+
+if TYPE_CHECKING:
+    from parallel_coordinator.agents.spec import AgentSpec
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """One attempt of one task, as the coordinator asks a runner to carry it out."""
+
+    session_id: str
+    task_id: str
+    description: str
+    task_description: str
+    context: dict[str, str]
+    working_directory: str | None = None
+    timeout_s: float | None = None
+    token_budget: int | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What to start: argv (never through a shell), extra environment, bytes for stdin, stream format."""
+
+    argv: list[str]
+    stdin: bytes = b""
+    env: dict[str, str] = field(default_factory=dict)
+    stream: StreamKind = "command"
+
+
+EndReason = Literal["exited", "timeout", "cancelled", "memory", "spawn_failed", "lost"]
+
+
+@dataclass
+class AttemptOutcome:
+    """What the supervisor saw of one agent process, from start to reaped."""
+
+    reason: EndReason
+    exit_code: int | None = None
+    stdout: str = ""
+    stdout_truncated: bool = False
+    stdout_bytes: int = 0
+    stderr_tail: str = ""
+    final_event: dict[str, Any] | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    pid: int | None = None
+    peak_rss_mb: float = 0.0
+    killed_processes: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """A runner's reading of an outcome: success or not, the output text, the error, and usage."""
+
+    ok: bool
+    output: str = ""
+    error: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    rate_limited: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    """A way of running an agent. `invocation` may raise RunnerUnavailableError (missing executable)."""
+
+    kind: str
+
+    def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation: ...
+
+    def interpret(self, agent: AgentSpec, outcome: AttemptOutcome) -> RunResult: ...
+
+
+def describe_exit(outcome: AttemptOutcome, limit_s: float | None = None) -> str:
+    """The error text for an outcome that did not end in exit status 0, naming status and last stderr."""
+    tail = outcome.stderr_tail.strip()
+    tail_text = f"; last stderr lines:\n{tail}" if tail else ""
+    if outcome.reason == "timeout":
+        return f"timed out after {limit_s:g} s; the process tree was killed{tail_text}" if limit_s else (
+            f"timed out; the process tree was killed{tail_text}"
+        )
+    if outcome.reason in ("cancelled", "memory", "spawn_failed", "lost"):
+        return (outcome.error or outcome.reason) + tail_text
+    return f"exited with status {outcome.exit_code}{tail_text}"
