@@ -86,14 +86,10 @@ class Runner(Protocol):
     def interpret(self, agent: AgentSpec, outcome: AttemptOutcome) -> RunResult: ...
 
 
-def describe_exit(outcome: AttemptOutcome, limit_s: float | None = None) -> str:
+def describe_exit(outcome: AttemptOutcome) -> str:
     """The error text for an outcome that did not end in exit status 0, naming status and last stderr."""
     tail = outcome.stderr_tail.strip()
     tail_text = f"; last stderr lines:\n{tail}" if tail else ""
-    if outcome.reason == "timeout":
-        return f"timed out after {limit_s:g} s; the process tree was killed{tail_text}" if limit_s else (
-            f"timed out; the process tree was killed{tail_text}"
-        )
-    if outcome.reason in ("cancelled", "memory", "spawn_failed", "lost"):
+    if outcome.reason != "exited":
         return (outcome.error or outcome.reason) + tail_text
     return f"exited with status {outcome.exit_code}{tail_text}"

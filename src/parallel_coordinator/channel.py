@@ -1,0 +1,94 @@
+"""The coordinator's end of the supervisor link: a Unix socket that carries attempt events and cancels.
+
+Each supervisor connects, says which attempt it runs, then streams events (started, progress) as JSON
+lines; the coordinator writes `cancel` to stop it. When the coordinator dies the socket closes and
+every supervisor kills its agent: that is what keeps agents from outliving the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class _Attempt:
+    on_event: EventHandler
+    stream: anyio.abc.SocketStream | None = None
+    cancel_requested: bool = False
+    connected: anyio.Event = field(default_factory=anyio.Event)
+
+
+class AttemptHub:
+    """Routes supervisor events to the attempt that registered for them; sends cancels back."""
+
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="pcoord-"))  # socket paths must stay short
+        self.path = str(self._dir / "hub.sock")
+        self._attempts: dict[str, _Attempt] = {}
+        self._listener: anyio.abc.SocketListener | None = None
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._listener = await anyio.create_unix_listener(self.path)
+        task_status.started()
+        async with self._listener:
+            await self._listener.serve(self._handle)
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def register(self, attempt_id: str, on_event: EventHandler) -> None:
+        self._attempts[attempt_id] = _Attempt(on_event)
+
+    def unregister(self, attempt_id: str) -> None:
+        self._attempts.pop(attempt_id, None)
+
+    async def cancel(self, attempt_id: str) -> None:
+        """Ask the attempt's supervisor to kill its agent; if it has not connected yet, it will be told."""
+        attempt = self._attempts.get(attempt_id)
+        if attempt is None:
+            return
+        attempt.cancel_requested = True
+        if attempt.stream is not None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await attempt.stream.send(b"cancel\n")
+
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        buffered = BufferedByteReceiveStream(stream)
+        attempt: _Attempt | None = None
+        async with stream:
+            try:
+                while True:
+                    line = await buffered.receive_until(b"\n", 1 << 20)
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        log.warning("ignoring a malformed supervisor message: %r", line[:200])
+                        continue
+                    if attempt is None:
+                        attempt = self._attempts.get(str(event.get("attempt")))
+                        if attempt is None:
+                            return  # an attempt we no longer track: closing the socket stops it
+                        attempt.stream = stream
+                        attempt.connected.set()
+                        if attempt.cancel_requested:
+                            await stream.send(b"cancel\n")
+                    attempt.on_event(event)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
+                    anyio.ClosedResourceError, anyio.DelimiterNotFound):
+                return

@@ -1,0 +1,95 @@
+"""What callers send: the subtasks of a plan and the options of a coordinate_task call."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_UNIT_MB = {"": 1.0, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024}
+
+
+def parse_megabytes(value: int | float | str) -> float:
+    """'512MB', '1.5 GB', '2g' or a plain number of megabytes -> megabytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"memory size must be a number of megabytes or a string like '512MB', not {value!r}")
+    if isinstance(value, int | float):
+        megabytes = float(value)
+    else:
+        match = _MEMORY.match(value)
+        if not match:
+            raise ValueError(f"cannot read memory size {value!r}; write it like '512MB' or '2GB'")
+        unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
+        megabytes = float(match.group(1)) * _UNIT_MB[unit]
+    if megabytes <= 0:
+        raise ValueError(f"memory size must be positive, got {value!r}")
+    return megabytes
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts in all, the first included.")
+    backoff_seconds: float = Field(1.0, ge=0, le=600, description="Base delay before a retry; doubles each time.")
+
+
+class Subtask(BaseModel):
+    """One node of the graph."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200, description="Unique id within this call, e.g. 'api' or 't3'.")
+    description: str = Field(min_length=1, max_length=100_000, description="What this agent must do.")
+    agent_type: str | None = Field(
+        None, max_length=200,
+        description="Name of the agent to run (see list_agents). Omit to route to the best-matching agent.",
+    )
+    dependencies: list[str] = Field(
+        default_factory=list, max_length=10_000,
+        description="Ids of subtasks that must succeed first; their outputs arrive in this task's context.",
+    )
+    priority: int = Field(3, ge=1, le=5, description="1 is the most urgent, 5 the least.")
+    timeout: float | None = Field(None, gt=0, le=86_400, description="Seconds one run may take.")
+    retry_policy: RetryPolicy | None = None
+    fallback_agents: list[str] | None = Field(None, description="Agents to try, in order, if this one keeps failing.")
+    expected_duration: float | None = Field(None, gt=0, le=86_400, description="Seconds, a scheduling hint.")
+    resources_required: dict[str, Any] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _printable_id(cls, value: str) -> str:
+        if _CONTROL.search(value) or not value.strip():
+            raise ValueError(f"task id {value!r} must be printable text without control characters")
+        return value
+
+
+class CoordinateOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_agents: int = Field(64, ge=1, le=64, description="Agents running at once in this session (at most 64).")
+    timeout: float | None = Field(None, gt=0, le=7 * 86_400, description="Seconds the whole session may take.")
+    retry_attempts: int = Field(1, ge=1, le=20, description="Attempts per task unless its retry_policy says otherwise.")
+    priority_mode: Literal["speed", "quality"] = "speed"
+    wait_seconds: float = Field(
+        30.0, ge=0, le=3600,
+        description="How long coordinate_task waits for the session to finish before returning a RUNNING snapshot.",
+    )
+    max_memory_per_agent: int | float | str = Field(
+        "512MB", description="Memory cap for each agent's whole process tree: '512MB', '2GB' or megabytes.",
+    )
+    token_budget_per_agent: int | None = Field(50_000, ge=1)
+    working_directory: str | None = Field(None, description="Directory the agents run in; default the server's.")
+    dry_run: bool = Field(False, description="Validate and return the plan without running it.")
+
+    @field_validator("max_memory_per_agent")
+    @classmethod
+    def _readable_memory(cls, value: int | float | str) -> int | float | str:
+        parse_megabytes(value)
+        return value
+
+    @property
+    def memory_limit_mb(self) -> float:
+        return parse_megabytes(self.max_memory_per_agent)

@@ -1,0 +1,156 @@
+"""What the tools return. Field names are fixed by CONTRACT.md; extra fields only ever get added."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SessionStatus = Literal["RUNNING", "SUCCESS", "PARTIAL", "FAILED", "CANCELLED"]
+TaskStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted"]
+
+
+class AttemptRecord(BaseModel):
+    number: int
+    agent: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    outcome: str = Field(description="exited, timeout, cancelled, memory, spawn_failed, lost or unavailable")
+    error: str | None = None
+
+
+class TaskResult(BaseModel):
+    task_id: str
+    agent: str = Field(description="The agent that produced the final attempt.")
+    status: TaskStatus
+    output: str = ""
+    error: str | None = None
+    attempts: int = Field(0, description="How many attempts were made.")
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    output_truncated: bool = Field(False, description="True when `output` was cut to keep this result small.")
+    output_chars: int = Field(0, description="Length of the whole output.")
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    attempt_log: list[AttemptRecord] = Field(default_factory=list)
+
+
+class SessionMetrics(BaseModel):
+    avg_task_time_s: float = 0.0
+    throughput_per_min: float = 0.0
+    error_rate: float = 0.0
+    p95_task_time_s: float = 0.0
+    parallel_efficiency: float = 0.0
+    peak_parallelism: int = 0
+
+
+class ActiveAgent(BaseModel):
+    agent: str
+    task_id: str
+    progress: float | None = Field(None, description="0-100 when the agent reports it.")
+    message: str | None = None
+    elapsed_s: float
+    pid: int | None = None
+
+
+class ProgressStatus(BaseModel):
+    session_id: str
+    status: SessionStatus
+    total_tasks: int
+    completed: int
+    in_progress: int
+    failed: int
+    pending: int
+    cancelled: int
+    skipped: int
+    agents_active: list[ActiveAgent] = Field(default_factory=list)
+    estimated_completion: str | None = Field(None, description="ISO 8601 estimate, or null when unknown.")
+    performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)
+    results: list[TaskResult] | None = Field(None, description="Present once the session has ended.")
+
+
+class PlannedTask(BaseModel):
+    task_id: str
+    agent: str
+    description: str
+    dependencies: list[str]
+    priority: int
+
+
+class CoordinationResult(BaseModel):
+    """The session's outcome; while it still runs, the same shape with status RUNNING and progress counts."""
+
+    session_id: str
+    status: SessionStatus
+    results: list[TaskResult] = Field(default_factory=list)
+    execution_time_s: float = 0.0
+    performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)
+    error_summary: str | None = None
+    progress: ProgressStatus | None = Field(None, description="Live counts; set while status is RUNNING.")
+    plan: list[PlannedTask] | None = Field(None, description="The validated plan; set for dry runs.")
+    next_step: str | None = Field(None, description="What to call next, when the session is still running.")
+
+
+class CancelResult(BaseModel):
+    session_id: str
+    status: SessionStatus
+    cancelled_tasks: int
+    killed_processes: int
+
+
+class SystemHealth(BaseModel):
+    cpu_percent: float
+    memory_used_mb: float
+    memory_percent: float
+    active_agents: int
+    queue_size: int
+    error_rate: float
+    agents_rss_mb: float = 0.0
+
+
+class PerformanceFigures(BaseModel):
+    tasks_per_second: float
+    avg_response_time_s: float
+    p95_response_time_s: float
+    success_rate: float
+    parallel_efficiency: float
+
+
+class AgentFigures(BaseModel):
+    runs: int
+    failures: int
+    avg_duration_s: float
+
+
+class PerformanceMetrics(BaseModel):
+    system_health: SystemHealth
+    performance: PerformanceFigures
+    agents: dict[str, AgentFigures]
+
+
+class AgentInfo(BaseModel):
+    name: str
+    description: str
+    runner: str
+    model: str | None
+    tools: list[str] | None
+    source: str
+    max_concurrent: int | None
+    priority: str
+    path: str | None = None
+
+
+class DiagnosticInfo(BaseModel):
+    path: str
+    problem: str
+
+
+class AgentListing(BaseModel):
+    agents: list[AgentInfo]
+    diagnostics: list[DiagnosticInfo]
+
+
+JsonDict = dict[str, Any]

@@ -1,0 +1,231 @@
+"""Durable state: sessions, tasks and attempts in SQLite, written as they happen.
+
+One connection, used from the event loop's thread only; WAL so another process (`pcoord watch`,
+a second server) can read while we write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    task_description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    options TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    error_summary TEXT,
+    owner_pid INTEGER,
+    max_agents INTEGER NOT NULL DEFAULT 64
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    task_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    description TEXT NOT NULL,
+    dependencies TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    PRIMARY KEY (session_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    session_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    exit_code INTEGER,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    pid INTEGER,
+    peak_rss_mb REAL,
+    PRIMARY KEY (session_id, task_id, number)
+);
+CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
+"""
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    task_id: str
+    agent: str
+    description: str
+    dependencies: list[str]
+    priority: int
+    status: str
+    output: str | None
+    error: str | None
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+
+
+@dataclass(frozen=True)
+class StoredAttempt:
+    session_id: str
+    task_id: str
+    number: int
+    agent: str
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    outcome: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    id: str
+    task_description: str
+    status: str
+    options: dict[str, Any]
+    created_at: float
+    finished_at: float | None
+    error_summary: str | None
+    max_agents: int
+    tasks: list[StoredTask]
+    attempts: list[StoredAttempt]
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def create_session(
+        self,
+        session_id: str,
+        task_description: str,
+        options: dict[str, Any],
+        created_at: float,
+        max_agents: int,
+        tasks: Sequence[tuple[str, str, str, Sequence[str], int]],
+    ) -> None:
+        """Record a new session and all its tasks (pending) in one transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO sessions (id, task_description, status, options, created_at, owner_pid, max_agents)"
+                " VALUES (?, ?, 'RUNNING', ?, ?, ?, ?)",
+                (session_id, task_description, json.dumps(options), created_at, os.getpid(), max_agents),
+            )
+            self._db.executemany(
+                "INSERT INTO tasks (session_id, task_id, position, agent, description, dependencies, priority,"
+                " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                [
+                    (session_id, task_id, i, agent, description, json.dumps(list(deps)), priority)
+                    for i, (task_id, agent, description, deps, priority) in enumerate(tasks)
+                ],
+            )
+
+    def update_task(self, session_id: str, task_id: str, **fields: Any) -> None:
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        self._db.execute(
+            f"UPDATE tasks SET {columns} WHERE session_id = ? AND task_id = ?",
+            (*fields.values(), session_id, task_id),
+        )
+
+    def update_tasks(self, session_id: str, task_ids: Iterable[str], **fields: Any) -> None:
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        with self._transaction():
+            self._db.executemany(
+                f"UPDATE tasks SET {columns} WHERE session_id = ? AND task_id = ?",
+                [(*fields.values(), session_id, task_id) for task_id in task_ids],
+            )
+
+    def add_attempt(self, attempt: StoredAttempt, pid: int | None, peak_rss_mb: float | None) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                attempt.session_id, attempt.task_id, attempt.number, attempt.agent, attempt.started_at,
+                attempt.finished_at, attempt.exit_code, attempt.outcome, attempt.error, pid, peak_rss_mb,
+            ),
+        )
+
+    def finish_session(self, session_id: str, status: str, finished_at: float, error_summary: str | None) -> None:
+        self._db.execute(
+            "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ? WHERE id = ?",
+            (status, finished_at, error_summary, session_id),
+        )
+
+    def load_session(self, session_id: str) -> StoredSession | None:
+        row = self._db.execute(
+            "SELECT id, task_description, status, options, created_at, finished_at, error_summary, max_agents"
+            " FROM sessions WHERE id = ?",
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        tasks = [
+            StoredTask(
+                task_id=r[0], agent=r[1], description=r[2], dependencies=json.loads(r[3]), priority=r[4],
+                status=r[5], output=r[6], error=r[7], attempts=r[8], started_at=r[9], finished_at=r[10],
+                input_tokens=r[11], output_tokens=r[12], cost_usd=r[13],
+            )
+            for r in self._db.execute(
+                "SELECT task_id, agent, description, dependencies, priority, status, output, error, attempts,"
+                " started_at, finished_at, input_tokens, output_tokens, cost_usd FROM tasks"
+                " WHERE session_id = ? ORDER BY position",
+                (session_id,),
+            )
+        ]
+        attempts = self._attempts("WHERE session_id = ? ORDER BY started_at", (session_id,))
+        return StoredSession(
+            id=row[0], task_description=row[1], status=row[2], options=json.loads(row[3]), created_at=row[4],
+            finished_at=row[5], error_summary=row[6], max_agents=row[7], tasks=tasks, attempts=attempts,
+        )
+
+    def recent_attempts(self, limit: int = 1000) -> list[StoredAttempt]:
+        """The latest finished attempts across all sessions, newest first (for performance metrics)."""
+        return self._attempts("WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?", (limit,))
+
+    def _attempts(self, where: str, params: tuple[Any, ...]) -> list[StoredAttempt]:
+        return [
+            StoredAttempt(*r)
+            for r in self._db.execute(
+                "SELECT session_id, task_id, number, agent, started_at, finished_at, exit_code, outcome, error"
+                f" FROM attempts {where}",
+                params,
+            )
+        ]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

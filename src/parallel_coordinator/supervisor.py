@@ -1,0 +1,380 @@
+"""The supervisor: runs inside a pool worker, starts one agent as a child and watches it to the end.
+
+The agent never runs inside the worker itself (killing a loky worker breaks the whole pool, see
+NOTES.md): it runs as a child in its own session and process group, and the supervisor kills only
+that child's tree on cancel, timeout, memory excess or loss of the coordinator. Standard library and
+psutil only: this module is imported by every pool worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from parallel_coordinator.runners.base import AttemptOutcome, EndReason, Invocation
+from parallel_coordinator.runners.streams import Progress, make_stream_reader
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_READ_CHUNK = 65536
+_STDERR_TAIL_LINES = 20
+_MAX_LINE = 1 << 20  # a line longer than this is cut before it reaches the stream reader
+_TREE_REFRESH_S = 1.0  # psutil's children() rescans /proc: refresh membership rarely (NOTES.md)
+_LINGER_S = 1.0  # after the agent exits, how long a descendant may keep its output pipes open
+
+
+@dataclass(frozen=True)
+class SupervisorJob:
+    """Everything one attempt needs, picklable, sent to a pool worker."""
+
+    attempt_id: str
+    invocation: Invocation
+    artefact_dir: str
+    channel: str
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None
+    memory_limit_mb: float | None = None
+    output_cap_bytes: int = 4 * 1024 * 1024
+    poll_interval_s: float = 0.1
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded once here: between fork and exec only the already-bound prctl call may run.
+_LIBC = _load_libc()
+
+
+def _die_with_parent() -> None:
+    """Runs in the agent between fork and exec: SIGKILL it if its supervisor dies."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _become_subreaper() -> None:
+    """Orphaned grandchildren of the agent reparent to us, so the whole tree stays findable."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+class _Channel:
+    """The line-oriented link to the coordinator: events out, `cancel` in, EOF means it is gone."""
+
+    def __init__(self, path: str, attempt_id: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self._inbox = b""
+        self.send({"attempt": attempt_id, "event": "hello", "worker_pid": os.getpid()})
+
+    def send(self, event: dict[str, object]) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(json.dumps(event).encode() + b"\n")
+
+    def read_commands(self) -> list[str] | None:
+        """Commands received so far; None once the coordinator has gone away."""
+        try:
+            data = self.sock.recv(4096)
+        except BlockingIOError:
+            return []
+        except OSError:
+            return None
+        if not data:
+            return None
+        self._inbox += data
+        *lines, self._inbox = self._inbox.split(b"\n")
+        return [line.decode(errors="replace").strip() for line in lines]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class _ProcessTree:
+    """The agent and its descendants, with cached psutil handles for cheap RSS sampling."""
+
+    def __init__(self, leader_pid: int) -> None:
+        self.leader_pid = leader_pid
+        self._me = psutil.Process()
+        self._members: dict[int, psutil.Process] = {}
+        self._refreshed = 0.0
+        self.peak_rss_mb = 0.0
+
+    def refresh(self) -> None:
+        # We are a subreaper running one attempt, so every descendant of ours belongs to this agent.
+        try:
+            current = {p.pid: p for p in self._me.children(recursive=True)}
+        except psutil.Error:
+            return
+        for pid, proc in current.items():
+            self._members.setdefault(pid, proc)
+        for pid in list(self._members):
+            if pid not in current:
+                del self._members[pid]
+        self._refreshed = time.monotonic()
+
+    def rss_mb(self) -> float:
+        if time.monotonic() - self._refreshed > _TREE_REFRESH_S:
+            self.refresh()
+        total = 0
+        for proc in list(self._members.values()):
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        mb = total / (1024 * 1024)
+        self.peak_rss_mb = max(self.peak_rss_mb, mb)
+        return mb
+
+    def kill(self) -> int:
+        """SIGKILL the agent's process group and every descendant; returns how many were alive."""
+        self.refresh()
+        alive = {pid for pid, p in self._members.items() if _is_running(p)}
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.leader_pid, signal.SIGKILL)
+        for pid, proc in self._members.items():
+            if pid in alive:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+        return len(alive)
+
+    def reap_strays(self) -> None:
+        """Collect exit statuses of reparented descendants so none stays a zombie."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+
+def _is_running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class _LineSplitter:
+    """Turns chunks into complete lines, cutting any line longer than _MAX_LINE."""
+
+    def __init__(self) -> None:
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        data = self._partial + chunk
+        *lines, rest = data.split(b"\n")
+        self._partial = rest[-_MAX_LINE:] if len(rest) > _MAX_LINE else rest
+        return [line[:_MAX_LINE].decode("utf-8", errors="replace") for line in lines]
+
+    def flush(self) -> list[str]:
+        rest, self._partial = self._partial, b""
+        return [rest.decode("utf-8", errors="replace")] if rest else []
+
+
+def supervise(job: SupervisorJob) -> AttemptOutcome:
+    """Run one agent to the end and report what happened. Never raises for agent failures."""
+    started_at = time.time()
+    artefacts = Path(job.artefact_dir)
+    artefacts.mkdir(parents=True, exist_ok=True)
+    try:
+        channel = _Channel(job.channel, job.attempt_id)
+    except OSError as exc:
+        return AttemptOutcome(
+            reason="lost", started_at=started_at, finished_at=time.time(),
+            error=f"the coordinator's channel {job.channel!r} is gone ({exc})",
+        )
+    try:
+        return _supervise(job, channel, artefacts, started_at)
+    finally:
+        channel.close()
+
+
+def _supervise(job: SupervisorJob, channel: _Channel, artefacts: Path, started_at: float) -> AttemptOutcome:
+    # A cancel may arrive before we start the agent: then it is never started.
+    channel.sock.setblocking(False)
+    ready = selectors.DefaultSelector()
+    ready.register(channel.sock, selectors.EVENT_READ, "channel")
+    if ready.select(timeout=0):
+        commands = channel.read_commands()
+        if commands is None or "cancel" in commands:
+            return AttemptOutcome(
+                reason="cancelled" if commands is not None else "lost",
+                started_at=started_at, finished_at=time.time(), error="cancelled before it started",
+            )
+
+    stdin_path = artefacts / "stdin"
+    stdin_path.write_bytes(job.invocation.stdin)
+    env = {**os.environ, **job.env, **job.invocation.env}
+    _become_subreaper()
+    argv = job.invocation.argv
+    try:
+        with stdin_path.open("rb") as stdin:
+            proc = subprocess.Popen(
+                argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=job.cwd,
+                env=env, start_new_session=True, preexec_fn=_die_with_parent, close_fds=True,
+            )
+    except FileNotFoundError:
+        missing = job.cwd if job.cwd and not Path(job.cwd).is_dir() else argv[0]
+        what = "working directory" if missing == job.cwd else "command"
+        return AttemptOutcome(
+            reason="spawn_failed", started_at=started_at, finished_at=time.time(),
+            error=f"{what} not found: {missing!r}",
+        )
+    except (PermissionError, OSError) as exc:
+        return AttemptOutcome(
+            reason="spawn_failed", started_at=started_at, finished_at=time.time(),
+            error=f"cannot start {argv[0]!r}: {exc.strerror or exc}",
+        )
+    channel.send({"attempt": job.attempt_id, "event": "started", "pid": proc.pid})
+    return _watch(job, channel, ready, proc, artefacts, started_at)
+
+
+def _watch(
+    job: SupervisorJob,
+    channel: _Channel,
+    ready: selectors.BaseSelector,
+    proc: subprocess.Popen[bytes],
+    artefacts: Path,
+    started_at: float,
+) -> AttemptOutcome:
+    assert proc.stdout is not None and proc.stderr is not None
+    reader = make_stream_reader(job.invocation.stream)
+    tree = _ProcessTree(proc.pid)
+    tree.refresh()
+    stdout_file = (artefacts / "stdout").open("wb")
+    stderr_file = (artefacts / "stderr").open("wb")
+    captured = bytearray()
+    stdout_bytes = 0
+    stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+    splitters = {"stdout": _LineSplitter(), "stderr": _LineSplitter()}
+    for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+        os.set_blocking(stream.fileno(), False)
+        ready.register(stream, selectors.EVENT_READ, name)
+    open_streams = 2
+    deadline = time.monotonic() + job.timeout_s if job.timeout_s else None
+    next_sample = 0.0
+    last_progress_sent = 0.0
+    pending_progress: Progress | None = None
+    end: EndReason | None = None
+    error: str | None = None
+    leader_exited_at = 0.0
+
+    def handle_lines(name: str, lines: list[str]) -> None:
+        nonlocal pending_progress
+        for line in lines:
+            if name == "stderr":
+                stderr_tail.append(line[:2000])
+                update = reader.on_stderr_line(line)
+            else:
+                update = reader.on_stdout_line(line)
+            if update is not None:
+                pending_progress = update
+
+    try:
+        while True:
+            for key, _ in ready.select(timeout=job.poll_interval_s):
+                if key.data == "channel":
+                    commands = channel.read_commands()
+                    if commands is None:
+                        end, error = "lost", "the coordinator went away; the agent was killed"
+                    elif "cancel" in commands:
+                        end, error = "cancelled", "cancelled"
+                    continue
+                stream = key.fileobj
+                try:
+                    chunk = os.read(stream.fileno(), _READ_CHUNK)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    ready.unregister(stream)
+                    open_streams -= 1
+                    handle_lines(key.data, splitters[key.data].flush())
+                    continue
+                if key.data == "stdout":
+                    stdout_file.write(chunk)
+                    stdout_bytes += len(chunk)
+                    room = job.output_cap_bytes - len(captured)
+                    if room > 0:
+                        captured += chunk[:room]
+                else:
+                    stderr_file.write(chunk)
+                handle_lines(key.data, splitters[key.data].feed(chunk))
+            now = time.monotonic()
+            if pending_progress is not None and now - last_progress_sent >= 0.1:
+                channel.send({
+                    "attempt": job.attempt_id, "event": "progress",
+                    "percent": pending_progress.percent, "message": pending_progress.message,
+                })
+                pending_progress, last_progress_sent = None, now
+            if end is None and deadline is not None and now >= deadline:
+                end = "timeout"
+                error = f"timed out after {job.timeout_s:g} s; its process tree was killed"
+            if end is None and now >= next_sample:
+                next_sample = now + job.poll_interval_s
+                rss = tree.rss_mb()
+                if job.memory_limit_mb is not None and rss > job.memory_limit_mb:
+                    end = "memory"
+                    error = f"memory limit exceeded: {rss:.0f} MB > {job.memory_limit_mb:g} MB"
+            if end is not None:
+                break
+            if proc.poll() is not None:
+                # A background descendant may hold the pipes open forever: give it a moment, then stop.
+                leader_exited_at = leader_exited_at or now
+                if open_streams == 0 or now - leader_exited_at >= _LINGER_S:
+                    end = "exited"
+                    break
+        killed = tree.kill()
+        proc.wait()
+        tree.reap_strays()
+        # Drain whatever the streams still hold (their writers are dead now).
+        for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+            with contextlib.suppress(OSError, ValueError):
+                rest = stream.read() or b""
+                if rest:
+                    (stdout_file if name == "stdout" else stderr_file).write(rest)
+                    if name == "stdout":
+                        stdout_bytes += len(rest)
+                        room = job.output_cap_bytes - len(captured)
+                        if room > 0:
+                            captured += rest[:room]
+                    handle_lines(name, splitters[name].feed(rest))
+                handle_lines(name, splitters[name].flush())
+    finally:
+        stdout_file.close()
+        stderr_file.close()
+        for stream in (proc.stdout, proc.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()
+    return AttemptOutcome(
+        reason=end,
+        exit_code=proc.returncode,
+        stdout=bytes(captured).decode("utf-8", errors="replace"),
+        stdout_truncated=stdout_bytes > len(captured),
+        stdout_bytes=stdout_bytes,
+        stderr_tail="\n".join(stderr_tail),
+        final_event=reader.final_event(),
+        started_at=started_at,
+        finished_at=time.time(),
+        pid=proc.pid,
+        peak_rss_mb=round(tree.peak_rss_mb, 1),
+        killed_processes=killed,
+        error=error,
+    )

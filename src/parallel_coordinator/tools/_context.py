@@ -1,0 +1,28 @@
+"""How a tool reaches the coordinator, and how engine errors become tool errors the model can read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.errors import CoordinatorError
+
+
+def coordinator_of(ctx: Context[Any, Any]) -> Coordinator:
+    coordinator = ctx.request_context.lifespan_context
+    assert isinstance(coordinator, Coordinator), "the server's lifespan must yield a Coordinator"
+    return coordinator
+
+
+@contextmanager
+def as_tool_errors() -> Iterator[None]:
+    """Our own errors carry the offending value: hand their text to the model as a tool error."""
+    try:
+        yield
+    except CoordinatorError as exc:
+        raise ToolError(str(exc)) from exc

@@ -1,0 +1,27 @@
+"""The cancel_execution tool: stop a session and kill its agents' process trees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context
+
+from parallel_coordinator.schemas.outputs import CancelResult
+from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
+
+DESCRIPTION = """\
+Stop a coordinate_task session: tasks not yet started are cancelled, running agents are killed with
+everything they started, and results already completed are kept. Returns how many tasks were
+cancelled and how many processes were killed. Calling it again, or on a finished session, is harmless."""
+
+
+async def cancel_execution(session_id: str, ctx: Context[Any, Any] | None = None) -> CancelResult:
+    assert ctx is not None
+    with as_tool_errors():
+        outcome = await coordinator_of(ctx).cancel(session_id)
+    return CancelResult(
+        session_id=outcome.session_id,
+        status=outcome.status,  # type: ignore[arg-type]
+        cancelled_tasks=outcome.cancelled_tasks,
+        killed_processes=outcome.killed_processes,
+    )

@@ -1,0 +1,72 @@
+"""The coordinate_task tool: validate a plan, start its session, wait a while for it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from mcp.server.mcpserver import Context
+
+from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
+from parallel_coordinator.schemas.outputs import CoordinationResult
+from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
+from parallel_coordinator.views import coordination_result, planned_tasks, snapshot_of
+
+Strategy = Literal["auto", "parallel", "pipeline", "hybrid", "burst"]
+
+DESCRIPTION = """\
+Run one task on many agents at once, as a dependency graph of subtasks, and return their results.
+
+Pass `subtasks` to say exactly what runs: each has an `id`, a `description` and, ideally, an
+`agent_type` naming an agent from list_agents (omit it to route the subtask to the best-matching
+agent). `dependencies` lists ids that must succeed first; their outputs are handed to the dependent
+agent. Independent subtasks run in parallel (up to options.max_agents, default 64). Without
+`subtasks`, the whole task goes to the single best-matching agent.
+
+strategy: "auto"/"hybrid" run the graph as given; "pipeline" chains the subtasks in the order given;
+"parallel" and "burst" run them as given (no dependencies needed).
+
+options.wait_seconds (default 30) is how long this call waits. If the session finishes in time you get
+the final result (status SUCCESS, PARTIAL, FAILED or CANCELLED); otherwise you get status RUNNING
+with live counts and a session_id: then call get_progress_status(session_id, wait_seconds=...) until
+the status is no longer RUNNING, or cancel_execution(session_id) to stop it. Long outputs are cut
+(output_truncated: true). options.dry_run returns the validated plan without running anything.
+Errors (unknown agent, unknown dependency, duplicate id, cycle) name the offending value."""
+
+
+def chain_pipeline(subtasks: list[Subtask]) -> list[Subtask]:
+    """Each subtask depends on the one before it, in the order given."""
+    chained = []
+    for previous, current in zip([None, *subtasks], subtasks, strict=False):
+        deps = list(current.dependencies)
+        if previous is not None and previous.id not in deps:
+            deps.append(previous.id)
+        chained.append(current.model_copy(update={"dependencies": deps}))
+    return chained
+
+
+async def coordinate_task(
+    task_description: str,
+    subtasks: list[Subtask] | None = None,
+    strategy: Strategy = "auto",
+    options: CoordinateOptions | None = None,
+    ctx: Context[Any, Any] | None = None,
+) -> CoordinationResult:
+    assert ctx is not None
+    coordinator = coordinator_of(ctx)
+    options = options or CoordinateOptions()
+    with as_tool_errors():
+        if subtasks is None:
+            subtasks = [Subtask(id="task", description=task_description)]
+        elif strategy == "pipeline":
+            subtasks = chain_pipeline(subtasks)
+        planned = coordinator.plan(subtasks, options)
+        if options.dry_run:
+            return CoordinationResult(
+                session_id="", status="RUNNING", plan=planned_tasks(planned.graph),
+                next_step="dry run: nothing ran; call again without dry_run to run this plan",
+            )
+        session = await coordinator.start(task_description, planned, options)
+        # A cancelled request stops this wait, not the session: it runs on and can be polled.
+        await coordinator.wait(session, options.wait_seconds)
+        settings = coordinator.settings
+        return coordination_result(snapshot_of(session), settings.result_chars, settings.total_result_chars)

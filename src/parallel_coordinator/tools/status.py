@@ -1,0 +1,37 @@
+"""The get_progress_status tool: live counts, active agents and an estimate, optionally after a wait."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context
+from pydantic import Field
+from typing_extensions import Annotated
+
+from parallel_coordinator.schemas.outputs import ProgressStatus
+from parallel_coordinator.session import Session
+from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
+from parallel_coordinator.views import progress_status, snapshot_of
+
+DESCRIPTION = """\
+Report how far a coordinate_task session has got: counts of completed, running, failed, pending,
+cancelled and skipped tasks, each active agent with its progress, an estimated completion time, and
+(once the session has ended) its results. Pass wait_seconds > 0 to wait up to that long for the
+session to end before answering, instead of polling in a tight loop."""
+
+
+async def get_progress_status(
+    session_id: str,
+    wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0,
+    ctx: Context[Any, Any] | None = None,
+) -> ProgressStatus:
+    assert ctx is not None
+    coordinator = coordinator_of(ctx)
+    with as_tool_errors():
+        found = coordinator.get(session_id)
+        if isinstance(found, Session) and wait_seconds > 0:
+            with anyio.move_on_after(wait_seconds):
+                await found.done.wait()
+        settings = coordinator.settings
+        return progress_status(snapshot_of(found), settings.result_chars, settings.total_result_chars)

@@ -1,0 +1,106 @@
+"""Shared fixtures: a state directory, real command agents written as small scripts, a live coordinator."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+import pytest
+
+from parallel_coordinator.config import Settings
+from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.session import Session
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class AgentFactory:
+    """Writes command agents (a Python script plus its agent file) into one agents directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def script(self, name: str, code: str, **front: Any) -> Path:
+        script = self.root / f"{name}.py"
+        script.write_text(textwrap.dedent(code))
+        lines = [
+            "---",
+            f"name: {name}",
+            f"description: {front.pop('description', f'test agent {name}')}",
+            "runner: command",
+            f"command: {json.dumps(['{python}', str(script)])}",
+        ]
+        lines += [f"{key}: {json.dumps(value)}" for key, value in front.items()]
+        lines += ["---", f"Test agent {name}.", ""]
+        path = self.root / f"{name}.md"
+        path.write_text("\n".join(lines))
+        return path
+
+
+ECHO = """
+    import json, sys
+    request = json.load(sys.stdin)
+    print(json.dumps({"progress": 50, "message": "halfway"}), file=sys.stderr, flush=True)
+    context = request["context"]
+    parts = [f"{request['task_id']} done"] + [f"{k}<{v.strip()}>" for k, v in sorted(context.items())]
+    print(" ".join(parts))
+"""
+
+FAIL = """
+    import sys
+    print("something went wrong: disk on fire", file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> AgentFactory:
+    factory = AgentFactory(tmp_path / "agents")
+    factory.script("echo", ECHO)
+    factory.script("failer", FAIL)
+    return factory
+
+
+@pytest.fixture
+def settings(tmp_path: Path, agents: AgentFactory) -> Settings:
+    return Settings(state_dir=tmp_path / "state", agent_dirs=[(agents.root, "env")], pool_idle_timeout_s=60)
+
+
+@pytest.fixture
+async def coordinator(settings: Settings) -> AsyncIterator[Coordinator]:
+    async with Coordinator(settings) as running:
+        yield running
+
+
+async def wait_until(session: Session, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for a session change that makes `condition` true; fail after `timeout` seconds."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await session.changed.wait()
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The pids that still name a running (non-zombie) process."""
+    result = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                result.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return result
+
+
+PYTHON = sys.executable
