@@ -17,7 +17,7 @@ import anyio
 
 from parallel_coordinator.channel import AttemptHub, EventHandler
 from parallel_coordinator.runners.base import AttemptOutcome
-from parallel_coordinator.supervisor import SupervisorJob, supervise
+from parallel_coordinator.supervisor import SupervisorJob, supervise, worker_init
 
 # How long a stopped attempt may take to confirm its agent is dead before we stop waiting for it.
 _STOP_GRACE_S = 10.0
@@ -89,7 +89,9 @@ class LocalPoolBackend:
         if self._executor is None or wanted > self._size:
             size = min(self.max_workers, max(wanted, self._size * 2, 4))
             # One executor per process, resized in place; always called from the event loop's thread.
-            self._executor = get_reusable_executor(max_workers=size, timeout=int(self.idle_timeout_s))
+            self._executor = get_reusable_executor(
+                max_workers=size, timeout=int(self.idle_timeout_s), initializer=worker_init
+            )
             self._size = size
         return self._executor
 

@@ -16,6 +16,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,6 +34,28 @@ _STDERR_TAIL_LINES = 20
 _MAX_LINE = 1 << 20  # a line longer than this is cut before it reaches the stream reader
 _TREE_REFRESH_S = 1.0  # psutil's children() rescans /proc: refresh membership rarely (NOTES.md)
 _LINGER_S = 1.0  # after the agent exits, how long a descendant may keep its output pipes open
+
+
+# Held while a supervisor runs, so a worker whose coordinator died exits only after cleaning up.
+_SUPERVISING = threading.Lock()
+_ORPHAN_CHECK_S = 0.25
+
+
+def worker_init() -> None:
+    """Pool worker initializer: exit when the coordinator process is gone.
+
+    loky workers outlive a SIGKILLed parent; ours must not. A running supervisor sees its channel
+    close and kills its agent first; the watchdog waits for that, then ends the worker.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_ORPHAN_CHECK_S)
+        with _SUPERVISING:
+            os._exit(0)
+
+    threading.Thread(target=watch, name="pcoord-orphan-watchdog", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -154,7 +177,13 @@ class _ProcessTree:
                     proc.kill()
         return len(alive)
 
-    def reap_strays(self) -> None:
+    def wait_gone(self, timeout: float = 2.0) -> None:
+        """Wait until every killed member has died, then reap those that reparented to us."""
+        psutil.wait_procs(list(self._members.values()), timeout=timeout)
+        self.reap_strays()
+
+    @staticmethod
+    def reap_strays() -> None:
         """Collect exit statuses of reparented descendants so none stays a zombie."""
         while True:
             try:
@@ -194,17 +223,18 @@ def supervise(job: SupervisorJob) -> AttemptOutcome:
     started_at = time.time()
     artefacts = Path(job.artefact_dir)
     artefacts.mkdir(parents=True, exist_ok=True)
-    try:
-        channel = _Channel(job.channel, job.attempt_id)
-    except OSError as exc:
-        return AttemptOutcome(
-            reason="lost", started_at=started_at, finished_at=time.time(),
-            error=f"the coordinator's channel {job.channel!r} is gone ({exc})",
-        )
-    try:
-        return _supervise(job, channel, artefacts, started_at)
-    finally:
-        channel.close()
+    with _SUPERVISING:
+        try:
+            channel = _Channel(job.channel, job.attempt_id)
+        except OSError as exc:
+            return AttemptOutcome(
+                reason="lost", started_at=started_at, finished_at=time.time(),
+                error=f"the coordinator's channel {job.channel!r} is gone ({exc})",
+            )
+        try:
+            return _supervise(job, channel, artefacts, started_at)
+        finally:
+            channel.close()
 
 
 def _supervise(job: SupervisorJob, channel: _Channel, artefacts: Path, started_at: float) -> AttemptOutcome:
@@ -343,7 +373,7 @@ def _watch(
                     break
         killed = tree.kill()
         proc.wait()
-        tree.reap_strays()
+        tree.wait_gone()
         # Drain whatever the streams still hold (their writers are dead now).
         for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
             with contextlib.suppress(OSError, ValueError):

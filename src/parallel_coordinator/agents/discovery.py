@@ -1,0 +1,358 @@
+"""Find agent files, turn each into an AgentSpec, and merge them into a catalog.
+
+Every file that cannot be used, or was repaired on the way, becomes a Diagnostic: never a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shlex
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from parallel_coordinator.agents.frontmatter import read_front_matter
+from parallel_coordinator.agents.spec import AgentSpec, Diagnostic, Priority, RunnerKind, SourceKind
+from parallel_coordinator.errors import AgentFileError
+
+MAX_AGENT_FILE_BYTES = 1024 * 1024
+AGENT_DIRS_ENV = "PCOORD_AGENT_DIRS"
+
+# Front-matter keys we interpret; everything else lands in AgentSpec.extra untouched.
+_KNOWN_KEYS = frozenset(
+    {
+        "name",
+        "description",
+        "tools",
+        "disallowedTools",
+        "model",
+        "runner",
+        "command",
+        "max_concurrent",
+        "priority",
+        "fallback_agents",
+        "timeout",
+        "isolation",
+    }
+)
+
+
+class _Invalid(ValueError):
+    """An optional key's value we cannot use; the key is dropped and the reason reported."""
+
+
+def _string_list(value: Any, *, key: str) -> list[str]:
+    """A comma string ("Read, Grep") or a YAML list of strings, as Claude Code accepts for `tools`."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return [item.strip() for item in value if item.strip()]
+    raise _Invalid(f"{key!r} must be a comma-separated string or a list of strings, got {value!r}")
+
+
+def _text(value: Any, *, key: str) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise _Invalid(f"{key!r} must be a string, got {value!r}")
+
+
+def _runner(value: Any) -> RunnerKind:
+    kinds: tuple[RunnerKind, ...] = get_args(RunnerKind)
+    for kind in kinds:
+        if isinstance(value, str) and value.strip().lower() == kind:
+            return kind
+    raise _Invalid(f"'runner' must be one of {', '.join(kinds)}, got {value!r}")
+
+
+def _command(value: Any) -> list[str]:
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise _Invalid(f"'command' {value!r} cannot be split into arguments: {exc}") from None
+    elif isinstance(value, list) and all(
+        isinstance(item, str | int | float) and not isinstance(item, bool) for item in value
+    ):
+        # `[sleep, 5]` is an argv too: YAML makes the 5 an int.
+        argv = [str(item) for item in value]
+    else:
+        raise _Invalid(f"'command' must be an argv list of strings or a command line, got {value!r}")
+    if not argv or not argv[0]:
+        raise _Invalid(f"'command' names no program: {value!r}")
+    return argv
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _max_concurrent(value: Any) -> int:
+    number = _number(value)
+    if number is None or not number.is_integer() or number < 1:
+        raise _Invalid(f"'max_concurrent' must be a whole number of at least 1, got {value!r}")
+    return int(number)
+
+
+def _priority(value: Any) -> Priority:
+    levels: tuple[Priority, ...] = get_args(Priority)
+    for level in levels:
+        if isinstance(value, str) and value.strip().lower() == level:
+            return level
+    raise _Invalid(f"'priority' must be one of {', '.join(levels)}, got {value!r}")
+
+
+def _timeout(value: Any) -> float:
+    number = _number(value)
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise _Invalid(f"'timeout' must be a number of seconds greater than 0, got {value!r}")
+    return number
+
+
+def _model(value: Any) -> str:
+    model = _text(value, key="model")
+    if not model:
+        raise _Invalid("'model' is empty")
+    return model
+
+
+# Optional keys: front-matter name -> (AgentSpec field, converter). A bad value is dropped, not fatal.
+_OPTIONAL: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "description": ("description", lambda value: _text(value, key="description")),
+    "tools": ("tools", lambda value: _string_list(value, key="tools")),
+    "disallowedTools": ("disallowed_tools", lambda value: _string_list(value, key="disallowedTools")),
+    "model": ("model", _model),
+    "runner": ("runner", _runner),
+    "command": ("command", _command),
+    "max_concurrent": ("max_concurrent", _max_concurrent),
+    "priority": ("priority", _priority),
+    "fallback_agents": ("fallback_agents", lambda value: _string_list(value, key="fallback_agents")),
+    "timeout": ("timeout", _timeout),
+    "isolation": ("isolation", lambda value: _text(value, key="isolation") or None),
+}
+
+
+def _read_agent_bytes(path: Path) -> bytes:
+    # O_NONBLOCK and the regular-file check keep a FIFO named *.md from hanging discovery.
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise AgentFileError(f"cannot open the file: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise AgentFileError("not a regular file")
+        if info.st_size > MAX_AGENT_FILE_BYTES:
+            raise AgentFileError(
+                f"the file is {info.st_size} bytes, over the {MAX_AGENT_FILE_BYTES // (1024 * 1024)} MiB "
+                "limit for an agent file"
+            )
+        raw = handle.read(MAX_AGENT_FILE_BYTES + 1)
+    if len(raw) > MAX_AGENT_FILE_BYTES:
+        raise AgentFileError(f"the file is over the {MAX_AGENT_FILE_BYTES // (1024 * 1024)} MiB limit")
+    return raw
+
+
+def _name(data: dict[str, Any]) -> str:
+    if "name" not in data:
+        raise AgentFileError("no 'name' in the front matter (Claude Code identifies agents by name)")
+    name = data["name"]
+    if not isinstance(name, str):
+        raise AgentFileError(f"'name' must be a string, got {type(name).__name__} {name!r}")
+    if not name.strip():
+        raise AgentFileError("'name' is empty")
+    return name.strip()
+
+
+def parse_agent_file(
+    path: Path, *, source: SourceKind, root: Path
+) -> tuple[AgentSpec | None, list[Diagnostic]]:
+    """Read one agent file: the spec (None when the file is skipped) and its diagnostics."""
+    where = str(path)
+    repairs: list[str] = []
+    try:
+        try:
+            front = read_front_matter(_read_agent_bytes(path))
+        except OSError as exc:
+            raise AgentFileError(f"cannot read the file: {exc.strerror or exc}") from None
+        repairs = list(front.repairs)
+        name = _name(front.data)
+    except AgentFileError as exc:
+        context = f" ({'; '.join(repairs)})" if repairs else ""
+        return None, [Diagnostic(path=where, problem=f"skipped: {exc}{context}")]
+
+    diagnostics = [Diagnostic(path=where, problem=f"repaired: {note}", skipped=False) for note in repairs]
+    fields: dict[str, Any] = {}
+    for key, (field_name, convert) in _OPTIONAL.items():
+        if key not in front.data or front.data[key] is None:
+            continue  # absent and `key:` with no value both mean "not set"
+        try:
+            fields[field_name] = convert(front.data[key])
+        except _Invalid as exc:
+            diagnostics.append(
+                Diagnostic(path=where, problem=f"repaired: {exc}; the key was ignored", skipped=False)
+            )
+
+    if fields.get("runner") == "command" and not fields.get("command"):
+        return None, [
+            *diagnostics,
+            Diagnostic(
+                path=where,
+                problem=f"skipped: agent {name!r} has 'runner: command' but no usable 'command' "
+                "(give an argv list such as [python, agent.py])",
+            ),
+        ]
+
+    try:
+        spec = AgentSpec(
+            name=name,
+            body=front.body.strip(),
+            path=path,
+            source=source,
+            root=root,
+            extra={key: value for key, value in front.data.items() if key not in _KNOWN_KEYS},
+            **fields,
+        )
+    except ValidationError as exc:  # a backstop: the converters above should make this unreachable
+        return None, [*diagnostics, Diagnostic(path=where, problem=f"skipped: {exc.errors()[0]['msg']}")]
+    return spec, diagnostics
+
+
+def default_agent_dirs(cwd: Path | None = None) -> list[tuple[Path, SourceKind]]:
+    """Where agents are looked for, lowest precedence first: user, project, then PCOORD_AGENT_DIRS.
+
+    The project directory and relative PCOORD_AGENT_DIRS entries are taken from `cwd` (default: the
+    working directory).
+    """
+    base = cwd if cwd is not None else Path.cwd()
+    dirs: list[tuple[Path, SourceKind]] = []
+    # No HOME and no passwd entry: there is no user directory to scan.
+    with contextlib.suppress(RuntimeError):
+        dirs.append((Path.home() / ".claude" / "agents", "user"))
+    dirs.append((base / ".claude" / "agents", "project"))
+    for entry in os.environ.get(AGENT_DIRS_ENV, "").split(os.pathsep):
+        if entry.strip():
+            dirs.append((base / Path(entry.strip()).expanduser(), "env"))
+    return dirs
+
+
+@dataclass
+class AgentCatalog:
+    """The agents found, by name, and a diagnostic for every file skipped, repaired or shadowed."""
+
+    agents: dict[str, AgentSpec] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def get(self, name: str) -> AgentSpec | None:
+        return self.agents.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self.agents)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.agents
+
+    def __len__(self) -> int:
+        return len(self.agents)
+
+
+def _is_protocol_file(path: Path) -> bool:
+    # system/PROTOCOL.md is shared instructions for a collection's agents, not an agent itself.
+    return path.name == "PROTOCOL.md" and path.parent.name == "system"
+
+
+def _agent_files(root: Path, diagnostics: list[Diagnostic]) -> Iterator[Path]:
+    """Every *.md under root, sorted, following symlinks but never the same directory twice."""
+    seen: set[tuple[int, int]] = set()
+
+    def unreadable(exc: OSError) -> None:
+        diagnostics.append(
+            Diagnostic(
+                path=str(exc.filename or root),
+                problem=f"skipped: cannot read the directory: {exc.strerror or exc}",
+            )
+        )
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
+        try:
+            info = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        identity = (info.st_dev, info.st_ino)
+        if identity in seen:
+            dirnames[:] = []  # a symlink loop, or a directory already reached another way
+            continue
+        seen.add(identity)
+        # Hidden directories (.git, .github) hold templates and history, not agents.
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        for filename in sorted(filenames):
+            if filename.endswith(".md") and not filename.startswith("."):
+                path = Path(dirpath) / filename
+                if not _is_protocol_file(path):
+                    yield path
+
+
+def discover_agents(dirs: Sequence[tuple[Path, SourceKind]] | None = None) -> AgentCatalog:
+    """Scan the agent directories (default_agent_dirs() when None); later sources win a name clash."""
+    catalog = AgentCatalog()
+    candidates: list[tuple[Path, SourceKind, Path]] = []
+    for root, source in default_agent_dirs() if dirs is None else dirs:
+        try:
+            is_dir, exists = root.is_dir(), root.exists()
+        except OSError as exc:
+            catalog.diagnostics.append(
+                Diagnostic(
+                    path=str(root), problem=f"skipped: cannot read the directory: {exc.strerror or exc}"
+                )
+            )
+            continue
+        if not exists:
+            continue  # a directory that is not there is simply not used
+        if not is_dir:
+            catalog.diagnostics.append(Diagnostic(path=str(root), problem="skipped: not a directory"))
+            continue
+        candidates.extend((path, source, root) for path in _agent_files(root, catalog.diagnostics))
+
+    # A file reachable twice (overlapping directories, a symlink) is read once, at its highest precedence.
+    last_seen = {os.path.realpath(path): index for index, (path, _, _) in enumerate(candidates)}
+    for index, (path, source, root) in enumerate(candidates):
+        if last_seen[os.path.realpath(path)] != index:
+            continue
+        spec, diagnostics = parse_agent_file(path, source=source, root=root)
+        catalog.diagnostics.extend(diagnostics)
+        if spec is None:
+            continue
+        previous = catalog.agents.get(spec.name)
+        if previous is not None:
+            reason = (
+                f"a later file in the same {source} directory wins"
+                if previous.source == source
+                else f"{source} agents override {previous.source} agents"
+            )
+            catalog.diagnostics.append(
+                Diagnostic(
+                    path=str(previous.path),
+                    problem=f"shadowed: agent {spec.name!r} is also defined in {spec.path}, "
+                    f"which is used instead ({reason})",
+                    skipped=False,
+                )
+            )
+        catalog.agents[spec.name] = spec
+    return catalog

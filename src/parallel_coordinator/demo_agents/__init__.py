@@ -1,0 +1,1 @@
+"""Bundled offline demo agents that follow the command agent protocol (standard library only)."""

@@ -1,0 +1,137 @@
+"""`pcoord serve` as a real subprocess over stdio: a real client, a clean wire, agents gone on exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.conftest import AgentFactory
+
+pytestmark = pytest.mark.anyio
+
+
+def server_params(state: Path, agents: Path) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "parallel_coordinator", "serve"],
+        env={"PCOORD_STATE_DIR": str(state), "PCOORD_AGENT_DIRS": str(agents), "HOME": str(state / "home")},
+    )
+
+
+async def test_a_stdio_client_runs_a_graph_through_the_server_process(tmp_path: Path, agents: AgentFactory) -> None:
+    async with Client(server_params(tmp_path / "state", agents.root)) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert "coordinate_task" in names
+        result = await client.call_tool("coordinate_task", {
+            "task_description": "diamond over stdio",
+            "subtasks": [
+                {"id": "a", "description": "root", "agent_type": "echo"},
+                {"id": "b", "description": "left", "agent_type": "echo", "dependencies": ["a"]},
+                {"id": "c", "description": "right", "agent_type": "echo", "dependencies": ["a"]},
+                {"id": "d", "description": "join", "agent_type": "echo", "dependencies": ["b", "c"]},
+            ],
+            "options": {"wait_seconds": 60},
+        })
+        assert not result.is_error, result.content
+        assert result.structured_content is not None
+        assert result.structured_content["status"] == "SUCCESS"
+        session_id = result.structured_content["session_id"]
+
+    # A new server process on the same state directory still knows the finished session.
+    async with Client(server_params(tmp_path / "state", agents.root)) as client:
+        status = await client.call_tool("get_progress_status", {"session_id": session_id})
+        assert status.structured_content is not None
+        assert status.structured_content["status"] == "SUCCESS"
+        assert status.structured_content["completed"] == 4
+
+
+def test_stdout_carries_nothing_but_protocol_messages(tmp_path: Path, agents: AgentFactory) -> None:
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "wire-check", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "coordinate_task", "arguments": {
+                "task_description": "wire", "subtasks": [{"id": "a", "description": "x", "agent_type": "nope"}]}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+            "name": "coordinate_task", "arguments": {
+                "task_description": "wire", "subtasks": [{"id": "a", "description": "x", "agent_type": "echo"}],
+                "options": {"wait_seconds": 60}}}},
+    ]
+    env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "parallel_coordinator", "serve"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    ) as server:
+        assert server.stdin is not None and server.stdout is not None
+        server.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        server.stdin.flush()
+        replies: list[dict[str, object]] = []
+        while not any(reply.get("id") == 4 for reply in replies):
+            line = server.stdout.readline()
+            assert line, "the server closed stdout before answering"
+            replies.append(json.loads(line))  # every line must be a JSON message
+        server.stdin.close()
+        assert server.wait(timeout=30) == 0
+        assert server.stdout.read() == ""
+    assert all(reply.get("jsonrpc") == "2.0" for reply in replies)
+    by_id: dict[object, Any] = {reply["id"]: reply for reply in replies if "id" in reply}
+    assert by_id[3]["result"]["isError"] is True
+    assert "unknown agent 'nope'" in by_id[3]["result"]["content"][0]["text"]
+    assert by_id[4]["result"]["structuredContent"]["status"] == "SUCCESS"
+
+
+HANG_AND_REPORT = """
+    import json, os, subprocess, sys, time
+    request = json.load(sys.stdin)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open(request["description"], "w") as fifo:
+        json.dump([os.getpid(), child.pid], fifo)
+    time.sleep(600)
+"""
+
+
+def test_killing_the_server_kills_its_agents_and_workers(tmp_path: Path, agents: AgentFactory) -> None:
+    agents.script("hang", HANG_AND_REPORT)
+    fifos = [tmp_path / f"pids-{i}.fifo" for i in range(2)]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "crash", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "coordinate_task", "arguments": {
+                "task_description": "hang", "options": {"wait_seconds": 0},
+                "subtasks": [{"id": f"h{i}", "description": str(f), "agent_type": "hang"}
+                             for i, f in enumerate(fifos)]}}},
+    ]
+    env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "parallel_coordinator", "serve"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env,
+    ) as server:
+        assert server.stdin is not None
+        server.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        server.stdin.flush()
+        # Opening a FIFO blocks until the agent opens it: an event, not a sleep.
+        agent_pids = [pid for fifo in fifos for pid in json.loads(fifo.read_text())]
+        descendants = psutil.Process(server.pid).children(recursive=True)
+        assert {p.pid for p in descendants} >= set(agent_pids)
+
+        server.kill()
+        server.wait()
+        _, still_alive = psutil.wait_procs(descendants, timeout=20)
+        assert still_alive == []
+        server.stdin.close()

@@ -1,0 +1,195 @@
+"""The five tools through a real in-memory MCP client: schemas, results, errors, cancellation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.server import create_server
+from tests.conftest import AgentFactory, alive, wait_until
+from tests.engine.test_coordinator import HANG_WITH_CHILD
+
+pytestmark = pytest.mark.anyio
+
+TOOLS = {"coordinate_task", "get_progress_status", "cancel_execution", "get_performance_metrics", "list_agents"}
+
+
+@pytest.fixture
+async def client(coordinator: Coordinator) -> AsyncIterator[Client]:
+    async with Client(create_server(coordinator=coordinator)) as connected:
+        yield connected
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def call_error(client: Client, tool: str, **arguments: Any) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+DIAMOND = [
+    {"id": "a", "description": "root", "agent_type": "echo"},
+    {"id": "b", "description": "left", "agent_type": "echo", "dependencies": ["a"]},
+    {"id": "c", "description": "right", "agent_type": "echo", "dependencies": ["a"]},
+    {"id": "d", "description": "join", "agent_type": "echo", "dependencies": ["b", "c"]},
+]
+
+
+async def test_the_server_lists_five_tools_with_schemas_and_descriptions(client: Client) -> None:
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert set(tools) == TOOLS
+    for tool in tools.values():
+        assert tool.description and len(tool.description) > 80
+        assert tool.input_schema["type"] == "object"
+        assert tool.output_schema is not None
+    coordinate = tools["coordinate_task"]
+    assert "subtasks" in coordinate.input_schema["properties"]
+    assert "wait_seconds" in json.dumps(coordinate.input_schema)
+    assert "get_progress_status" in (coordinate.description or "")
+
+
+async def test_coordinate_task_runs_a_diamond_and_returns_every_result(client: Client) -> None:
+    result = await call(client, "coordinate_task", task_description="diamond", subtasks=DIAMOND,
+                        options={"wait_seconds": 60})
+    assert result["status"] == "SUCCESS"
+    by_id = {r["task_id"]: r for r in result["results"]}
+    assert by_id["d"]["output"].strip() == "d done b<b done a<a done>> c<c done a<a done>>"
+    assert all(r["status"] == "succeeded" and r["attempts"] == 1 and r["agent"] == "echo"
+               for r in result["results"])
+    assert result["execution_time_s"] > 0
+    assert set(result["performance_metrics"]) >= {"avg_task_time_s", "throughput_per_min", "error_rate"}
+
+
+async def test_a_finished_session_reports_its_results_in_progress_status(client: Client) -> None:
+    started = await call(client, "coordinate_task", task_description="diamond", subtasks=DIAMOND,
+                         options={"wait_seconds": 60})
+    status = await call(client, "get_progress_status", session_id=started["session_id"])
+    assert status["status"] == "SUCCESS"
+    assert (status["total_tasks"], status["completed"], status["in_progress"], status["pending"]) == (4, 4, 0, 0)
+    assert len(status["results"]) == 4
+    assert status["estimated_completion"] is not None
+
+
+async def test_without_waiting_the_call_returns_running_with_a_way_to_follow(
+    client: Client, coordinator: Coordinator, agents: AgentFactory, tmp_path: Path
+) -> None:
+    agents.script("hang", HANG_WITH_CHILD)
+    spec = json.dumps({"folder": str(tmp_path)})
+    started = await call(client, "coordinate_task", task_description="hang",
+                         subtasks=[{"id": "h", "description": spec, "agent_type": "hang"}],
+                         options={"wait_seconds": 0})
+    assert started["status"] == "RUNNING"
+    assert "get_progress_status" in started["next_step"]
+    session = coordinator.sessions[started["session_id"]]
+    await wait_until(session, lambda: session.tasks["h"].progress is not None)
+
+    status = await call(client, "get_progress_status", session_id=started["session_id"])
+    assert status["status"] == "RUNNING" and status["in_progress"] == 1
+    assert status["agents_active"][0]["task_id"] == "h"
+    assert status["agents_active"][0]["progress"] == 10
+    assert status["agents_active"][0]["message"] == "hanging"
+    pids = json.loads((tmp_path / "h.pids").read_text())
+
+    cancelled = await call(client, "cancel_execution", session_id=started["session_id"])
+    assert cancelled == {"session_id": started["session_id"], "status": "CANCELLED",
+                         "cancelled_tasks": 1, "killed_processes": 2}
+    assert alive(pids) == []
+
+
+@pytest.mark.parametrize(
+    ("subtasks", "expected"),
+    [
+        ([{"id": "a", "description": "x", "agent_type": "ecoh"}], "unknown agent 'ecoh' in task 'a'; did you mean 'echo'?"),
+        ([{"id": "a", "description": "x", "agent_type": "echo", "dependencies": ["nope"]}], "'nope'"),
+        ([{"id": "a", "description": "x", "agent_type": "echo"}] * 2, "duplicate task id 'a'"),
+        ([{"id": "a", "description": "x", "agent_type": "echo", "dependencies": ["a"]}], "'a' depends on itself"),
+        ([{"id": "a", "description": "x", "agent_type": "echo", "dependencies": ["b"]},
+          {"id": "b", "description": "x", "agent_type": "echo", "dependencies": ["a"]}], "cycle"),
+        ([], "no subtasks"),
+        ([{"id": "a\u0000b", "description": "x"}], "control characters"),
+        ([{"id": "a", "description": "x", "priority": 9}], "priority"),
+    ],
+)
+async def test_bad_input_is_a_tool_error_naming_the_value_and_the_server_keeps_serving(
+    client: Client, subtasks: list[dict[str, Any]], expected: str
+) -> None:
+    text = await call_error(client, "coordinate_task", task_description="bad", subtasks=subtasks)
+    assert expected in text
+    result = await call(client, "coordinate_task", task_description="fine",
+                        subtasks=[{"id": "ok", "description": "x", "agent_type": "echo"}],
+                        options={"wait_seconds": 60})
+    assert result["status"] == "SUCCESS"
+
+
+async def test_an_unknown_session_is_a_tool_error_for_status_and_cancel(client: Client) -> None:
+    for tool in ("get_progress_status", "cancel_execution"):
+        assert "unknown session 'missing'" in await call_error(client, tool, session_id="missing")
+
+
+async def test_a_bad_memory_size_names_the_value(client: Client) -> None:
+    text = await call_error(client, "coordinate_task", task_description="x",
+                            subtasks=[{"id": "a", "description": "x", "agent_type": "echo"}],
+                            options={"max_memory_per_agent": "lots"})
+    assert "'lots'" in text
+
+
+async def test_dry_run_returns_the_plan_and_runs_nothing(client: Client, coordinator: Coordinator) -> None:
+    result = await call(client, "coordinate_task", task_description="diamond", subtasks=DIAMOND,
+                        options={"dry_run": True})
+    assert [t["task_id"] for t in result["plan"]] == ["a", "b", "c", "d"]
+    assert result["plan"][3]["dependencies"] == ["b", "c"]
+    assert coordinator.sessions == {}
+
+
+async def test_pipeline_strategy_chains_subtasks_in_order(client: Client) -> None:
+    result = await call(client, "coordinate_task", task_description="chain", strategy="pipeline",
+                        subtasks=[{"id": s, "description": s, "agent_type": "echo"} for s in ("one", "two", "three")],
+                        options={"wait_seconds": 60})
+    by_id = {r["task_id"]: r for r in result["results"]}
+    assert by_id["three"]["output"].strip() == "three done two<two done one<one done>>"
+
+
+async def test_performance_metrics_reflect_recorded_runs(client: Client) -> None:
+    await call(client, "coordinate_task", task_description="mixed",
+               subtasks=[{"id": "ok", "description": "x", "agent_type": "echo"},
+                         {"id": "bad", "description": "x", "agent_type": "failer"}],
+               options={"wait_seconds": 60})
+    metrics = await call(client, "get_performance_metrics")
+    health = metrics["system_health"]
+    assert 0 <= health["cpu_percent"] <= 100 * 64
+    assert health["memory_used_mb"] > 0 and 0 < health["memory_percent"] <= 100
+    assert health["active_agents"] == 0 and health["queue_size"] == 0
+    assert metrics["performance"]["success_rate"] == 0.5
+    assert metrics["agents"]["echo"]["runs"] == 1 and metrics["agents"]["echo"]["failures"] == 0
+    assert metrics["agents"]["failer"]["failures"] == 1
+
+
+async def test_list_agents_shows_agents_and_diagnostics(client: Client, agents: AgentFactory) -> None:
+    (agents.root / "nameless.md").write_text("---\ndescription: no name here\n---\nbody\n")
+    listing = await call(client, "list_agents")
+    names = {a["name"]: a for a in listing["agents"]}
+    assert names["echo"]["runner"] == "command" and names["echo"]["source"] == "env"
+    assert any("nameless.md" in d["path"] for d in listing["diagnostics"])
+
+
+async def test_a_long_output_is_cut_in_the_tool_result(client: Client, agents: AgentFactory) -> None:
+    agents.script("verbose", "print('x' * 100_000)")
+    result = await call(client, "coordinate_task", task_description="long",
+                        subtasks=[{"id": "v", "description": "x", "agent_type": "verbose"}],
+                        options={"wait_seconds": 60})
+    task = result["results"][0]
+    assert task["output_truncated"] is True
+    assert task["output_chars"] == 100_001
+    assert len(task["output"]) < 10_000
