@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint peers bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pcoord demo
 
-test: $(STAMP)
+# Lint and types first: they are fast and catch what tests cannot.
+test: $(STAMP) lint peers
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
+
+# Real peers for the tests (the Claude Code CLI); skipped with a message where npm is missing.
+peers:
+	@bash scripts/install-peers.sh
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

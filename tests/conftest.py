@@ -84,9 +84,9 @@ async def coordinator(settings: Settings) -> AsyncIterator[Coordinator]:
         yield running
 
 
-async def wait_until(session: Session, condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait for a session change that makes `condition` true; fail after `timeout` seconds."""
-    with anyio.fail_after(timeout):
+async def wait_until(session: Session, condition: Callable[[], bool], limit_s: float = 30.0) -> None:
+    """Wait for a session change that makes `condition` true; fail after `limit_s` seconds."""
+    with anyio.fail_after(limit_s):
         while not condition():
             await session.changed.wait()
 

@@ -38,7 +38,7 @@ from parallel_coordinator.runners.command import CommandRunner
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.session import AttemptInfo, Session, TaskRecord
-from parallel_coordinator.store import StoredAttempt, StoredSession, Store
+from parallel_coordinator.store import Store, StoredAttempt, StoredSession
 from parallel_coordinator.supervisor import SupervisorJob
 
 log = logging.getLogger(__name__)
@@ -205,8 +205,7 @@ class Coordinator:
                         assert session.options.timeout is not None
                         await self._stop(session, f"session timed out after {session.options.timeout:g} s")
         finally:
-            with anyio.CancelScope(shield=True):
-                self._finish_session(session)
+            self._finish_session(session)
 
     def _start_ready(self, session: Session, tasks: anyio.abc.TaskGroup) -> None:
         if session.stop_reason is not None:

@@ -102,5 +102,5 @@ def run_demo(target: Path | None) -> int:
         f"{metrics.parallel_efficiency:.0%} · session {result.session_id}"
     )
     if report.exists():
-        console.print(f"report: {report}")
+        console.print(f"report: {report}", soft_wrap=True, highlight=False)
     return 0 if result.status == "SUCCESS" else 1

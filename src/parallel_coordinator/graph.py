@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -84,5 +84,5 @@ class TaskGraph:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def __iter__(self) -> Iterable[TaskNode]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[TaskNode]:
         return iter(self.nodes.values())

@@ -89,17 +89,17 @@ class AttemptFigures:
 
 def attempt_figures(attempts: Sequence[StoredAttempt]) -> AttemptFigures:
     """Figures over recorded attempts: response time is one attempt's wall time, start to reaped."""
-    timed = [a for a in attempts if a.started_at is not None and a.finished_at is not None]
+    timed = [
+        (a, a.started_at, a.finished_at) for a in attempts if a.started_at is not None and a.finished_at is not None
+    ]
     if not timed:
         return AttemptFigures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
-    durations = [a.finished_at - a.started_at for a in timed]  # type: ignore[operator]
-    succeeded = [a for a in timed if a.outcome == "exited" and a.error is None]
-    start = min(a.started_at for a in timed)  # type: ignore[type-var]
-    end = max(a.finished_at for a in timed)  # type: ignore[type-var]
-    span = max(end - start, 1e-9)
+    durations = [end - start for _, start, end in timed]
+    succeeded = [a for a, _, _ in timed if a.outcome == "exited" and a.error is None]
+    span = max(max(end for _, _, end in timed) - min(start for _, start, _ in timed), 1e-9)
     per_agent: dict[str, list[float]] = defaultdict(list)
     failures: dict[str, int] = defaultdict(int)
-    for attempt, duration in zip(timed, durations, strict=True):
+    for (attempt, _, _), duration in zip(timed, durations, strict=True):
         per_agent[attempt.agent].append(duration)
         if attempt not in succeeded:
             failures[attempt.agent] += 1
@@ -117,12 +117,9 @@ def attempt_figures(attempts: Sequence[StoredAttempt]) -> AttemptFigures:
     )
 
 
-def _peak_overlap(attempts: Sequence[StoredAttempt]) -> int:
+def _peak_overlap(spans: Sequence[tuple[StoredAttempt, float, float]]) -> int:
     """The most attempts that ran at the same moment: the parallelism actually available."""
-    edges = sorted(
-        [(a.started_at, 1) for a in attempts] + [(a.finished_at, -1) for a in attempts],  # type: ignore[misc]
-        key=lambda e: (e[0], e[1]),
-    )
+    edges = sorted([(start, 1) for _, start, _ in spans] + [(end, -1) for _, _, end in spans])
     peak = current = 0
     for _, delta in edges:
         current += delta

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from parallel_coordinator.agents.spec import AgentSpec
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    "a an and are as at be by for from in into is it its of on or that the this to use when with you your"
-    " agent agents task tasks".split()
-)
+_STOP = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "its", "of",
+    "on", "or", "that", "the", "this", "to", "use", "when", "with", "you", "your", "agent", "agents", "task",
+    "tasks",
+})
 
 
 def _terms(text: str) -> list[str]:

@@ -328,13 +328,13 @@ def _watch(
                     elif "cancel" in commands:
                         end, error = "cancelled", "cancelled"
                     continue
-                stream = key.fileobj
+                fd = key.fd
                 try:
-                    chunk = os.read(stream.fileno(), _READ_CHUNK)  # type: ignore[union-attr]
+                    chunk = os.read(fd, _READ_CHUNK)
                 except BlockingIOError:
                     continue
                 if not chunk:
-                    ready.unregister(stream)
+                    ready.unregister(fd)
                     open_streams -= 1
                     handle_lines(key.data, splitters[key.data].flush())
                     continue

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from parallel_coordinator.graph import TaskGraph
+from parallel_coordinator.metrics import session_figures
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.outputs import (
     ActiveAgent,
@@ -22,9 +24,6 @@ from parallel_coordinator.schemas.outputs import (
 )
 from parallel_coordinator.session import AttemptInfo, Session, SessionStatus, TaskRecord
 from parallel_coordinator.store import StoredSession
-
-from parallel_coordinator.graph import TaskGraph
-from parallel_coordinator.metrics import session_figures
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> list[Ta
             TaskResult(
                 task_id=record.task_id,
                 agent=record.attempts[-1].agent if record.attempts else record.agent,
-                status=record.status.value,  # type: ignore[arg-type]
+                status=record.status.value,
                 output=shown,
                 output_truncated=len(shown) < len(output),
                 output_chars=len(output),

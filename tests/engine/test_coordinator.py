@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -119,7 +120,7 @@ async def test_an_agents_max_concurrent_keeps_its_runs_apart(coordinator: Coordi
     )
     assert session.status == "SUCCESS"
     spans = sorted(json.loads((folder / f"s{i}.times").read_text()) for i in range(3))
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start
     assert session.peak_parallelism == 1
 

@@ -111,7 +111,8 @@ async def test_without_waiting_the_call_returns_running_with_a_way_to_follow(
 @pytest.mark.parametrize(
     ("subtasks", "expected"),
     [
-        ([{"id": "a", "description": "x", "agent_type": "ecoh"}], "unknown agent 'ecoh' in task 'a'; did you mean 'echo'?"),
+        ([{"id": "a", "description": "x", "agent_type": "ecoh"}],
+         "unknown agent 'ecoh' in task 'a'; did you mean 'echo'?"),
         ([{"id": "a", "description": "x", "agent_type": "echo", "dependencies": ["nope"]}], "'nope'"),
         ([{"id": "a", "description": "x", "agent_type": "echo"}] * 2, "duplicate task id 'a'"),
         ([{"id": "a", "description": "x", "agent_type": "echo", "dependencies": ["a"]}], "'a' depends on itself"),

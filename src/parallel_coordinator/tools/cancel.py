@@ -21,7 +21,7 @@ async def cancel_execution(session_id: str, ctx: Context[Any, Any] | None = None
         outcome = await coordinator_of(ctx).cancel(session_id)
     return CancelResult(
         session_id=outcome.session_id,
-        status=outcome.status,  # type: ignore[arg-type]
+        status=outcome.status,
         cancelled_tasks=outcome.cancelled_tasks,
         killed_processes=outcome.killed_processes,
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
-from typing_extensions import Annotated
 
 from parallel_coordinator.schemas.outputs import ProgressStatus
 from parallel_coordinator.session import Session

@@ -1,0 +1,104 @@
+"""The `pcoord` command as a user runs it: agents, run (with its exit codes and Ctrl-C), demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import AgentFactory, alive
+from tests.server.test_stdio import HANG_AND_REPORT
+
+
+def pcoord(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "parallel_coordinator", *args],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=120, **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def environment(tmp_path: Path, agents: AgentFactory) -> dict[str, str]:
+    return {"PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root),
+            "HOME": str(tmp_path / "home")}
+
+
+def test_agents_json_lists_agents_and_diagnostics(tmp_path: Path, agents: AgentFactory) -> None:
+    (agents.root / "broken.md").write_text("no front matter at all\n")
+    done = pcoord("agents", "--json", env=environment(tmp_path, agents))
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(done.stdout)
+    assert {a["name"] for a in listing["agents"]} == {"echo", "failer"}
+    assert [Path(d["path"]).name for d in listing["diagnostics"]] == ["broken.md"]
+
+
+def test_run_executes_a_plan_file_and_exits_by_its_outcome(tmp_path: Path, agents: AgentFactory) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "two steps",
+        "subtasks": [{"id": "a", "description": "x", "agent_type": "echo"},
+                     {"id": "b", "description": "y", "agent_type": "echo", "dependencies": ["a"]}],
+    }))
+    done = pcoord("run", str(plan), "--json", env=environment(tmp_path, agents))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "SUCCESS"
+    assert [r["output"].strip() for r in result["results"]] == ["a done", "b done a<a done>"]
+
+    plan.write_text(yaml.safe_dump({
+        "task_description": "one fails",
+        "subtasks": [{"id": "a", "description": "x", "agent_type": "echo"},
+                     {"id": "b", "description": "y", "agent_type": "failer"}],
+    }))
+    done = pcoord("run", str(plan), env=environment(tmp_path, agents))
+    assert done.returncode == 1
+    assert "PARTIAL" in done.stdout
+
+
+def test_run_names_a_plan_file_it_cannot_use(tmp_path: Path, agents: AgentFactory) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("task_description: x\nsubtasks: [{id: a, description: x, agent_type: nobody}]\n")
+    done = pcoord("run", str(plan), env=environment(tmp_path, agents))
+    assert done.returncode == 1
+    assert "unknown agent 'nobody'" in done.stderr
+    done = pcoord("run", str(tmp_path / "missing.yaml"), env=environment(tmp_path, agents))
+    assert done.returncode == 1
+    assert "missing.yaml" in done.stderr
+
+
+def test_ctrl_c_cancels_the_run_kills_its_agents_and_exits_130(tmp_path: Path, agents: AgentFactory) -> None:
+    agents.script("hang", HANG_AND_REPORT)
+    fifo = tmp_path / "pids.fifo"
+    os.mkfifo(fifo)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({
+        "task_description": "hang", "subtasks": [{"id": "h", "description": str(fifo), "agent_type": "hang"}],
+    }))
+    with subprocess.Popen(
+        [sys.executable, "-m", "parallel_coordinator", "run", str(plan)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **environment(tmp_path, agents)},
+    ) as run:
+        pids = json.loads(fifo.read_text())  # blocks until the agent is up
+        run.send_signal(signal.SIGINT)
+        stdout, _ = run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert "CANCELLED" in stdout
+    assert alive(pids) == []
+
+
+def test_demo_runs_the_bundled_agents_through_the_server_and_writes_a_report(tmp_path: Path) -> None:
+    target = tmp_path / "project"
+    (target / "pkg").mkdir(parents=True)
+    (target / "pkg" / "core.py").write_text("def f(x):\n    if x:\n        return 1\n    return 2\n")
+    done = pcoord("demo", "--target", str(target), env={"PCOORD_STATE_DIR": str(tmp_path / "state")})
+    assert done.returncode == 0, done.stderr
+    assert "SUCCESS" in done.stdout
+    report = Path(done.stdout.split("report: ")[1].split()[0])
+    text = report.read_text()
+    assert str(target) in text
+    assert "Python" in text
