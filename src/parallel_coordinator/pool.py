@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
+import anyio.to_thread
 
 from parallel_coordinator.channel import AttemptHub, EventHandler
 from parallel_coordinator.runners.base import AttemptOutcome
@@ -44,22 +47,31 @@ class ExecutionBackend(Protocol):
     async def cancel(self, attempt_id: str) -> None: ...
 
 
-class LocalPoolBackend:
-    """A loky process pool, grown on demand up to `max_workers`.
+@dataclass
+class _Slice:
+    """One fixed-size loky executor and how many of our jobs it holds."""
 
-    Workers are spawned in steps as concurrency grows, because starting 64 interpreters up front
-    costs seconds of CPU on a small machine; idle workers exit after `idle_timeout_s`.
+    executor: Any
+    size: int
+    jobs: int = 0
+
+
+class LocalPoolBackend:
+    """A loky process pool of up to `max_workers`, grown in slices of `slice_size` workers.
+
+    loky starts every worker of an executor at once, and resizing an executor waits for its
+    running jobs to finish: so instead of one executor of 64, we add fixed-size executors as
+    concurrency grows. Idle workers exit after `idle_timeout_s` and return on the next job.
     """
 
     name = "local"
 
-    def __init__(self, max_workers: int = 64, idle_timeout_s: float = 300.0) -> None:
+    def __init__(self, max_workers: int = 64, idle_timeout_s: float = 300.0, slice_size: int = 8) -> None:
         self.max_workers = max_workers
         self.idle_timeout_s = idle_timeout_s
+        self.slice_size = slice_size
         self.hub = AttemptHub()
-        self._size = 0
-        self._executor: object | None = None
-        self._running = 0
+        self._slices: list[_Slice] = []
         self._exit_stack = AsyncExitStack()
 
     async def __aenter__(self) -> LocalPoolBackend:
@@ -78,31 +90,45 @@ class LocalPoolBackend:
         return await self._exit_stack.__aexit__(exc_type, exc, tb)
 
     def _shutdown_pool(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)  # type: ignore[attr-defined]
-            self._executor = None
+        for piece in self._slices:
+            piece.executor.shutdown(wait=True)
+        self._slices.clear()
 
-    def _ensure_capacity(self, wanted: int) -> object:
-        from loky import get_reusable_executor
+    @property
+    def workers(self) -> int:
+        return sum(piece.size for piece in self._slices)
 
-        wanted = min(self.max_workers, max(wanted, 1))
-        if self._executor is None or wanted > self._size:
-            size = min(self.max_workers, max(wanted, self._size * 2, 4))
-            # One executor per process, resized in place; always called from the event loop's thread.
-            self._executor = get_reusable_executor(
-                max_workers=size, timeout=int(self.idle_timeout_s), initializer=worker_init
+    def _pick_slice(self) -> _Slice:
+        """The least busy slice with a free worker; a new slice if none has one and there is room."""
+        free = [piece for piece in self._slices if piece.jobs < piece.size]
+        if free:
+            return min(free, key=lambda piece: piece.jobs)
+        room = self.max_workers - self.workers
+        if room > 0:
+            from loky import ProcessPoolExecutor
+
+            size = min(self.slice_size, room)
+            executor = ProcessPoolExecutor(
+                max_workers=size, timeout=int(self.idle_timeout_s), initializer=worker_init,
+                initargs=(os.getpid(),),
             )
-            self._size = size
-        return self._executor
+            self._slices.append(_Slice(executor, size))
+            return self._slices[-1]
+        # Every worker is busy: queue behind the least busy slice.
+        return min(self._slices, key=lambda piece: piece.jobs)
 
     async def run(self, job: SupervisorJob, on_event: EventHandler) -> AttemptOutcome:
         self.hub.register(job.attempt_id, on_event)
-        self._running += 1
+        piece = self._pick_slice()
+        piece.jobs += 1
         try:
-            executor = self._ensure_capacity(self._running)
-            future = executor.submit(supervise, dataclasses.replace(job, channel=self.hub.path))  # type: ignore[attr-defined]
+            # Submitting may start the slice's worker processes: keep that off the event loop.
+            future = await anyio.to_thread.run_sync(
+                piece.executor.submit, supervise, dataclasses.replace(job, channel=self.hub.path)
+            )
             try:
-                return await asyncio.wrap_future(future)
+                outcome: AttemptOutcome = await asyncio.wrap_future(future)
+                return outcome
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self.hub.cancel(job.attempt_id)
@@ -111,7 +137,7 @@ class LocalPoolBackend:
                             await asyncio.wrap_future(future)
                 raise
         finally:
-            self._running -= 1
+            piece.jobs -= 1
             self.hub.unregister(job.attempt_id)
 
     async def cancel(self, attempt_id: str) -> None:

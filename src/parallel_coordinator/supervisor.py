@@ -41,16 +41,16 @@ _SUPERVISING = threading.Lock()
 _ORPHAN_CHECK_S = 0.25
 
 
-def worker_init() -> None:
+def worker_init(coordinator_pid: int) -> None:
     """Pool worker initializer: exit when the coordinator process is gone.
 
     loky workers outlive a SIGKILLed parent; ours must not. A running supervisor sees its channel
-    close and kills its agent first; the watchdog waits for that, then ends the worker.
+    close and kills its agent first; the watchdog waits for that, then ends the worker. The
+    coordinator's pid is passed in, because it may already be gone by the time this runs.
     """
-    parent = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == coordinator_pid:
             time.sleep(_ORPHAN_CHECK_S)
         with _SUPERVISING:
             os._exit(0)

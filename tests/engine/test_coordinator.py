@@ -32,7 +32,10 @@ BARRIER = """
     request = json.load(sys.stdin)
     spec = json.loads(request["description"])
     folder = spec["folder"]
-    open(os.path.join(folder, request["task_id"] + ".start"), "w").write(str(time.time()))
+    started = str(time.time())  # taken before the file appears: others may pass the barrier at once
+    with open(os.path.join(folder, request["task_id"] + ".tmp"), "w") as f:
+        f.write(started)
+    os.rename(os.path.join(folder, request["task_id"] + ".tmp"), os.path.join(folder, request["task_id"] + ".start"))
     deadline = time.time() + 60
     while len([f for f in os.listdir(folder) if f.endswith(".start")]) < spec["expect"]:
         if time.time() > deadline:
