@@ -1,0 +1,78 @@
+"""Claude Code agents through the whole engine, against the fake `claude` and with none installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.scheduler import TaskState
+from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
+from tests.conftest import AgentFactory
+
+pytestmark = pytest.mark.anyio
+
+FAKE_CLAUDE = Path(__file__).resolve().parents[1] / "fakes" / "claude"
+
+REVIEWER = """---
+name: reviewer
+description: Reviews code for bugs
+tools: Read, Grep
+model: sonnet
+---
+You are a careful code reviewer.
+"""
+
+
+@pytest.fixture
+def reviewer(agents: AgentFactory) -> None:
+    (agents.root / "reviewer.md").write_text(REVIEWER)
+
+
+async def run(coordinator: Coordinator, *subtasks: Subtask):  # type: ignore[no-untyped-def]
+    options = CoordinateOptions(wait_seconds=0)
+    session = await coordinator.start("review", coordinator.plan(list(subtasks), options), options)
+    with anyio.fail_after(60):
+        await session.done.wait()
+    return session
+
+
+async def test_a_claude_agent_gets_its_dependencies_and_reports_tokens_and_cost(
+    coordinator: Coordinator, reviewer: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PCOORD_CLAUDE_BIN", str(FAKE_CLAUDE))
+    session = await run(
+        coordinator,
+        Subtask(id="find", description="list the files", agent_type="echo"),
+        Subtask(id="review", description="Review the listed files", agent_type="reviewer", dependencies=["find"]),
+    )
+    assert session.status == "SUCCESS", session.error_summary
+    record = session.tasks["review"]
+    assert "Review the listed files" in record.output
+    assert record.input_tokens and record.input_tokens > 0
+    assert record.output_tokens and record.output_tokens > 0
+    assert record.cost_usd is not None and record.cost_usd > 0
+
+
+async def test_a_logged_out_claude_fails_the_task_with_its_own_words(
+    coordinator: Coordinator, reviewer: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PCOORD_CLAUDE_BIN", str(FAKE_CLAUDE))
+    monkeypatch.setenv("FAKE_CLAUDE_SCENARIO", "logged_out")
+    session = await run(coordinator, Subtask(id="review", description="x", agent_type="reviewer"))
+    assert session.tasks["review"].status is TaskState.FAILED
+    assert "Not logged in" in (session.tasks["review"].error or "")
+
+
+async def test_without_claude_the_task_fails_saying_how_to_install_it(
+    coordinator: Coordinator, reviewer: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PCOORD_CLAUDE_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    session = await run(coordinator, Subtask(id="review", description="x", agent_type="reviewer"))
+    error = session.tasks["review"].error or ""
+    assert session.tasks["review"].status is TaskState.FAILED
+    assert "npm install -g @anthropic-ai/claude-code" in error
+    assert "PCOORD_CLAUDE_BIN" in error
