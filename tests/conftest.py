@@ -75,7 +75,10 @@ def agents(tmp_path: Path) -> AgentFactory:
 
 @pytest.fixture
 def settings(tmp_path: Path, agents: AgentFactory) -> Settings:
-    return Settings(state_dir=tmp_path / "state", agent_dirs=[(agents.root, "env")], pool_idle_timeout_s=60)
+    # CPU admission off: a busy test machine must not slow the suite (tested on its own).
+    return Settings(
+        state_dir=tmp_path / "state", agent_dirs=[(agents.root, "env")], pool_idle_timeout_s=60, max_cpu_usage=100
+    )
 
 
 @pytest.fixture

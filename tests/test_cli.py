@@ -53,6 +53,7 @@ def test_run_executes_a_plan_file_and_exits_by_its_outcome(tmp_path: Path, agent
         "task_description": "one fails",
         "subtasks": [{"id": "a", "description": "x", "agent_type": "echo"},
                      {"id": "b", "description": "y", "agent_type": "failer"}],
+        "options": {"retry_attempts": 1},
     }))
     done = pcoord("run", str(plan), env=environment(tmp_path, agents))
     assert done.returncode == 1

@@ -11,6 +11,16 @@ from platformdirs import user_state_dir
 from parallel_coordinator.agents.spec import SourceKind
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+
+
 def default_state_dir() -> Path:
     configured = os.environ.get("PCOORD_STATE_DIR")
     return Path(configured).expanduser() if configured else Path(user_state_dir("parallel-coordinator"))
@@ -28,6 +38,12 @@ class Settings:
     total_result_chars: int = 40_000
     # What the supervisor keeps of an agent's stdout in memory; the artefact file has all of it.
     output_cap_bytes: int = 4 * 1024 * 1024
+    # New agents wait while the machine's CPU is busier than this (percent of all cores).
+    max_cpu_usage: float = field(default_factory=lambda: _env_float("PCOORD_MAX_CPU_USAGE", 80.0))
+    # Rate-limited runs are retried without using up a task's attempts, but not forever.
+    max_rate_limit_retries: int = 10
+    # Cap on one retry's back-off delay.
+    max_backoff_s: float = 60.0
 
     @property
     def database(self) -> Path:

@@ -9,18 +9,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import anyio
 import anyio.abc
 
+from parallel_coordinator.admission import DEFAULT_NEED_MB, MachineGate
 from parallel_coordinator.agents import AgentCatalog, AgentSpec, discover_agents
 from parallel_coordinator.config import Settings
 from parallel_coordinator.errors import (
@@ -38,13 +41,16 @@ from parallel_coordinator.runners.command import CommandRunner
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.session import AttemptInfo, Session, TaskRecord
-from parallel_coordinator.store import Store, StoredAttempt, StoredSession
+from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask
 from parallel_coordinator.supervisor import SupervisorJob
+from parallel_coordinator.throttle import RunnerThrottle
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TASK_TIMEOUT_S = 300.0
 _CANCEL_WAIT_S = 10.0
+_RECHECK_S = 0.5  # how soon a queue held back by CPU, memory or a rate limit is looked at again
+_CPU_SAMPLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,10 @@ class Coordinator:
         self.sessions: dict[str, Session] = {}
         self.store = Store(self.settings.database)
         self._agent_running: Counter[str] = Counter()
+        self._capacity = anyio.Event()
+        self._peak_rss_mb: dict[str, float] = {}
+        self.throttles: dict[str, RunnerThrottle] = {}
+        self.gate = MachineGate(max_cpu_usage=self.settings.max_cpu_usage)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self.system = SystemSampler()
@@ -100,7 +110,12 @@ class Coordinator:
             await stack.enter_async_context(self.backend)
             stack.callback(self.store.close)
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            self._task_group.start_soon(self._sample_machine, name="machine sampler")
             self._exit_stack = stack.pop_all()
+        recovered = self.store.recover_orphans(time.time())
+        if recovered:
+            log.warning("%d session(s) were running when a server stopped; marked interrupted: %s",
+                        len(recovered), ", ".join(recovered))
         return self
 
     async def __aexit__(
@@ -169,28 +184,81 @@ class Coordinator:
             )
         return PlannedSession(TaskGraph(nodes), agents, notes)
 
+    def resume_plan(self, session_id: str) -> tuple[str, PlannedSession, dict[str, StoredTask]]:
+        """The graph of an ended session, and the tasks of it that succeeded (kept, not re-run)."""
+        found = self.get(session_id)
+        if isinstance(found, Session):
+            if found.status == "RUNNING":
+                raise PlanError(f"session {session_id!r} is still running; only an ended session can be resumed")
+            found = self.store.load_session(session_id) or found
+        assert not isinstance(found, Session)
+        catalog = self.catalog()
+        nodes, agents = [], {}
+        for task in found.tasks:
+            spec = task.spec
+            for name in (task.agent, *spec.get("fallback_agents", [])):
+                agent = catalog.get(name)
+                if agent is None:
+                    raise UnknownAgentError(name, task.task_id, catalog.names())
+                agents[name] = agent
+            nodes.append(
+                TaskNode(
+                    id=task.task_id, description=task.description, agent=task.agent,
+                    dependencies=tuple(task.dependencies), priority=task.priority,
+                    timeout_s=spec.get("timeout_s"), expected_duration_s=spec.get("expected_duration_s"),
+                    max_attempts=spec.get("max_attempts"), backoff_s=spec.get("backoff_s"),
+                    fallback_agents=tuple(spec.get("fallback_agents", [])),
+                    resources_required=spec.get("resources_required") or {},
+                )
+            )
+        kept = {t.task_id: t for t in found.tasks if t.status == "succeeded"}
+        return found.task_description, PlannedSession(TaskGraph(nodes), agents, {}), kept
+
     # Running ------------------------------------------------------------------------------------
 
     async def start(
-        self, task_description: str, planned: PlannedSession, options: CoordinateOptions
+        self,
+        task_description: str,
+        planned: PlannedSession,
+        options: CoordinateOptions,
+        *,
+        resumed_from: str | None = None,
+        kept: dict[str, StoredTask] | None = None,
     ) -> Session:
         assert self._task_group is not None, "use the Coordinator as an async context manager"
         session = Session(
-            id=secrets.token_hex(8), task_description=task_description, options=options, graph=planned.graph
+            id=secrets.token_hex(8), task_description=task_description, options=options, graph=planned.graph,
+            agents=planned.agents, routing_notes=planned.routing_notes, resumed_from=resumed_from,
         )
-        session.agents = planned.agents
-        session.routing_notes = planned.routing_notes
         self.store.create_session(
-            session.id,
-            task_description,
-            options.model_dump(mode="json"),
-            session.created_at,
-            options.max_agents,
-            [(n.id, n.agent, n.description, n.dependencies, n.priority) for n in planned.graph.nodes.values()],
+            session.id, task_description, options.model_dump(mode="json"), session.created_at, options.max_agents,
+            [(n.id, n.agent, n.description, n.dependencies, n.priority, _node_spec(n))
+             for n in planned.graph.nodes.values()],
+            resumed_from=resumed_from,
         )
+        for task_id in planned.graph.order:
+            if kept and task_id in kept:
+                self._keep_result(session, kept[task_id])
         self.sessions[session.id] = session
         self._task_group.start_soon(self._run_session, session, name=f"session {session.id}")
         return session
+
+    def _keep_result(self, session: Session, stored: StoredTask) -> None:
+        record = session.tasks[stored.task_id]
+        record.status = TaskState.SUCCEEDED
+        record.agent, record.output = stored.agent, stored.output or ""
+        record.started_at, record.finished_at = stored.started_at, stored.finished_at
+        record.input_tokens, record.output_tokens, record.cost_usd = (
+            stored.input_tokens, stored.output_tokens, stored.cost_usd,
+        )
+        record.progress = 100.0
+        session.scheduler.mark_succeeded(stored.task_id)
+        self.store.update_task(
+            session.id, stored.task_id, status="succeeded", output=record.output,
+            started_at=record.started_at, finished_at=record.finished_at, input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens, cost_usd=record.cost_usd,
+            error=f"kept from session {session.resumed_from!r}",
+        )
 
     async def _run_session(self, session: Session) -> None:
         deadline = anyio.current_time() + session.options.timeout if session.options.timeout else None
@@ -198,7 +266,11 @@ class Coordinator:
             async with anyio.create_task_group() as tasks:
                 while not session.scheduler.finished:
                     self._start_ready(session, tasks)
-                    with anyio.move_on_after(deadline - anyio.current_time() if deadline else math.inf):
+                    # A queue held back by CPU, memory or a rate limit is looked at again shortly.
+                    wait = _RECHECK_S if session.queue_reason else math.inf
+                    if deadline is not None:
+                        wait = min(wait, deadline - anyio.current_time())
+                    with anyio.move_on_after(wait):
                         await session.wake.wait()
                     session.wake = anyio.Event()
                     if deadline is not None and anyio.current_time() >= deadline and session.stop_reason is None:
@@ -208,12 +280,22 @@ class Coordinator:
             self._finish_session(session)
 
     def _start_ready(self, session: Session, tasks: anyio.abc.TaskGroup) -> None:
+        before = session.queue_reason
+        session.queue_reason = self._start_what_may(session, tasks)
+        if session.queue_reason != before:
+            session.notify()
+
+    def _start_what_may(self, session: Session, tasks: anyio.abc.TaskGroup) -> str | None:
+        """Start ready tasks while the limits allow; returns why the rest must wait, if they must."""
         if session.stop_reason is not None:
-            return
-        while len(session.running()) < session.options.max_agents:
-            task_id = session.scheduler.take_ready(self._agent_has_room)
+            return None
+        while len(session.running()) < session.options.max_agents and session.scheduler.ready_count():
+            refusal = self.gate.refusal(self._expected_need_mb(session), self.active_agents)
+            if refusal is not None:
+                return refusal
+            task_id = session.scheduler.take_ready(lambda agent: self._may_start(session, agent))
             if task_id is None:
-                return
+                return self._throttle_reason(session)
             record = session.tasks[task_id]
             record.status = TaskState.RUNNING
             record.started_at = time.time()
@@ -221,60 +303,178 @@ class Coordinator:
             session.peak_parallelism = max(session.peak_parallelism, len(session.running()))
             self.store.update_task(session.id, task_id, status="running", started_at=record.started_at)
             tasks.start_soon(self._run_task, session, task_id, name=f"task {session.id}/{task_id}")
-
-    def _agent_has_room(self, agent: str) -> bool:
-        spec = self._spec_for(agent)
-        limit = spec.max_concurrent if spec is not None else None
-        return limit is None or self._agent_running[agent] < limit
-
-    def _spec_for(self, agent: str) -> AgentSpec | None:
-        for session in self.sessions.values():
-            spec = getattr(session, "agents", {}).get(agent)
-            if spec is not None:
-                return spec  # type: ignore[no-any-return]
         return None
 
+    def _may_start(self, session: Session, agent: str) -> bool:
+        spec = session.agents[agent]
+        if spec.max_concurrent is not None and self._agent_running[agent] >= spec.max_concurrent:
+            return False
+        return self._throttle(spec.runner).admits()
+
+    def _throttle(self, runner: str) -> RunnerThrottle:
+        if runner not in self.throttles:
+            self.throttles[runner] = RunnerThrottle(max_limit=self.settings.pool_size)
+        return self.throttles[runner]
+
+    def _throttle_reason(self, session: Session) -> str | None:
+        for runner, throttle in self.throttles.items():
+            if throttle.throttled and any(a.runner == runner for a in session.agents.values()):
+                return (
+                    f"backing off {runner!r} after {throttle.rate_limits} rate limit(s): at most"
+                    f" {max(1, int(throttle.limit))} at once, next start in {throttle.pause_left():.1f} s"
+                )
+        return None
+
+    def _expected_need_mb(self, session: Session) -> float:
+        """Memory the next agent is expected to need, the most of any task waiting to start.
+
+        A subtask's `resources_required.memory_mb` says it outright; otherwise the most its agent has
+        been seen to use, or a default for its runner; never more than the per-agent cap.
+        """
+        needs = []
+        for task_id in session.scheduler.ready_ids():
+            node = session.graph.nodes[task_id]
+            declared = node.resources_required.get("memory_mb")
+            if isinstance(declared, int | float) and not isinstance(declared, bool):
+                needs.append(float(declared))
+                continue
+            runner = session.agents[node.agent].runner
+            needs.append(self._peak_rss_mb.get(node.agent, DEFAULT_NEED_MB.get(runner, 50.0)))
+        return min(max(needs, default=0.0), session.options.memory_limit_mb)
+
+    @property
+    def active_agents(self) -> int:
+        return sum(self._agent_running.values())
+
+    async def _sample_machine(self) -> None:
+        while True:
+            self.gate.sample_cpu()
+            await anyio.sleep(_CPU_SAMPLE_S)
+
     async def _run_task(self, session: Session, task_id: str) -> None:
+        """Run one task to its end: retries with backoff, then each fallback agent in turn."""
         node = session.graph.nodes[task_id]
         record = session.tasks[task_id]
-        agent: AgentSpec = session.agents[node.agent]
+        held = node.agent  # the agent whose concurrency slot this task holds
+        result = RunResult(ok=False, error="not run")
         try:
-            result = await self._attempt(session, node, record, agent)
+            for agent_name in (node.agent, *node.fallback_agents):
+                if agent_name != held:
+                    held = await self._move_slot(session, held, agent_name)
+                    if held != agent_name:
+                        break  # stopped while waiting for the fallback's slot
+                    record.agent = agent_name
+                    log.info("task %r moves to fallback agent %r", task_id, agent_name)
+                result = await self._attempts_with(session, node, record, session.agents[agent_name])
+                if result.ok or session.stop_reason is not None:
+                    break
         finally:
-            self._agent_running[agent.name] -= 1
+            self._agent_running[held] -= 1
             self._poke_all()
+        self._finish_task(session, task_id, result)
+
+    async def _attempts_with(
+        self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec
+    ) -> RunResult:
+        """Up to max_attempts runs of one agent; rate-limited runs wait and do not use up attempts."""
+        max_attempts = node.max_attempts or session.options.retry_attempts
+        throttle = self._throttle(agent.runner)
+        used = rate_limited = 0
+        result = RunResult(ok=False, error="not run")
+        while used < max_attempts and session.stop_reason is None:
+            await self._wait_until(session, throttle.admits, throttle.pause_left)
+            if session.stop_reason is not None:
+                break
+            result = await self._attempt(session, node, record, agent)
+            if result.ok:
+                throttle.on_success()
+                return result
+            if result.details.get("reason") in ("cancelled", "lost") and session.stop_reason is not None:
+                return result
+            if result.rate_limited and rate_limited < self.settings.max_rate_limit_retries:
+                rate_limited += 1
+                pause = throttle.on_rate_limit()
+                log.warning("%s run of task %r was rate limited; backing off %.1f s", agent.runner, node.id, pause)
+                continue
+            used += 1
+            if not result.retryable or outcome_is_permanent(result):
+                break
+            if used < max_attempts:
+                await self._backoff(session, node, used)
+        return result
+
+    async def _backoff(self, session: Session, node: TaskNode, failures: int) -> None:
+        """Exponential backoff with jitter before a retry; a stop cuts it short."""
+        base = node.backoff_s if node.backoff_s is not None else 1.0
+        delay = min(self.settings.max_backoff_s, base * 2 ** (failures - 1)) * random.uniform(0.5, 1.5)
+        with anyio.move_on_after(delay):
+            await session.stopped.wait()
+
+    async def _wait_until(
+        self, session: Session, admitted: Callable[[], bool], pause_left: Callable[[], float]
+    ) -> None:
+        while not admitted() and session.stop_reason is None:
+            with anyio.move_on_after(max(pause_left(), _RECHECK_S)):
+                await session.stopped.wait()
+
+    async def _move_slot(self, session: Session, held: str, wanted: str) -> str:
+        """Give back `held`'s concurrency slot and take one of `wanted`'s, waiting for room."""
+        self._agent_running[held] -= 1
+        self._poke_all()
+        spec = session.agents[wanted]
+        while spec.max_concurrent is not None and self._agent_running[wanted] >= spec.max_concurrent:
+            if session.stop_reason is not None:
+                self._agent_running[held] += 1
+                return held
+            changed = self._capacity
+            with anyio.move_on_after(_RECHECK_S):
+                await changed.wait()
+        self._agent_running[wanted] += 1
+        return wanted
+
+    def _finish_task(self, session: Session, task_id: str, result: RunResult) -> None:
+        record = session.tasks[task_id]
         record.finished_at = time.time()
-        record.progress = 100.0 if result.ok else record.progress
         if result.ok:
             record.status = TaskState.SUCCEEDED
-            record.output, record.error = result.output, None
+            record.output, record.error, record.progress = result.output, None, 100.0
             session.scheduler.succeed(task_id)
         else:
-            cancelled = session.stop_reason is not None and result.details.get("reason") in ("cancelled", "lost")
-            record.status = TaskState.CANCELLED if cancelled else TaskState.FAILED
+            stopped = session.stop_reason is not None and result.details.get("reason") in ("cancelled", "lost")
+            record.status = TaskState.CANCELLED if stopped else TaskState.FAILED
             record.output, record.error = result.output, result.error
-            skipped = session.scheduler.fail(task_id, record.status)
-            for other in skipped:
-                skipped_record = session.tasks[other]
-                skipped_record.status = TaskState.SKIPPED
-                skipped_record.error = session.scheduler.skip_reason[other]
-            self.store.update_tasks(session.id, skipped, status="skipped")
-            for other in skipped:
-                self.store.update_task(session.id, other, error=session.tasks[other].error)
-        record.input_tokens, record.output_tokens, record.cost_usd = (
-            result.input_tokens, result.output_tokens, result.cost_usd,
-        )
+            self._skip_dependents(session, task_id)
+        tokens = [a for a in (result.input_tokens, result.output_tokens) if a is not None]
+        if tokens or result.cost_usd is not None:
+            record.input_tokens, record.output_tokens, record.cost_usd = (
+                result.input_tokens, result.output_tokens, result.cost_usd,
+            )
         self.store.update_task(
             session.id, task_id, status=record.status.value, output=record.output, error=record.error,
-            attempts=len(record.attempts), finished_at=record.finished_at, input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens, cost_usd=result.cost_usd,
+            agent=record.agent, attempts=len(record.attempts), finished_at=record.finished_at,
+            input_tokens=record.input_tokens, output_tokens=record.output_tokens, cost_usd=record.cost_usd,
         )
         session.poke()
+        if record.status is TaskState.FAILED and session.options.on_failure == "stop" and not session.stop_reason:
+            assert self._task_group is not None
+            self._task_group.start_soon(self._stop, session, f"stopped at the first failure: task {task_id!r} failed")
+
+    def _skip_dependents(self, session: Session, task_id: str) -> None:
+        skipped = session.scheduler.fail(task_id, session.tasks[task_id].status)
+        for other in skipped:
+            session.tasks[other].status = TaskState.SKIPPED
+            session.tasks[other].error = session.scheduler.skip_reason[other]
+            self.store.update_task(session.id, other, status="skipped", error=session.tasks[other].error)
 
     async def _attempt(self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec) -> RunResult:
         number = len(record.attempts) + 1
         attempt = AttemptInfo(number=number, agent=agent.name, started_at=time.time())
         record.attempts.append(attempt)
+        self.store.add_attempt(
+            StoredAttempt(session.id, node.id, number, agent.name, attempt.started_at, None, None, "running", None),
+            pid=None, peak_rss_mb=None,
+        )
+        session.notify()
         request = TaskRequest(
             session_id=session.id,
             task_id=node.id,
@@ -282,31 +482,44 @@ class Coordinator:
             task_description=session.task_description,
             context={dep: session.tasks[dep].output for dep in node.dependencies},
             working_directory=session.options.working_directory,
-            timeout_s=node.timeout_s or DEFAULT_TASK_TIMEOUT_S,
+            timeout_s=node.timeout_s or agent.timeout or DEFAULT_TASK_TIMEOUT_S,
             token_budget=session.options.token_budget_per_agent,
             attempt=number,
         )
         runner = self.runners.get(agent.runner)
+        throttle = self._throttle(agent.runner)
         outcome: AttemptOutcome
         if runner is None:
-            result = RunResult(ok=False, error=f"no runner {agent.runner!r} for agent {agent.name!r}")
-            outcome = AttemptOutcome(reason="spawn_failed", error=result.error)
+            missing = f"no runner {agent.runner!r} for agent {agent.name!r}"
+            outcome = AttemptOutcome(reason="spawn_failed", error=missing)
+            result = RunResult(ok=False, error=outcome.error, retryable=False)
         else:
             try:
                 invocation = runner.invocation(agent, request)
             except RunnerUnavailableError as exc:
                 outcome = AttemptOutcome(reason="spawn_failed", error=str(exc))
-                result = RunResult(ok=False, error=str(exc))
+                result = RunResult(ok=False, error=str(exc), retryable=False)
             else:
-                outcome = await self._supervise(session, record, invocation, request)
+                throttle.running += 1
+                try:
+                    outcome = await self._supervise(session, record, invocation, request)
+                finally:
+                    throttle.running -= 1
                 result = runner.interpret(agent, outcome)
+                if outcome.stdout_truncated and result.ok:
+                    result.output += (
+                        f"\n[output cut at {len(outcome.stdout.encode()):,} of {outcome.stdout_bytes:,} bytes;"
+                        f" the whole output is in {self._artefacts(session, node.id, number) / 'stdout'}]"
+                    )
         result.details.setdefault("reason", outcome.reason)
+        if outcome.peak_rss_mb:
+            self._peak_rss_mb[agent.name] = max(self._peak_rss_mb.get(agent.name, 0.0), outcome.peak_rss_mb)
         session.killed_processes += outcome.killed_processes
         attempt.finished_at = outcome.finished_at or time.time()
         if outcome.started_at:
             attempt.started_at = outcome.started_at
         attempt.exit_code = outcome.exit_code
-        attempt.outcome = outcome.reason if outcome.reason != "spawn_failed" or runner else "unavailable"
+        attempt.outcome = "rate_limited" if result.rate_limited else outcome.reason
         attempt.error = result.error
         self.store.add_attempt(
             StoredAttempt(
@@ -318,16 +531,18 @@ class Coordinator:
         )
         return result
 
+    def _artefacts(self, session: Session, task_id: str, attempt: int) -> Path:
+        return self.settings.runs_dir / session.id / _safe_name(task_id) / str(attempt)
+
     async def _supervise(
         self, session: Session, record: TaskRecord, invocation: Invocation, request: TaskRequest
     ) -> AttemptOutcome:
         attempt_id = secrets.token_hex(8)
         record.attempt_id, record.pid, record.progress, record.message = attempt_id, None, None, None
-        artefacts = self.settings.runs_dir / session.id / _safe_name(record.task_id) / str(request.attempt)
         job = SupervisorJob(
             attempt_id=attempt_id,
             invocation=invocation,
-            artefact_dir=str(artefacts),
+            artefact_dir=str(self._artefacts(session, record.task_id, request.attempt)),
             channel="",
             cwd=request.working_directory,
             timeout_s=request.timeout_s,
@@ -344,6 +559,8 @@ class Coordinator:
                 record.message = event.get("message")
             session.notify()
 
+        if session.stop_reason is not None:
+            return AttemptOutcome(reason="cancelled", error=session.stop_reason)
         try:
             return await self.backend.run(job, on_event)
         except Exception as exc:  # a pool worker that died takes only its own attempt with it
@@ -353,7 +570,9 @@ class Coordinator:
             record.attempt_id = None
 
     def _poke_all(self) -> None:
-        # A freed agent slot may let another session's task start.
+        # A freed agent slot may let another session's task, or a waiting fallback, start.
+        self._capacity.set()
+        self._capacity = anyio.Event()
         for other in self.sessions.values():
             if other.status == "RUNNING":
                 other.wake.set()
@@ -370,6 +589,7 @@ class Coordinator:
                 self.store.update_task(session.id, record.task_id, status="interrupted")
         session.finished_at = time.time()
         session.status = session.decide_status()
+        session.queue_reason = None
         failures = [r for r in session.tasks.values() if r.status is TaskState.FAILED]
         notes = []
         if session.stop_reason and not session.cancel_requested:
@@ -423,7 +643,9 @@ class Coordinator:
 
     async def _stop(self, session: Session, reason: str) -> int:
         """Cancel what has not started and tell every running attempt to kill its agent."""
-        session.stop_reason = reason
+        if session.stop_reason is None:
+            session.stop_reason = reason
+        session.stopped.set()
         pending = session.scheduler.cancel_pending()
         for task_id in pending:
             session.tasks[task_id].status = TaskState.CANCELLED
@@ -436,6 +658,20 @@ class Coordinator:
                 await self.backend.cancel(record.attempt_id)
         session.poke()
         return len(pending) + len(running)
+
+
+def outcome_is_permanent(result: RunResult) -> bool:
+    """A process that could not even start (missing command, bad working directory) will not start next time."""
+    return result.details.get("reason") == "spawn_failed"
+
+
+def _node_spec(node: TaskNode) -> dict[str, Any]:
+    """What a stored task needs, beyond its columns, to be run again by resume_session."""
+    return {
+        "timeout_s": node.timeout_s, "expected_duration_s": node.expected_duration_s,
+        "max_attempts": node.max_attempts, "backoff_s": node.backoff_s,
+        "fallback_agents": list(node.fallback_agents), "resources_required": dict(node.resources_required),
+    }
 
 
 def _first_line(text: str | None) -> str:

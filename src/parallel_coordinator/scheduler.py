@@ -70,6 +70,9 @@ class Scheduler:
         """Tasks whose dependencies are met but that have not started: the queue."""
         return sum(1 for e in self._ready if self.state[e[3]] is TaskState.PENDING)
 
+    def ready_ids(self) -> list[str]:
+        return [e[3] for e in self._ready if self.state[e[3]] is TaskState.PENDING]
+
     def succeed(self, task_id: str) -> list[str]:
         """Mark a task succeeded; returns the dependents that just became ready."""
         self.state[task_id] = TaskState.SUCCEEDED
@@ -80,6 +83,11 @@ class Scheduler:
                 self._push(dependent)
                 released.append(dependent)
         return released
+
+    def mark_succeeded(self, task_id: str) -> list[str]:
+        """A task whose result is already known (a resumed session): succeed it without running it."""
+        self.state[task_id] = TaskState.RUNNING
+        return self.succeed(task_id)
 
     def fail(self, task_id: str, state: TaskState = TaskState.FAILED) -> list[str]:
         """Mark a task failed for good; every pending task below it is skipped. Returns those."""

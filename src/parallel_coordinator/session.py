@@ -65,6 +65,8 @@ class Session:
     status: SessionStatus = "RUNNING"
     error_summary: str | None = None
     agents: dict[str, AgentSpec] = field(default_factory=dict)
+    resumed_from: str | None = None
+    queue_reason: str | None = None
     routing_notes: dict[str, str] = field(default_factory=dict)
     cancel_requested: bool = False
     stop_reason: str | None = None
@@ -73,6 +75,7 @@ class Session:
     done: anyio.Event = field(default_factory=anyio.Event)
     wake: anyio.Event = field(default_factory=anyio.Event)
     changed: anyio.Event = field(default_factory=anyio.Event)
+    stopped: anyio.Event = field(default_factory=anyio.Event)
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(self.graph)

@@ -7,12 +7,13 @@ a second server) can read while we write.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -24,7 +25,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     finished_at REAL,
     error_summary TEXT,
     owner_pid INTEGER,
-    max_agents INTEGER NOT NULL DEFAULT 64
+    max_agents INTEGER NOT NULL DEFAULT 64,
+    owner_started_at REAL,
+    resumed_from TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -43,6 +46,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     input_tokens INTEGER,
     output_tokens INTEGER,
     cost_usd REAL,
+    spec TEXT,
     PRIMARY KEY (session_id, task_id)
 );
 CREATE TABLE IF NOT EXISTS attempts (
@@ -61,6 +65,30 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
+SCHEMA_VERSION = 2
+# Columns added after version 1, for state directories made by an earlier release.
+_MIGRATIONS = {
+    2: [
+        "ALTER TABLE sessions ADD COLUMN owner_started_at REAL",
+        "ALTER TABLE sessions ADD COLUMN resumed_from TEXT",
+        "ALTER TABLE tasks ADD COLUMN spec TEXT",
+    ],
+}
+
+
+def process_identity() -> tuple[int, float]:
+    """(pid, start time): a pid alone may be reused by another process after a crash."""
+    me = psutil.Process()
+    return me.pid, me.create_time()
+
+
+def is_alive(pid: int | None, started_at: float | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        return started_at is None or abs(psutil.Process(pid).create_time() - started_at) < 0.01
+    except psutil.Error:
+        return False
 
 
 @dataclass(frozen=True)
@@ -71,6 +99,7 @@ class StoredTask:
     dependencies: list[str]
     priority: int
     status: str
+    spec: dict[str, Any]
     output: str | None
     error: str | None
     attempts: int
@@ -104,6 +133,7 @@ class StoredSession:
     finished_at: float | None
     error_summary: str | None
     max_agents: int
+    resumed_from: str | None
     tasks: list[StoredTask]
     attempts: list[StoredAttempt]
 
@@ -115,7 +145,17 @@ class Store:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        existing = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'sessions'").fetchone()
+        if existing and version < SCHEMA_VERSION:
+            for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    self._db.execute(statement)
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -127,21 +167,24 @@ class Store:
         options: dict[str, Any],
         created_at: float,
         max_agents: int,
-        tasks: Sequence[tuple[str, str, str, Sequence[str], int]],
+        tasks: Sequence[tuple[str, str, str, Sequence[str], int, dict[str, Any]]],
+        resumed_from: str | None = None,
     ) -> None:
         """Record a new session and all its tasks (pending) in one transaction."""
+        pid, started_at = process_identity()
         with self._transaction():
             self._db.execute(
-                "INSERT INTO sessions (id, task_description, status, options, created_at, owner_pid, max_agents)"
-                " VALUES (?, ?, 'RUNNING', ?, ?, ?, ?)",
-                (session_id, task_description, json.dumps(options), created_at, os.getpid(), max_agents),
+                "INSERT INTO sessions (id, task_description, status, options, created_at, owner_pid, max_agents,"
+                " owner_started_at, resumed_from) VALUES (?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
+                (session_id, task_description, json.dumps(options), created_at, pid, max_agents, started_at,
+                 resumed_from),
             )
             self._db.executemany(
                 "INSERT INTO tasks (session_id, task_id, position, agent, description, dependencies, priority,"
-                " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                " status, spec) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
                 [
-                    (session_id, task_id, i, agent, description, json.dumps(list(deps)), priority)
-                    for i, (task_id, agent, description, deps, priority) in enumerate(tasks)
+                    (session_id, task_id, i, agent, description, json.dumps(list(deps)), priority, json.dumps(spec))
+                    for i, (task_id, agent, description, deps, priority, spec) in enumerate(tasks)
                 ],
             )
 
@@ -177,8 +220,8 @@ class Store:
 
     def load_session(self, session_id: str) -> StoredSession | None:
         row = self._db.execute(
-            "SELECT id, task_description, status, options, created_at, finished_at, error_summary, max_agents"
-            " FROM sessions WHERE id = ?",
+            "SELECT id, task_description, status, options, created_at, finished_at, error_summary, max_agents,"
+            " resumed_from FROM sessions WHERE id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
@@ -187,11 +230,11 @@ class Store:
             StoredTask(
                 task_id=r[0], agent=r[1], description=r[2], dependencies=json.loads(r[3]), priority=r[4],
                 status=r[5], output=r[6], error=r[7], attempts=r[8], started_at=r[9], finished_at=r[10],
-                input_tokens=r[11], output_tokens=r[12], cost_usd=r[13],
+                input_tokens=r[11], output_tokens=r[12], cost_usd=r[13], spec=json.loads(r[14] or "{}"),
             )
             for r in self._db.execute(
                 "SELECT task_id, agent, description, dependencies, priority, status, output, error, attempts,"
-                " started_at, finished_at, input_tokens, output_tokens, cost_usd FROM tasks"
+                " started_at, finished_at, input_tokens, output_tokens, cost_usd, spec FROM tasks"
                 " WHERE session_id = ? ORDER BY position",
                 (session_id,),
             )
@@ -199,8 +242,49 @@ class Store:
         attempts = self._attempts("WHERE session_id = ? ORDER BY started_at", (session_id,))
         return StoredSession(
             id=row[0], task_description=row[1], status=row[2], options=json.loads(row[3]), created_at=row[4],
-            finished_at=row[5], error_summary=row[6], max_agents=row[7], tasks=tasks, attempts=attempts,
+            finished_at=row[5], error_summary=row[6], max_agents=row[7], resumed_from=row[8], tasks=tasks,
+            attempts=attempts,
         )
+
+    def recover_orphans(self, now: float) -> list[str]:
+        """End sessions whose server died mid-run: running tasks become interrupted. Returns their ids."""
+        recovered = []
+        for session_id, pid, started_at in self._db.execute(
+            "SELECT id, owner_pid, owner_started_at FROM sessions WHERE status = 'RUNNING'"
+        ).fetchall():
+            if is_alive(pid, started_at):
+                continue  # another live server (perhaps this one's sibling) still runs it
+            with self._transaction():
+                interrupted = self._db.execute(
+                    "UPDATE tasks SET status = 'interrupted', finished_at = ?,"
+                    " error = 'interrupted: the server stopped while this task ran'"
+                    " WHERE session_id = ? AND status = 'running'",
+                    (now, session_id),
+                ).rowcount
+                never_started = self._db.execute(
+                    "UPDATE tasks SET status = 'cancelled', error = 'cancelled: the server stopped before it ran'"
+                    " WHERE session_id = ? AND status = 'pending'",
+                    (session_id,),
+                ).rowcount
+                self._db.execute(
+                    "UPDATE attempts SET outcome = 'lost', finished_at = ?,"
+                    " error = 'the server stopped while this attempt ran'"
+                    " WHERE session_id = ? AND finished_at IS NULL",
+                    (now, session_id),
+                )
+                succeeded = self._db.execute(
+                    "SELECT COUNT(*) FROM tasks WHERE session_id = ? AND status = 'succeeded'", (session_id,)
+                ).fetchone()[0]
+                summary = (
+                    f"the server (pid {pid}) stopped while this session ran: {interrupted} task(s) interrupted,"
+                    f" {never_started} never started; run it again with options.resume_session={session_id!r}"
+                )
+                self._db.execute(
+                    "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ? WHERE id = ?",
+                    ("PARTIAL" if succeeded else "FAILED", now, summary, session_id),
+                )
+            recovered.append(session_id)
+        return recovered
 
     def recent_attempts(self, limit: int = 1000) -> list[StoredAttempt]:
         """The latest finished attempts across all sessions, newest first (for performance metrics)."""

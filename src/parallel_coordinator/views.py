@@ -39,6 +39,8 @@ class Snapshot:
     tasks: dict[str, TaskRecord]
     peak_parallelism: int
     expected_remaining_s: float | None
+    queue_reason: str | None = None
+    resumed_from: str | None = None
 
 
 def iso(ts: float | None) -> str | None:
@@ -52,6 +54,7 @@ def snapshot_of(session: Session | StoredSession) -> Snapshot:
             finished_at=session.finished_at, error_summary=session.error_summary,
             max_agents=session.options.max_agents, tasks=session.tasks,
             peak_parallelism=session.peak_parallelism, expected_remaining_s=estimate_remaining(session),
+            queue_reason=session.queue_reason, resumed_from=session.resumed_from,
         )
     tasks: dict[str, TaskRecord] = {}
     for stored in session.tasks:
@@ -75,7 +78,7 @@ def snapshot_of(session: Session | StoredSession) -> Snapshot:
     return Snapshot(
         id=session.id, status=status, created_at=session.created_at, finished_at=session.finished_at,
         error_summary=session.error_summary, max_agents=session.max_agents, tasks=tasks,
-        peak_parallelism=0, expected_remaining_s=None,
+        peak_parallelism=0, expected_remaining_s=None, resumed_from=session.resumed_from,
     )
 
 
@@ -201,6 +204,7 @@ def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> Prog
         session_id=snap.id,
         status=snap.status,
         agents_active=active,
+        queue_reason=snap.queue_reason,
         estimated_completion=iso(eta),
         performance_metrics=session_metrics(snap),
         results=task_results(snap, result_chars, total_chars) if ended else None,
@@ -218,6 +222,7 @@ def coordination_result(snap: Snapshot, result_chars: int, total_chars: int) -> 
         execution_time_s=round(end - snap.created_at, 3),
         performance_metrics=session_metrics(snap),
         error_summary=snap.error_summary,
+        resumed_from=snap.resumed_from,
         progress=progress_status(snap, result_chars, total_chars) if running else None,
         next_step=(
             f"still running: call get_progress_status(session_id={snap.id!r}) to follow it, "

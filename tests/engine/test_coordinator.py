@@ -73,7 +73,8 @@ SERIAL = """
 
 
 def options(**overrides: object) -> CoordinateOptions:
-    return CoordinateOptions.model_validate({"wait_seconds": 0, **overrides})
+    """Options for these tests: one attempt per task unless a test asks for retries."""
+    return CoordinateOptions.model_validate({"wait_seconds": 0, "retry_attempts": 1, **overrides})
 
 
 async def run_to_end(coordinator: Coordinator, subtasks: list[Subtask], **opts: object):  # type: ignore[no-untyped-def]

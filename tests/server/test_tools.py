@@ -166,7 +166,7 @@ async def test_performance_metrics_reflect_recorded_runs(client: Client) -> None
     await call(client, "coordinate_task", task_description="mixed",
                subtasks=[{"id": "ok", "description": "x", "agent_type": "echo"},
                          {"id": "bad", "description": "x", "agent_type": "failer"}],
-               options={"wait_seconds": 60})
+               options={"wait_seconds": 60, "retry_attempts": 1})
     metrics = await call(client, "get_performance_metrics")
     health = metrics["system_health"]
     assert 0 <= health["cpu_percent"] <= 100 * 64

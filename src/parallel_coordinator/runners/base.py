@@ -73,6 +73,8 @@ class RunResult:
     output_tokens: int | None = None
     cost_usd: float | None = None
     rate_limited: bool = False
+    # False when running again cannot help (missing executable, no credentials): no retry, go to fallbacks.
+    retryable: bool = True
     details: dict[str, Any] = field(default_factory=dict)
 
 

@@ -183,10 +183,12 @@ class ClaudeRunner:
                 details=details,
             )
 
+        retryable = True
         if result is not None and is_error and outcome.reason == "exited":
             error = result_error_text(result)
             if "authentication_failed" in summary.get("api_errors", ()):
                 error = f"{error} ({LOGIN_HINT})"
+                retryable = False
         else:
             error = describe_exit(outcome)
             if exited_cleanly:
@@ -206,6 +208,7 @@ class ClaudeRunner:
             output_tokens=output_tokens,
             cost_usd=cost_usd,
             rate_limited=rate_limited,
+            retryable=retryable,
             details=details,
         )
 

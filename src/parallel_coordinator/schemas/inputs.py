@@ -71,7 +71,15 @@ class CoordinateOptions(BaseModel):
 
     max_agents: int = Field(64, ge=1, le=64, description="Agents running at once in this session (at most 64).")
     timeout: float | None = Field(None, gt=0, le=7 * 86_400, description="Seconds the whole session may take.")
-    retry_attempts: int = Field(1, ge=1, le=20, description="Attempts per task unless its retry_policy says otherwise.")
+    retry_attempts: int = Field(
+        3, ge=1, le=20,
+        description="Attempts per agent for each task, retried with exponential backoff, unless its retry_policy says"
+        " otherwise.",
+    )
+    on_failure: Literal["continue", "stop"] = Field(
+        "continue",
+        description="'continue': a task that fails for good skips only its dependents; 'stop': end the session there.",
+    )
     priority_mode: Literal["speed", "quality"] = "speed"
     wait_seconds: float = Field(
         30.0, ge=0, le=3600,
@@ -83,6 +91,10 @@ class CoordinateOptions(BaseModel):
     token_budget_per_agent: int | None = Field(50_000, ge=1)
     working_directory: str | None = Field(None, description="Directory the agents run in; default the server's.")
     dry_run: bool = Field(False, description="Validate and return the plan without running it.")
+    resume_session: str | None = Field(
+        None,
+        description="Id of an ended session to run again: tasks that succeeded keep their results, the rest re-run.",
+    )
 
     @field_validator("max_memory_per_agent")
     @classmethod

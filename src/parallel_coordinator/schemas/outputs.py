@@ -67,6 +67,9 @@ class ProgressStatus(BaseModel):
     cancelled: int
     skipped: int
     agents_active: list[ActiveAgent] = Field(default_factory=list)
+    queue_reason: str | None = Field(
+        None, description="Why ready tasks are waiting to start (CPU, memory or a rate limit), if they are."
+    )
     estimated_completion: str | None = Field(None, description="ISO 8601 estimate, or null when unknown.")
     performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)
     results: list[TaskResult] | None = Field(None, description="Present once the session has ended.")
@@ -89,6 +92,7 @@ class CoordinationResult(BaseModel):
     execution_time_s: float = 0.0
     performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)
     error_summary: str | None = None
+    resumed_from: str | None = Field(None, description="The session this one resumed, if any.")
     progress: ProgressStatus | None = Field(None, description="Live counts; set while status is RUNNING.")
     plan: list[PlannedTask] | None = Field(None, description="The validated plan; set for dry runs.")
     next_step: str | None = Field(None, description="What to call next, when the session is still running.")
@@ -108,7 +112,7 @@ class SystemHealth(BaseModel):
     active_agents: int
     queue_size: int
     error_rate: float
-    agents_rss_mb: float = 0.0
+    queue_reasons: list[str] = Field(default_factory=list, description="Why queued tasks wait, per session.")
 
 
 class PerformanceFigures(BaseModel):

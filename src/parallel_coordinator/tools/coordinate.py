@@ -30,6 +30,10 @@ the final result (status SUCCESS, PARTIAL, FAILED or CANCELLED); otherwise you g
 with live counts and a session_id: then call get_progress_status(session_id, wait_seconds=...) until
 the status is no longer RUNNING, or cancel_execution(session_id) to stop it. Long outputs are cut
 (output_truncated: true). options.dry_run returns the validated plan without running anything.
+Failed runs are retried (options.retry_attempts, default 3, with backoff), then handed to
+fallback_agents; a task that still fails skips only its dependents (status PARTIAL), unless
+options.on_failure is "stop". options.resume_session=<id> re-runs an ended session's unfinished
+tasks and keeps the results that succeeded.
 Errors (unknown agent, unknown dependency, duplicate id, cycle) name the offending value."""
 
 
@@ -55,6 +59,14 @@ async def coordinate_task(
     coordinator = coordinator_of(ctx)
     options = options or CoordinateOptions()
     with as_tool_errors():
+        if options.resume_session is not None:
+            description, planned, kept = coordinator.resume_plan(options.resume_session)
+            session = await coordinator.start(
+                description, planned, options, resumed_from=options.resume_session, kept=kept
+            )
+            await coordinator.wait(session, options.wait_seconds)
+            settings = coordinator.settings
+            return coordination_result(snapshot_of(session), settings.result_chars, settings.total_result_chars)
         if subtasks is None:
             subtasks = [Subtask(id="task", description=task_description)]
         elif strategy == "pipeline":

@@ -32,10 +32,10 @@ async def get_performance_metrics(ctx: Context[Any, Any] | None = None) -> Perfo
             cpu_percent=cpu,
             memory_used_mb=used_mb,
             memory_percent=memory_percent,
-            active_agents=sum(len(s.running()) for s in sessions),
+            active_agents=coordinator.active_agents,
             queue_size=sum(s.scheduler.ready_count() for s in sessions),
             error_rate=figures.error_rate,
-            agents_rss_mb=0.0,
+            queue_reasons=sorted({s.queue_reason for s in sessions if s.queue_reason}),
         ),
         performance=PerformanceFigures(
             tasks_per_second=figures.tasks_per_second,

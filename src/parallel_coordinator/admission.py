@@ -1,0 +1,35 @@
+"""Machine admission: new agents wait in the queue while the CPU is busy or memory is short.
+
+Running agents are never killed for it. CPU is sampled in the background (cpu_percent needs an
+interval); available memory is read when asked, which is cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psutil
+
+# What an agent is expected to need before we have seen it run: a Claude Code process holds
+# 0.4 to 1.2 GB (NOTES.md); a command agent is usually a small script.
+DEFAULT_NEED_MB = {"claude": 400.0, "command": 50.0}
+
+
+@dataclass
+class MachineGate:
+    max_cpu_usage: float = 80.0
+    cpu_percent: float = 0.0
+
+    def sample_cpu(self) -> float:
+        self.cpu_percent = psutil.cpu_percent(None)
+        return self.cpu_percent
+
+    def refusal(self, need_mb: float, running_agents: int) -> str | None:
+        """Why a new agent needing `need_mb` must wait now, or None if it may start."""
+        available_mb = psutil.virtual_memory().available / (1024 * 1024)
+        if available_mb < need_mb:
+            return f"waiting for memory: {available_mb:.0f} MB available, the next agent needs about {need_mb:.0f} MB"
+        # At least one agent always runs, so a machine busy with other work slows us but never stalls us.
+        if running_agents > 0 and self.cpu_percent > self.max_cpu_usage:
+            return f"waiting for CPU: {self.cpu_percent:.0f}% busy, limit {self.max_cpu_usage:g}%"
+        return None
