@@ -6,6 +6,7 @@ Every test ends by checking with psutil that none of the agents' processes is le
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import anyio
@@ -247,3 +248,27 @@ async def test_cancel_kills_sixteen_running_agents_and_their_children(
     outcome = await coordinator.cancel(session.id)
     assert outcome.killed_processes == 32
     assert alive(pids) == []
+
+
+async def test_new_agents_wait_while_the_cpu_is_busy_but_one_always_runs(
+    settings: Settings, agents: AgentFactory, tmp_path: Path
+) -> None:
+    agents.script("hang", HANG_WITH_CHILD)
+    spec = json.dumps({"folder": str(tmp_path)})
+    settings.max_cpu_usage = 30
+    burners = [
+        psutil.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(psutil.cpu_count() or 1)
+    ]
+    try:
+        async with Coordinator(settings) as coordinator:
+            options = no_retry()
+            session = await coordinator.start("busy", coordinator.plan(
+                [Subtask(id=f"h{i}", description=spec, agent_type="hang") for i in range(3)], options), options)
+            await wait_until(session, lambda: (session.queue_reason or "").startswith("waiting for CPU"))
+            assert len(session.running()) >= 1
+            assert session.scheduler.ready_count() >= 1
+            await coordinator.cancel(session.id)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
