@@ -160,7 +160,7 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
     from parallel_coordinator.coordinator import Coordinator
     from parallel_coordinator.liveview import render_status, stderr_console
     from parallel_coordinator.tools.coordinate import chain_pipeline
-    from parallel_coordinator.views import coordination_result, progress_status, snapshot_of
+    from parallel_coordinator.views import coordination_result, progress_status
 
     interrupted = False
     async with Coordinator() as coordinator:
@@ -185,12 +185,12 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
             with Live(console=stderr_console(), refresh_per_second=8, transient=False) as live:
                 while not session.done.is_set():
                     changed = session.changed
-                    live.update(render_status(progress_status(snapshot_of(session), 0, 0)))
+                    live.update(render_status(progress_status(coordinator.snapshot(session), 0, 0)))
                     with anyio.move_on_after(0.25):
                         await changed.wait()
-                live.update(render_status(progress_status(snapshot_of(session), 0, 0)))
+                live.update(render_status(progress_status(coordinator.snapshot(session), 0, 0)))
             group.cancel_scope.cancel()
-        result = coordination_result(snapshot_of(session), settings.result_chars, settings.total_result_chars)
+        result = coordination_result(coordinator.snapshot(session), settings.result_chars, settings.total_result_chars)
     if as_json:
         print(result.model_dump_json(indent=2))
     else:

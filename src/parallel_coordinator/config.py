@@ -44,6 +44,10 @@ class Settings:
     max_rate_limit_retries: int = 10
     # Cap on one retry's back-off delay.
     max_backoff_s: float = 60.0
+    # What a task is expected to take before anything is known of its agent.
+    default_task_duration_s: float = 60.0
+    # Append every task event to a JSON-lines log per session under logs/.
+    performance_logging: bool = field(default_factory=lambda: os.environ.get("PCOORD_PERFORMANCE_LOGGING", "1") != "0")
 
     @property
     def database(self) -> Path:
@@ -52,3 +56,11 @@ class Settings:
     @property
     def runs_dir(self) -> Path:
         return self.state_dir / "runs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"

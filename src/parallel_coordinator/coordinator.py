@@ -32,6 +32,8 @@ from parallel_coordinator.errors import (
     UnknownAgentError,
     UnknownSessionError,
 )
+from parallel_coordinator.estimates import DurationEstimator
+from parallel_coordinator.events import EventBus, PerformanceLog, SessionEvent
 from parallel_coordinator.graph import TaskGraph, TaskNode
 from parallel_coordinator.metrics import SystemSampler
 from parallel_coordinator.pool import ExecutionBackend, LocalPoolBackend
@@ -44,6 +46,7 @@ from parallel_coordinator.session import AttemptInfo, Session, TaskRecord
 from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask
 from parallel_coordinator.supervisor import SupervisorJob
 from parallel_coordinator.throttle import RunnerThrottle
+from parallel_coordinator.views import Snapshot, snapshot_of
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,12 @@ class Coordinator:
         self._peak_rss_mb: dict[str, float] = {}
         self.throttles: dict[str, RunnerThrottle] = {}
         self.gate = MachineGate(max_cpu_usage=self.settings.max_cpu_usage)
+        self.estimator = DurationEstimator(default_s=self.settings.default_task_duration_s)
+        self.events = EventBus()
+        self.performance_log: PerformanceLog | None = None
+        if self.settings.performance_logging:
+            self.performance_log = PerformanceLog(self.settings.logs_dir)
+            self.events.subscribe(self.performance_log)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self.system = SystemSampler()
@@ -109,9 +118,16 @@ class Coordinator:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self.backend)
             stack.callback(self.store.close)
+            if self.performance_log is not None:
+                stack.callback(self.performance_log.close)
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
             self._task_group.start_soon(self._sample_machine, name="machine sampler")
             self._exit_stack = stack.pop_all()
+        self.estimator.seed(
+            (a.agent, a.finished_at - a.started_at)
+            for a in reversed(self.store.recent_attempts(1000))
+            if a.outcome == "exited" and a.error is None and a.started_at and a.finished_at
+        )
         recovered = self.store.recover_orphans(time.time())
         if recovered:
             log.warning("%d session(s) were running when a server stopped; marked interrupted: %s",
@@ -236,6 +252,9 @@ class Coordinator:
              for n in planned.graph.nodes.values()],
             resumed_from=resumed_from,
         )
+        self.events.emit(SessionEvent(
+            "session_started", session.id, details={"tasks": len(planned.graph), "resumed_from": resumed_from},
+        ))
         for task_id in planned.graph.order:
             if kept and task_id in kept:
                 self._keep_result(session, kept[task_id])
@@ -302,6 +321,7 @@ class Coordinator:
             self._agent_running[record.agent] += 1
             session.peak_parallelism = max(session.peak_parallelism, len(session.running()))
             self.store.update_task(session.id, task_id, status="running", started_at=record.started_at)
+            self.events.emit(SessionEvent("task_started", session.id, task_id, record.agent, ts=record.started_at))
             tasks.start_soon(self._run_task, session, task_id, name=f"task {session.id}/{task_id}")
         return None
 
@@ -453,7 +473,16 @@ class Coordinator:
             session.id, task_id, status=record.status.value, output=record.output, error=record.error,
             agent=record.agent, attempts=len(record.attempts), finished_at=record.finished_at,
             input_tokens=record.input_tokens, output_tokens=record.output_tokens, cost_usd=record.cost_usd,
+            progress=record.progress, message=record.message,
         )
+        if result.ok and record.started_at is not None:
+            last = record.attempts[-1] if record.attempts else None
+            if last is not None and last.finished_at is not None:
+                self.estimator.observe(record.agent, last.finished_at - last.started_at)
+        self.events.emit(SessionEvent(
+            "task_ended", session.id, task_id, record.agent, status=record.status.value, error=record.error,
+            details={"attempts": len(record.attempts), "output_chars": len(record.output)},
+        ))
         session.poke()
         if record.status is TaskState.FAILED and session.options.on_failure == "stop" and not session.stop_reason:
             assert self._task_group is not None
@@ -465,6 +494,10 @@ class Coordinator:
             session.tasks[other].status = TaskState.SKIPPED
             session.tasks[other].error = session.scheduler.skip_reason[other]
             self.store.update_task(session.id, other, status="skipped", error=session.tasks[other].error)
+            self.events.emit(SessionEvent(
+                "task_ended", session.id, other, session.tasks[other].agent, status="skipped",
+                error=session.tasks[other].error,
+            ))
 
     async def _attempt(self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec) -> RunResult:
         number = len(record.attempts) + 1
@@ -475,6 +508,7 @@ class Coordinator:
             pid=None, peak_rss_mb=None,
         )
         session.notify()
+        self.events.emit(SessionEvent("attempt_started", session.id, node.id, agent.name, attempt=number))
         request = TaskRequest(
             session_id=session.id,
             task_id=node.id,
@@ -529,6 +563,16 @@ class Coordinator:
             pid=outcome.pid,
             peak_rss_mb=outcome.peak_rss_mb,
         )
+        self.events.emit(SessionEvent(
+            "attempt_ended", session.id, node.id, agent.name, attempt=number, status=attempt.outcome,
+            error=attempt.error,
+            details={
+                "exit_code": attempt.exit_code, "duration_s": round(attempt.finished_at - attempt.started_at, 3),
+                "peak_rss_mb": outcome.peak_rss_mb, "killed_processes": outcome.killed_processes,
+                "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
+                "cost_usd": result.cost_usd,
+            },
+        ))
         return result
 
     def _artefacts(self, session: Session, task_id: str, attempt: int) -> Path:
@@ -550,6 +594,8 @@ class Coordinator:
             output_cap_bytes=self.settings.output_cap_bytes,
         )
 
+        persisted = [0.0]
+
         def on_event(event: dict[str, Any]) -> None:
             kind = event.get("event")
             if kind == "started":
@@ -557,6 +603,17 @@ class Coordinator:
             elif kind == "progress":
                 record.progress = event.get("percent")
                 record.message = event.get("message")
+                self.events.emit(SessionEvent(
+                    "progress", session.id, record.task_id, record.agent, progress=record.progress,
+                    message=record.message,
+                ))
+                # Persisted at most once a second, for `pcoord watch` in another process.
+                now = time.monotonic()
+                if now - persisted[0] >= 1.0:
+                    persisted[0] = now
+                    self.store.update_task(
+                        session.id, record.task_id, progress=record.progress, message=record.message
+                    )
             session.notify()
 
         if session.stop_reason is not None:
@@ -604,8 +661,15 @@ class Coordinator:
             notes.append(f"{skipped} task(s) skipped because a dependency failed")
         session.error_summary = "; ".join(notes) or None
         self.store.finish_session(session.id, session.status, session.finished_at, session.error_summary)
+        self.events.emit(SessionEvent(
+            "session_ended", session.id, status=session.status, error=session.error_summary,
+            details={"execution_time_s": round(session.finished_at - session.created_at, 3)},
+        ))
         session.done.set()
         session.poke()
+
+    def snapshot(self, session: Session | StoredSession) -> Snapshot:
+        return snapshot_of(session, self.estimator)
 
     async def wait(self, session: Session, seconds: float) -> None:
         with anyio.move_on_after(seconds):
@@ -652,6 +716,10 @@ class Coordinator:
             session.tasks[task_id].error = reason
         if pending:
             self.store.update_tasks(session.id, pending, status="cancelled", error=reason)
+        for task_id in pending:
+            self.events.emit(SessionEvent(
+                "task_ended", session.id, task_id, session.tasks[task_id].agent, status="cancelled", error=reason,
+            ))
         running = session.running()
         for record in running:
             if record.attempt_id is not None:

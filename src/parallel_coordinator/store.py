@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     output_tokens INTEGER,
     cost_usd REAL,
     spec TEXT,
+    progress REAL,
+    message TEXT,
     PRIMARY KEY (session_id, task_id)
 );
 CREATE TABLE IF NOT EXISTS attempts (
@@ -65,13 +67,17 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
         "ALTER TABLE sessions ADD COLUMN owner_started_at REAL",
         "ALTER TABLE sessions ADD COLUMN resumed_from TEXT",
         "ALTER TABLE tasks ADD COLUMN spec TEXT",
+    ],
+    3: [
+        "ALTER TABLE tasks ADD COLUMN progress REAL",
+        "ALTER TABLE tasks ADD COLUMN message TEXT",
     ],
 }
 

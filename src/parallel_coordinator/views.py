@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
+from parallel_coordinator.estimates import DurationEstimator, remaining_seconds
 from parallel_coordinator.graph import TaskGraph
 from parallel_coordinator.metrics import session_figures
 from parallel_coordinator.scheduler import TaskState
@@ -47,13 +49,23 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") if ts else None
 
 
-def snapshot_of(session: Session | StoredSession) -> Snapshot:
+def session_uri(session_id: str) -> str:
+    return f"pcoord://sessions/{session_id}"
+
+
+def task_uri(session_id: str, task_id: str) -> str:
+    # Task ids are free text: quoted so each is one path segment.
+    return f"pcoord://sessions/{session_id}/tasks/{quote(task_id, safe='')}"
+
+
+def snapshot_of(session: Session | StoredSession, estimator: DurationEstimator | None = None) -> Snapshot:
     if isinstance(session, Session):
         return Snapshot(
             id=session.id, status=session.status, created_at=session.created_at,
             finished_at=session.finished_at, error_summary=session.error_summary,
             max_agents=session.options.max_agents, tasks=session.tasks,
-            peak_parallelism=session.peak_parallelism, expected_remaining_s=estimate_remaining(session),
+            peak_parallelism=session.peak_parallelism,
+            expected_remaining_s=estimate_remaining(session, estimator or DurationEstimator()),
             queue_reason=session.queue_reason, resumed_from=session.resumed_from,
         )
     tasks: dict[str, TaskRecord] = {}
@@ -82,44 +94,22 @@ def snapshot_of(session: Session | StoredSession) -> Snapshot:
     )
 
 
-def estimate_remaining(session: Session) -> float | None:
-    """Seconds left: the longer of the remaining critical path and the remaining work spread over the slots.
-
-    Durations come from this session's finished tasks (per agent, then overall) or the task's
-    expected_duration; with neither, there is no honest estimate and we say so (None).
-    """
+def estimate_remaining(session: Session, estimator: DurationEstimator) -> float:
+    """Seconds until the session ends, from per-agent run times and the remaining graph (estimates.py)."""
     if session.status != "RUNNING":
         return 0.0
-    finished: dict[str, list[float]] = {}
-    for record in session.tasks.values():
-        if record.status is TaskState.SUCCEEDED and record.duration_s is not None:
-            finished.setdefault(record.agent, []).append(record.duration_s)
-    overall = [d for values in finished.values() for d in values]
-    fallback = sum(overall) / len(overall) if overall else None
     now = time.time()
     remaining: dict[str, float] = {}
     for task_id, node in session.graph.nodes.items():
         record = session.tasks[task_id]
-        if record.status in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED):
+        if record.status not in (TaskState.PENDING, TaskState.RUNNING):
             remaining[task_id] = 0.0
             continue
-        per_agent = finished.get(node.agent)
-        guess = (sum(per_agent) / len(per_agent)) if per_agent else (node.expected_duration_s or fallback)
-        if guess is None:
-            return None
+        guess = estimator.estimate(record.agent, node.expected_duration_s)
         if record.status is TaskState.RUNNING and record.started_at is not None:
             guess = max(guess - (now - record.started_at), 0.0)
         remaining[task_id] = guess
-    return _lower_bound(session.graph, remaining, session.options.max_agents)
-
-
-def _lower_bound(graph: TaskGraph, remaining: dict[str, float], slots: int) -> float:
-    path: dict[str, float] = {}
-    for task_id in reversed(graph.order):
-        tail = max((path[d] for d in graph.dependents[task_id]), default=0.0)
-        path[task_id] = remaining[task_id] + tail
-    critical = max(path.values(), default=0.0)
-    return max(critical, sum(remaining.values()) / max(slots, 1))
+    return remaining_seconds(session.graph, remaining, session.options.max_agents)
 
 
 def _counts(tasks: dict[str, TaskRecord]) -> dict[str, int]:
@@ -163,6 +153,7 @@ def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> list[Ta
                 output=shown,
                 output_truncated=len(shown) < len(output),
                 output_chars=len(output),
+                output_uri=task_uri(snap.id, record.task_id),
                 error=record.error,
                 attempts=len(record.attempts),
                 started_at=iso(record.started_at),

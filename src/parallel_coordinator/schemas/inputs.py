@@ -91,6 +91,15 @@ class CoordinateOptions(BaseModel):
     token_budget_per_agent: int | None = Field(50_000, ge=1)
     working_directory: str | None = Field(None, description="Directory the agents run in; default the server's.")
     dry_run: bool = Field(False, description="Validate and return the plan without running it.")
+    progress_update_interval: float = Field(
+        1.0, ge=0.1, le=60, description="Seconds between progress notifications while anything runs."
+    )
+    result_chars: int | None = Field(
+        None, ge=0, le=1_000_000, description="Cap on each output in the result (default 4,000 characters)."
+    )
+    total_result_chars: int | None = Field(
+        None, ge=0, le=10_000_000, description="Cap on all outputs together (default 40,000 characters)."
+    )
     resume_session: str | None = Field(
         None,
         description="Id of an ended session to run again: tasks that succeeded keep their results, the rest re-run.",

@@ -32,6 +32,7 @@ class TaskResult(BaseModel):
     duration_s: float | None = None
     output_truncated: bool = Field(False, description="True when `output` was cut to keep this result small.")
     output_chars: int = Field(0, description="Length of the whole output.")
+    output_uri: str | None = Field(None, description="Resource holding the whole output (read it with resources/read).")
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None

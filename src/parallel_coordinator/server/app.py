@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from parallel_coordinator import __version__
 from parallel_coordinator.config import Settings
 from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.server.resources import announce_updates, register_resources
 from parallel_coordinator.tools import register_tools
 
 INSTRUCTIONS = """\
@@ -23,16 +26,21 @@ def create_server(
 ) -> MCPServer[Coordinator]:
     """A server that owns a Coordinator for its lifetime, or serves one the caller already runs."""
 
+    bus = InMemorySubscriptionBus()
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[Coordinator]) -> AsyncIterator[Coordinator]:
-        if coordinator is not None:
-            yield coordinator
-            return
-        async with Coordinator(settings) as owned:
-            yield owned
+        async with AsyncExitStack() as stack:
+            running = coordinator if coordinator is not None else await stack.enter_async_context(Coordinator(settings))
+            group = await stack.enter_async_context(anyio.create_task_group())
+            group.start_soon(announce_updates, running, bus)
+            yield running
+            group.cancel_scope.cancel()
 
     server: MCPServer[Coordinator] = MCPServer(
-        "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan
+        "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan,
+        subscriptions=bus,
     )
     register_tools(server)
+    register_resources(server)
     return server

@@ -6,10 +6,12 @@ from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
 
+from parallel_coordinator.coordinator import Coordinator
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
 from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
-from parallel_coordinator.views import coordination_result, planned_tasks, snapshot_of
+from parallel_coordinator.tools._progress import follow
+from parallel_coordinator.views import coordination_result, planned_tasks
 
 Strategy = Literal["auto", "parallel", "pipeline", "hybrid", "burst"]
 
@@ -29,7 +31,9 @@ options.wait_seconds (default 30) is how long this call waits. If the session fi
 the final result (status SUCCESS, PARTIAL, FAILED or CANCELLED); otherwise you get status RUNNING
 with live counts and a session_id: then call get_progress_status(session_id, wait_seconds=...) until
 the status is no longer RUNNING, or cancel_execution(session_id) to stop it. Long outputs are cut
-(output_truncated: true). options.dry_run returns the validated plan without running anything.
+(output_truncated: true) and the whole text is the resource named by output_uri. While it waits, the
+call sends progress notifications if you passed a progress token. options.dry_run returns the
+validated plan without running anything.
 Failed runs are retried (options.retry_attempts, default 3, with backoff), then handed to
 fallback_agents; a task that still fails skips only its dependents (status PARTIAL), unless
 options.on_failure is "stop". options.resume_session=<id> re-runs an ended session's unfinished
@@ -64,21 +68,29 @@ async def coordinate_task(
             session = await coordinator.start(
                 description, planned, options, resumed_from=options.resume_session, kept=kept
             )
-            await coordinator.wait(session, options.wait_seconds)
-            settings = coordinator.settings
-            return coordination_result(snapshot_of(session), settings.result_chars, settings.total_result_chars)
-        if subtasks is None:
-            subtasks = [Subtask(id="task", description=task_description)]
-        elif strategy == "pipeline":
-            subtasks = chain_pipeline(subtasks)
-        planned = coordinator.plan(subtasks, options)
-        if options.dry_run:
-            return CoordinationResult(
-                session_id="", status="RUNNING", plan=planned_tasks(planned.graph),
-                next_step="dry run: nothing ran; call again without dry_run to run this plan",
-            )
-        session = await coordinator.start(task_description, planned, options)
+        else:
+            if subtasks is None:
+                subtasks = [Subtask(id="task", description=task_description)]
+            elif strategy == "pipeline":
+                subtasks = chain_pipeline(subtasks)
+            planned = coordinator.plan(subtasks, options)
+            if options.dry_run:
+                return CoordinationResult(
+                    session_id="", status="RUNNING", plan=planned_tasks(planned.graph),
+                    next_step="dry run: nothing ran; call again without dry_run to run this plan",
+                )
+            session = await coordinator.start(task_description, planned, options)
         # A cancelled request stops this wait, not the session: it runs on and can be polled.
-        await coordinator.wait(session, options.wait_seconds)
-        settings = coordinator.settings
-        return coordination_result(snapshot_of(session), settings.result_chars, settings.total_result_chars)
+        await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
+        return coordination_result(coordinator.snapshot(session), *result_caps(coordinator, options))
+
+
+def result_caps(coordinator: Coordinator, options: CoordinateOptions | None) -> tuple[int, int]:
+    """Per-result and total character caps for outputs in a tool result: the call's, else the server's."""
+    settings = coordinator.settings
+    if options is None:
+        return settings.result_chars, settings.total_result_chars
+    return (
+        options.result_chars if options.result_chars is not None else settings.result_chars,
+        options.total_result_chars if options.total_result_chars is not None else settings.total_result_chars,
+    )

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from parallel_coordinator.schemas.outputs import ProgressStatus
 from parallel_coordinator.session import Session
 from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
-from parallel_coordinator.views import progress_status, snapshot_of
+from parallel_coordinator.tools._progress import follow
+from parallel_coordinator.tools.coordinate import result_caps
+from parallel_coordinator.views import progress_status
 
 DESCRIPTION = """\
 Report how far a coordinate_task session has got: counts of completed, running, failed, pending,
 cancelled and skipped tasks, each active agent with its progress, an estimated completion time, and
 (once the session has ended) its results. Pass wait_seconds > 0 to wait up to that long for the
-session to end before answering, instead of polling in a tight loop."""
+session to end before answering (with progress notifications meanwhile, if you passed a progress
+token), instead of polling in a tight loop."""
 
 
 async def get_progress_status(
@@ -30,7 +32,6 @@ async def get_progress_status(
     with as_tool_errors():
         found = coordinator.get(session_id)
         if isinstance(found, Session) and wait_seconds > 0:
-            with anyio.move_on_after(wait_seconds):
-                await found.done.wait()
-        settings = coordinator.settings
-        return progress_status(snapshot_of(found), settings.result_chars, settings.total_result_chars)
+            await follow(found, coordinator.events, ctx, wait_seconds, found.options.progress_update_interval)
+        options = found.options if isinstance(found, Session) else None
+        return progress_status(coordinator.snapshot(found), *result_caps(coordinator, options))
