@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -17,15 +18,18 @@ def parse_megabytes(value: int | float | str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"memory size must be a number of megabytes or a string like '512MB', not {value!r}")
     if isinstance(value, int | float):
-        megabytes = float(value)
+        try:
+            megabytes = float(value)
+        except OverflowError:
+            raise ValueError(f"memory size {value!r} is far too large; write it like '512MB' or '2GB'") from None
     else:
         match = _MEMORY.match(value)
         if not match:
             raise ValueError(f"cannot read memory size {value!r}; write it like '512MB' or '2GB'")
         unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
         megabytes = float(match.group(1)) * _UNIT_MB[unit]
-    if megabytes <= 0:
-        raise ValueError(f"memory size must be positive, got {value!r}")
+    if not math.isfinite(megabytes) or megabytes <= 0:
+        raise ValueError(f"memory size must be a positive finite size, got {value!r}")
     return megabytes
 
 

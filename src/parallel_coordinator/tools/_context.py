@@ -8,6 +8,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 from parallel_coordinator.coordinator import Coordinator
 from parallel_coordinator.errors import CoordinatorError
@@ -25,4 +26,6 @@ def as_tool_errors() -> Iterator[None]:
     try:
         yield
     except CoordinatorError as exc:
+        raise ToolError(str(exc)) from exc
+    except ValidationError as exc:  # a model built inside the tool: the model must still see why
         raise ToolError(str(exc)) from exc

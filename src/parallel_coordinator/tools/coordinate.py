@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
+from pydantic import Field
 
 from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.graph import TaskGraph
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
 from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
@@ -52,8 +54,13 @@ def chain_pipeline(subtasks: list[Subtask]) -> list[Subtask]:
     return chained
 
 
+TaskDescription = Annotated[
+    str, Field(min_length=1, max_length=100_000, description="The whole task, in plain words.")
+]
+
+
 async def coordinate_task(
-    task_description: str,
+    task_description: TaskDescription,
     subtasks: list[Subtask] | None = None,
     strategy: Strategy = "auto",
     options: CoordinateOptions | None = None,
@@ -65,6 +72,8 @@ async def coordinate_task(
     with as_tool_errors():
         if options.resume_session is not None:
             description, planned, kept = coordinator.resume_plan(options.resume_session)
+            if options.dry_run:
+                return dry_run_result(planned.graph)
             session = await coordinator.start(
                 description, planned, options, resumed_from=options.resume_session, kept=kept
             )
@@ -75,14 +84,18 @@ async def coordinate_task(
                 subtasks = chain_pipeline(subtasks)
             planned = coordinator.plan(subtasks, options)
             if options.dry_run:
-                return CoordinationResult(
-                    session_id="", status="RUNNING", plan=planned_tasks(planned.graph),
-                    next_step="dry run: nothing ran; call again without dry_run to run this plan",
-                )
+                return dry_run_result(planned.graph)
             session = await coordinator.start(task_description, planned, options)
         # A cancelled request stops this wait, not the session: it runs on and can be polled.
         await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
         return coordination_result(coordinator.snapshot(session), *result_caps(coordinator, options))
+
+
+def dry_run_result(graph: TaskGraph) -> CoordinationResult:
+    return CoordinationResult(
+        session_id="", status="RUNNING", plan=planned_tasks(graph),
+        next_step="dry run: nothing ran; call again without dry_run to run this plan",
+    )
 
 
 def result_caps(coordinator: Coordinator, options: CoordinateOptions | None) -> tuple[int, int]:
