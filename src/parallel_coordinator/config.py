@@ -9,6 +9,7 @@ from pathlib import Path
 from platformdirs import user_state_dir
 
 from parallel_coordinator.agents.spec import SourceKind
+from parallel_coordinator.metrics import AlertLimits
 
 
 def _env_float(name: str, default: float) -> float:
@@ -46,6 +47,10 @@ class Settings:
     max_backoff_s: float = 60.0
     # What a task is expected to take before anything is known of its agent.
     default_task_duration_s: float = 60.0
+    # Alerts: flagged in metrics and warned about in the log.
+    alert_max_error_rate: float = 0.05
+    alert_max_memory_percent: float = 90.0
+    alert_min_throughput_per_min: float | None = None
     # Append every task event to a JSON-lines log per session under logs/.
     performance_logging: bool = field(default_factory=lambda: os.environ.get("PCOORD_PERFORMANCE_LOGGING", "1") != "0")
 
@@ -56,6 +61,14 @@ class Settings:
     @property
     def runs_dir(self) -> Path:
         return self.state_dir / "runs"
+
+    @property
+    def alert_limits(self) -> AlertLimits:
+        return AlertLimits(
+            max_error_rate=self.alert_max_error_rate, max_cpu_percent=self.max_cpu_usage,
+            max_memory_percent=self.alert_max_memory_percent,
+            min_throughput_per_min=self.alert_min_throughput_per_min,
+        )
 
     @property
     def logs_dir(self) -> Path:

@@ -35,18 +35,19 @@ from parallel_coordinator.errors import (
 from parallel_coordinator.estimates import DurationEstimator
 from parallel_coordinator.events import EventBus, PerformanceLog, SessionEvent
 from parallel_coordinator.graph import TaskGraph, TaskNode
-from parallel_coordinator.metrics import SystemSampler
+from parallel_coordinator.metrics import memory_sample
 from parallel_coordinator.pool import ExecutionBackend, LocalPoolBackend
 from parallel_coordinator.routing import Router
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, Runner, RunResult, TaskRequest
 from parallel_coordinator.runners.command import CommandRunner
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
+from parallel_coordinator.schemas.outputs import PerformanceMetrics
 from parallel_coordinator.session import AttemptInfo, Session, TaskRecord
 from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask
 from parallel_coordinator.supervisor import SupervisorJob
 from parallel_coordinator.throttle import RunnerThrottle
-from parallel_coordinator.views import Snapshot, snapshot_of
+from parallel_coordinator.views import Snapshot, performance_metrics, snapshot_of
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,13 @@ class Coordinator:
         self.gate = MachineGate(max_cpu_usage=self.settings.max_cpu_usage)
         self.estimator = DurationEstimator(default_s=self.settings.default_task_duration_s)
         self.events = EventBus()
+        self._alerts: set[str] = set()
         self.performance_log: PerformanceLog | None = None
         if self.settings.performance_logging:
             self.performance_log = PerformanceLog(self.settings.logs_dir)
             self.events.subscribe(self.performance_log)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
-        self.system = SystemSampler()
         self.started_at = time.time()
 
     async def __aenter__(self) -> Coordinator:
@@ -369,6 +370,8 @@ class Coordinator:
     async def _sample_machine(self) -> None:
         while True:
             self.gate.sample_cpu()
+            if self.active_sessions:
+                self._warn_about_alerts()
             await anyio.sleep(_CPU_SAMPLE_S)
 
     async def _run_task(self, session: Session, task_id: str) -> None:
@@ -670,6 +673,22 @@ class Coordinator:
 
     def snapshot(self, session: Session | StoredSession) -> Snapshot:
         return snapshot_of(session, self.estimator)
+
+    def performance_metrics(self) -> PerformanceMetrics:
+        sessions = self.active_sessions
+        return performance_metrics(
+            self.store, (self.gate.cpu_percent, *memory_sample()), active_agents=self.active_agents,
+            queue_size=sum(s.scheduler.ready_count() for s in sessions),
+            queue_reasons=sorted({s.queue_reason for s in sessions if s.queue_reason}),
+            limits=self.settings.alert_limits,
+        )
+
+    def _warn_about_alerts(self) -> None:
+        """Log each alert once, when it first appears."""
+        current = set(self.performance_metrics().alerts)
+        for alert in sorted(current - self._alerts):
+            log.warning("alert: %s", alert)
+        self._alerts = current
 
     async def wait(self, session: Session, seconds: float) -> None:
         with anyio.move_on_after(seconds):

@@ -63,17 +63,67 @@ def session_figures(
     )
 
 
-class SystemSampler:
-    """Machine CPU and memory; cpu_percent(None) measures since the previous call, so prime it once."""
+def agent_figures(attempts: Iterable[tuple[str, float, bool]]) -> dict[str, tuple[int, int, float]]:
+    """(agent, duration, failed) per attempt -> {agent: (runs, failures, average duration)}."""
+    durations: dict[str, list[float]] = defaultdict(list)
+    failures: dict[str, int] = defaultdict(int)
+    for agent, duration, failed in attempts:
+        durations[agent].append(duration)
+        failures[agent] += failed
+    return {
+        name: (len(values), failures[name], round(sum(values) / len(values), 3))
+        for name, values in sorted(durations.items())
+    }
 
-    def __init__(self) -> None:
-        psutil.cpu_percent(None)
 
-    def sample(self) -> tuple[float, float, float]:
-        """(cpu percent, memory used MB, memory percent) for the whole machine."""
-        memory = psutil.virtual_memory()
-        used_mb = (memory.total - memory.available) / (1024 * 1024)
-        return psutil.cpu_percent(None), round(used_mb, 1), memory.percent
+@dataclass(frozen=True)
+class AlertLimits:
+    max_error_rate: float = 0.05
+    max_cpu_percent: float = 80.0
+    max_memory_percent: float = 90.0
+    min_throughput_per_min: float | None = None
+    repeated_failures: int = 3
+
+
+def find_alerts(
+    limits: AlertLimits,
+    *,
+    error_rate: float,
+    outcomes: Sequence[tuple[str, bool]] = (),
+    cpu_percent: float | None = None,
+    memory_percent: float | None = None,
+    throughput_per_min: float | None = None,
+) -> list[str]:
+    """The seed's alerts as flags. `outcomes` is (agent, failed) per attempt, oldest first."""
+    alerts = []
+    if error_rate > limits.max_error_rate:
+        alerts.append(f"error rate {error_rate:.0%} is over {limits.max_error_rate:.0%}")
+    if cpu_percent is not None and cpu_percent >= limits.max_cpu_percent:
+        alerts.append(f"CPU at {cpu_percent:.0f}%, at or over the {limits.max_cpu_percent:g}% limit")
+    if memory_percent is not None and memory_percent >= limits.max_memory_percent:
+        alerts.append(f"memory at {memory_percent:.0f}%, at or over the {limits.max_memory_percent:g}% limit")
+    if (
+        limits.min_throughput_per_min is not None
+        and throughput_per_min is not None
+        and throughput_per_min < limits.min_throughput_per_min
+    ):
+        alerts.append(
+            f"throughput {throughput_per_min:.2f} tasks/min is under {limits.min_throughput_per_min:g}"
+        )
+    recent: dict[str, list[bool]] = defaultdict(list)
+    for agent, failed in outcomes:
+        recent[agent].append(failed)
+    for agent, history in sorted(recent.items()):
+        tail = history[-limits.repeated_failures:]
+        if len(tail) == limits.repeated_failures and all(tail):
+            alerts.append(f"agent {agent!r} failed its last {limits.repeated_failures} runs")
+    return alerts
+
+
+def memory_sample() -> tuple[float, float]:
+    """(memory used MB, memory percent) for the whole machine."""
+    memory = psutil.virtual_memory()
+    return round((memory.total - memory.available) / (1024 * 1024), 1), memory.percent
 
 
 @dataclass(frozen=True)

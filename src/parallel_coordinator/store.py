@@ -296,6 +296,21 @@ class Store:
         """The latest finished attempts across all sessions, newest first (for performance metrics)."""
         return self._attempts("WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?", (limit,))
 
+    def token_totals(self) -> dict[str, tuple[int | None, int | None, float | None]]:
+        """Per agent, the tokens and cost its finished tasks reported (None where none did)."""
+        return {
+            agent: (tokens_in, tokens_out, cost)
+            for agent, tokens_in, tokens_out, cost in self._db.execute(
+                "SELECT agent, SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) FROM tasks GROUP BY agent"
+            )
+        }
+
+    def running_tasks(self) -> int:
+        return int(self._db.execute(
+            "SELECT COUNT(*) FROM tasks JOIN sessions ON sessions.id = tasks.session_id"
+            " WHERE sessions.status = 'RUNNING' AND tasks.status = 'running'"
+        ).fetchone()[0])
+
     def _attempts(self, where: str, params: tuple[Any, ...]) -> list[StoredAttempt]:
         return [
             StoredAttempt(*r)

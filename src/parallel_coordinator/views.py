@@ -7,25 +7,30 @@ them together to `total_result_chars`; the full text stays in the store.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from parallel_coordinator.estimates import DurationEstimator, remaining_seconds
 from parallel_coordinator.graph import TaskGraph
-from parallel_coordinator.metrics import session_figures
+from parallel_coordinator.metrics import AlertLimits, agent_figures, attempt_figures, find_alerts, session_figures
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.outputs import (
     ActiveAgent,
+    AgentFigures,
     AttemptRecord,
     CoordinationResult,
+    PerformanceFigures,
+    PerformanceMetrics,
     PlannedTask,
     ProgressStatus,
     SessionMetrics,
+    SystemHealth,
     TaskResult,
 )
 from parallel_coordinator.session import AttemptInfo, Session, SessionStatus, TaskRecord
-from parallel_coordinator.store import StoredSession
+from parallel_coordinator.store import Store, StoredSession
 
 
 @dataclass(frozen=True)
@@ -125,16 +130,103 @@ def _counts(tasks: dict[str, TaskRecord]) -> dict[str, int]:
     }
 
 
-def session_metrics(snap: Snapshot) -> SessionMetrics:
+def session_metrics(snap: Snapshot, limits: AlertLimits | None = None) -> SessionMetrics:
     figures = session_figures(snap.tasks.values(), snap.created_at, snap.finished_at, snap.max_agents)
+    records = list(snap.tasks.values())
+    attempts = sorted((a for r in records for a in r.attempts if a.finished_at), key=lambda a: a.started_at)
+    per_agent = agent_figures(
+        (a.agent, (a.finished_at or a.started_at) - a.started_at, attempt_failed(a.outcome, a.error))
+        for a in attempts
+    )
+    ended = [r for r in records if r.status in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.INTERRUPTED)]
+    tokens_in = _total(r.input_tokens for r in records)
+    tokens_out = _total(r.output_tokens for r in records)
+    cost = _total(r.cost_usd for r in records)
     return SessionMetrics(
         avg_task_time_s=figures.avg_task_time_s,
         throughput_per_min=figures.throughput_per_min,
         error_rate=figures.error_rate,
         p95_task_time_s=figures.p95_task_time_s,
+        success_rate=round(sum(r.status is TaskState.SUCCEEDED for r in ended) / len(ended), 4) if ended else 0.0,
         parallel_efficiency=figures.parallel_efficiency,
         peak_parallelism=snap.peak_parallelism,
+        input_tokens=int(tokens_in) if tokens_in is not None else None,
+        output_tokens=int(tokens_out) if tokens_out is not None else None,
+        cost_usd=round(cost, 6) if cost is not None else None,
+        agents={
+            name: AgentFigures(runs=runs, failures=failures, avg_duration_s=avg)
+            for name, (runs, failures, avg) in per_agent.items()
+        },
+        alerts=find_alerts(
+            limits or AlertLimits(), error_rate=figures.error_rate,
+            outcomes=[(a.agent, attempt_failed(a.outcome, a.error)) for a in attempts],
+        ),
     )
+
+
+def attempt_failed(outcome: str, error: str | None) -> bool:
+    """A failed attempt; one cancelled by the caller is not the agent's failure."""
+    return outcome not in ("cancelled", "running") and (outcome != "exited" or error is not None)
+
+
+def _total(values: Iterable[float | int | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(sum(known)) if known else None
+
+
+def performance_metrics(
+    store: Store,
+    sample: tuple[float, float, float],
+    *,
+    active_agents: int,
+    queue_size: int,
+    queue_reasons: list[str],
+    limits: AlertLimits,
+) -> PerformanceMetrics:
+    """Machine health now, and figures over the last 1,000 recorded runs."""
+    cpu, used_mb, memory_percent = sample
+    recent = store.recent_attempts(1000)
+    figures = attempt_figures(recent)
+    oldest_first = list(reversed(recent))
+    tokens = store.token_totals()
+    alerts = find_alerts(
+        limits, error_rate=figures.error_rate, cpu_percent=cpu, memory_percent=memory_percent,
+        outcomes=[(a.agent, attempt_failed(a.outcome, a.error)) for a in oldest_first[-100:]],
+        throughput_per_min=figures.tasks_per_second * 60 if active_agents else None,
+    )
+    total_in = _total(t[0] for t in tokens.values())
+    total_out = _total(t[1] for t in tokens.values())
+    total_cost = _total(t[2] for t in tokens.values())
+    return PerformanceMetrics(
+        system_health=SystemHealth(
+            cpu_percent=cpu, memory_used_mb=used_mb, memory_percent=memory_percent, active_agents=active_agents,
+            queue_size=queue_size, error_rate=figures.error_rate, queue_reasons=queue_reasons,
+        ),
+        performance=PerformanceFigures(
+            tasks_per_second=figures.tasks_per_second,
+            avg_response_time_s=figures.avg_response_time_s,
+            p95_response_time_s=figures.p95_response_time_s,
+            success_rate=figures.success_rate,
+            parallel_efficiency=figures.parallel_efficiency,
+        ),
+        agents={
+            name: AgentFigures(
+                runs=runs, failures=failures, avg_duration_s=avg,
+                input_tokens=_int(tokens.get(name, (None, None, None))[0]),
+                output_tokens=_int(tokens.get(name, (None, None, None))[1]),
+                cost_usd=tokens.get(name, (None, None, None))[2],
+            )
+            for name, (runs, failures, avg) in figures.per_agent.items()
+        },
+        alerts=alerts,
+        input_tokens=_int(total_in),
+        output_tokens=_int(total_out),
+        cost_usd=round(total_cost, 6) if total_cost is not None else None,
+    )
+
+
+def _int(value: float | int | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> list[TaskResult]:

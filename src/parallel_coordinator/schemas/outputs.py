@@ -39,13 +39,30 @@ class TaskResult(BaseModel):
     attempt_log: list[AttemptRecord] = Field(default_factory=list)
 
 
+class AgentFigures(BaseModel):
+    runs: int
+    failures: int
+    avg_duration_s: float
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
 class SessionMetrics(BaseModel):
     avg_task_time_s: float = 0.0
     throughput_per_min: float = 0.0
     error_rate: float = 0.0
     p95_task_time_s: float = 0.0
-    parallel_efficiency: float = 0.0
+    success_rate: float = 0.0
+    parallel_efficiency: float = Field(
+        0.0, description="Busy agent-seconds / (min(max_agents, tasks) x wall seconds)."
+    )
     peak_parallelism: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    agents: dict[str, AgentFigures] = Field(default_factory=dict)
+    alerts: list[str] = Field(default_factory=list)
 
 
 class ActiveAgent(BaseModel):
@@ -124,16 +141,14 @@ class PerformanceFigures(BaseModel):
     parallel_efficiency: float
 
 
-class AgentFigures(BaseModel):
-    runs: int
-    failures: int
-    avg_duration_s: float
-
-
 class PerformanceMetrics(BaseModel):
     system_health: SystemHealth
     performance: PerformanceFigures
     agents: dict[str, AgentFigures]
+    alerts: list[str] = Field(default_factory=list, description="Conditions worth attention right now.")
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
 
 
 class AgentInfo(BaseModel):
