@@ -103,3 +103,60 @@ def test_demo_runs_the_bundled_agents_through_the_server_and_writes_a_report(tmp
     text = report.read_text()
     assert str(target) in text
     assert "Python" in text
+
+
+def test_status_and_metrics_read_what_a_run_left_in_the_state_directory(tmp_path: Path, agents: AgentFactory) -> None:
+    env = environment(tmp_path, agents)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "two steps",
+        "subtasks": [{"id": "first", "description": "x", "agent_type": "echo"},
+                     {"id": "second", "description": "y", "agent_type": "echo", "dependencies": ["first"]}],
+    }))
+    session_id = json.loads(pcoord("run", str(plan), "--json", env=env).stdout)["session_id"]
+
+    status = json.loads(pcoord("status", session_id, "--json", env=env).stdout)
+    assert (status["status"], status["completed"], status["total_tasks"]) == ("SUCCESS", 2, 2)
+    table = pcoord("status", session_id, env=env)
+    assert table.returncode == 0 and "first" in table.stdout and "second" in table.stdout
+    listing = json.loads(pcoord("status", "--json", env=env).stdout)
+    assert listing[0]["session_id"] == session_id
+    metrics = json.loads(pcoord("metrics", "--json", env=env).stdout)
+    assert metrics["agents"]["echo"]["runs"] == 2
+    assert "agents (last 1,000 runs)" in pcoord("metrics", env=env).stdout
+    unknown = pcoord("status", "nope", env=env)
+    assert unknown.returncode == 1 and "unknown session 'nope'" in unknown.stderr
+
+
+def test_watch_follows_a_session_that_runs_in_another_process(tmp_path: Path, agents: AgentFactory) -> None:
+    from parallel_coordinator.store import Store
+
+    agents.script("hang", HANG_AND_REPORT)
+    fifo = tmp_path / "pids.fifo"
+    os.mkfifo(fifo)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({
+        "task_description": "hang", "subtasks": [{"id": "h", "description": str(fifo), "agent_type": "hang"}],
+    }))
+    env = {**os.environ, **environment(tmp_path, agents)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "parallel_coordinator", "run", str(plan)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    ) as run:
+        json.loads(fifo.read_text())  # the agent is running
+        store = Store(tmp_path / "state" / "state.db")
+        ((session_id, status, _, _),) = store.recent_sessions()
+        store.close()
+        assert status == "RUNNING"
+        with subprocess.Popen(
+            [sys.executable, "-m", "parallel_coordinator", "watch", session_id],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        ) as watch:
+            assert watch.stderr is not None
+            # Piped, watch prints a line per change: the first one shows it read the shared state.
+            assert watch.stderr.readline().strip() == "RUNNING 0/1 done, 1 running: hang h"
+            run.send_signal(signal.SIGINT)
+            stdout, _ = watch.communicate(timeout=60)
+        assert run.wait(timeout=60) == 130
+    assert watch.returncode == 1
+    assert "CANCELLED" in stdout

@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,12 @@ from rich.live import Live
 from rich.table import Table
 
 from parallel_coordinator import __version__
-from parallel_coordinator.errors import CoordinatorError
+from parallel_coordinator.config import Settings
+from parallel_coordinator.errors import CoordinatorError, UnknownSessionError
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
+from parallel_coordinator.schemas.outputs import ProgressStatus
+from parallel_coordinator.store import Store
+from parallel_coordinator.views import iso, progress_status, snapshot_of
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -61,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("plan", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    status = commands.add_parser("status", help="a session's state (without SESSION: the recent sessions)")
+    status.add_argument("session", nargs="?")
+    status.add_argument("--json", action="store_true", help="print get_progress_status's JSON")
+
+    watch = commands.add_parser("watch", help="follow a session live (it may run in another `pcoord serve`)")
+    watch.add_argument("session")
+
+    metrics = commands.add_parser("metrics", help="machine health and figures over recent agent runs")
+    metrics.add_argument("--json", action="store_true", help="print get_performance_metrics's JSON")
+
+    report = commands.add_parser("report", help="write a self-contained HTML report of a session")
+    report.add_argument("session")
+    report.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: state dir)")
+
     demo = commands.add_parser("demo", help="a real parallel run on bundled agents, through the MCP server")
     demo.add_argument("--target", type=Path, default=None, help="source tree to analyse (default: here)")
     return parser
@@ -80,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
             return list_agents(args.json)
         if args.command == "run":
             return run_plan(args.plan, args.json)
+        if args.command == "status":
+            return show_status(args.session, args.json)
+        if args.command == "watch":
+            return watch_session(args.session)
+        if args.command == "metrics":
+            return show_metrics(args.json)
+        if args.command == "report":
+            return write_session_report(args.session, args.output)
         if args.command == "demo":
             from parallel_coordinator.demo import run_demo
 
@@ -133,6 +160,193 @@ def list_agents(as_json: bool) -> int:
         for diagnostic in catalog.diagnostics:
             diagnostics.add_row(diagnostic.path, diagnostic.problem)
         console.print(diagnostics)
+    return EXIT_OK
+
+
+def open_store() -> Store:
+    settings = Settings()
+    if not settings.database.exists():
+        raise CoordinatorError(
+            f"no state at {str(settings.state_dir)!r}: nothing has run here yet (PCOORD_STATE_DIR chooses the place)"
+        )
+    return Store(settings.database)
+
+
+def stored_status(store: Store, session_id: str) -> ProgressStatus:
+    stored = store.load_session(session_id)
+    if stored is None:
+        raise UnknownSessionError(session_id)
+    settings = Settings()
+    return progress_status(snapshot_of(stored), settings.result_chars, settings.total_result_chars)
+
+
+def status_table(status: ProgressStatus) -> Table:
+    table = Table(title=f"session {status.session_id}: {status.status}", title_justify="left")
+    for column in ("task", "agent", "status", "attempts", "time", "progress", "error"):
+        table.add_column(column, overflow="fold")
+    active = {a.task_id: a for a in status.agents_active}
+    for result in status.results or []:
+        table.add_row(
+            result.task_id, result.agent, result.status, str(result.attempts),
+            f"{result.duration_s:.2f}s" if result.duration_s is not None else "",
+            "", (result.error or "").splitlines()[0][:80] if result.error else "",
+        )
+    for task_id, agent in active.items():
+        percent = f"{agent.progress:.0f}% {agent.message or ''}" if agent.progress is not None else agent.message or ""
+        table.add_row(task_id, agent.agent, "running", "", f"{agent.elapsed_s:.1f}s", percent, "")
+    return table
+
+
+def show_status(session_id: str | None, as_json: bool) -> int:
+    store = open_store()
+    try:
+        if session_id is None:
+            return list_sessions(store, as_json)
+        status = stored_status(store, session_id)
+    finally:
+        store.close()
+    if as_json:
+        print(status.model_dump_json(indent=2))
+        return EXIT_OK
+    console = Console()
+    metrics = status.performance_metrics
+    console.print(
+        f"[bold]{status.status}[/bold] · {status.completed}/{status.total_tasks} succeeded · {status.failed} failed"
+        f" · {status.skipped} skipped · {status.cancelled} cancelled · {status.in_progress} running"
+    )
+    console.print(
+        f"avg task {metrics.avg_task_time_s:.2f}s · p95 {metrics.p95_task_time_s:.2f}s · error rate"
+        f" {metrics.error_rate:.0%} · parallel efficiency {metrics.parallel_efficiency:.0%}"
+    )
+    console.print(status_table(status))
+    for alert in metrics.alerts:
+        console.print(f"[yellow]alert:[/yellow] {alert}")
+    return EXIT_OK
+
+
+def list_sessions(store: Store, as_json: bool) -> int:
+    sessions = store.recent_sessions()
+    if as_json:
+        print(json.dumps([
+            {"session_id": sid, "status": status, "task_description": text, "created_at": iso(created)}
+            for sid, status, text, created in sessions
+        ], indent=2))
+        return EXIT_OK
+    table = Table(title="recent sessions", title_justify="left")
+    for column in ("session", "status", "started", "task"):
+        table.add_column(column, overflow="fold")
+    for sid, status, text, created in sessions:
+        table.add_row(sid, status, iso(created) or "", text.splitlines()[0][:70] if text else "")
+    Console().print(table)
+    return EXIT_OK
+
+
+def watch_session(session_id: str) -> int:
+    """Re-read the state directory a few times a second until the session ends."""
+    from parallel_coordinator.liveview import render_status, stderr_console
+
+    store = open_store()
+    console = stderr_console()
+    try:
+        status = stored_status(store, session_id)
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=4) as live:
+                while status.status == "RUNNING":
+                    live.update(render_status(status))
+                    time.sleep(0.5)
+                    status = stored_status(store, session_id)
+                live.update(render_status(status))
+        else:
+            # Piped or logged: one plain line each time the picture changes, instead of redrawing.
+            line = ""
+            while True:
+                if status_line(status) != line:
+                    line = status_line(status)
+                    print(line, file=sys.stderr, flush=True)
+                if status.status != "RUNNING":
+                    break
+                time.sleep(0.5)
+                status = stored_status(store, session_id)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        store.close()
+    Console().print(status_table(status))
+    return EXIT_OK if status.status == "SUCCESS" else EXIT_FAILED
+
+
+def status_line(status: ProgressStatus) -> str:
+    done = status.completed + status.failed + status.cancelled + status.skipped
+    running = ", ".join(
+        f"{a.agent} {a.task_id}" + (f" {a.progress:.0f}%" if a.progress is not None else "")
+        for a in status.agents_active
+    )
+    return f"{status.status} {done}/{status.total_tasks} done, {status.in_progress} running" + (
+        f": {running}" if running else ""
+    )
+
+
+def show_metrics(as_json: bool) -> int:
+    import psutil
+
+    from parallel_coordinator.metrics import memory_sample
+    from parallel_coordinator.views import performance_metrics
+
+    store = open_store()
+    try:
+        metrics = performance_metrics(
+            store, (psutil.cpu_percent(interval=0.2), *memory_sample()), active_agents=store.running_tasks(),
+            queue_size=0, queue_reasons=[], limits=Settings().alert_limits,
+        )
+    finally:
+        store.close()
+    if as_json:
+        print(metrics.model_dump_json(indent=2))
+        return EXIT_OK
+    console = Console()
+    health, perf = metrics.system_health, metrics.performance
+    summary = Table(title="parallel coordinator", title_justify="left", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value")
+    for label, value in (
+        ("CPU", f"{health.cpu_percent:.0f}%"),
+        ("memory", f"{health.memory_used_mb:,.0f} MB ({health.memory_percent:.0f}%)"),
+        ("agents running", str(health.active_agents)),
+        ("tasks per second", f"{perf.tasks_per_second:.3f}"),
+        ("average run", f"{perf.avg_response_time_s:.2f}s"),
+        ("p95 run", f"{perf.p95_response_time_s:.2f}s"),
+        ("success rate", f"{perf.success_rate:.0%}"),
+        ("parallel efficiency", f"{perf.parallel_efficiency:.0%}"),
+        ("tokens in / out", f"{metrics.input_tokens or 0:,} / {metrics.output_tokens or 0:,}"),
+        ("cost", f"${metrics.cost_usd or 0:.4f}"),
+    ):
+        summary.add_row(label, value)
+    console.print(summary)
+    agents = Table(title="agents (last 1,000 runs)", title_justify="left")
+    for column in ("agent", "runs", "failures", "avg", "tokens in", "tokens out", "cost"):
+        agents.add_column(column)
+    for name, figures in metrics.agents.items():
+        agents.add_row(
+            name, str(figures.runs), str(figures.failures), f"{figures.avg_duration_s:.2f}s",
+            f"{figures.input_tokens:,}" if figures.input_tokens is not None else "-",
+            f"{figures.output_tokens:,}" if figures.output_tokens is not None else "-",
+            f"${figures.cost_usd:.4f}" if figures.cost_usd is not None else "-",
+        )
+    console.print(agents)
+    for alert in metrics.alerts:
+        console.print(f"[yellow]alert:[/yellow] {alert}")
+    return EXIT_OK
+
+
+def write_session_report(session_id: str, output: Path | None) -> int:
+    from parallel_coordinator.report import write_report
+
+    store = open_store()
+    try:
+        path = write_report(store, session_id, output, reports_dir=Settings().reports_dir)
+    finally:
+        store.close()
+    print(path)
     return EXIT_OK
 
 

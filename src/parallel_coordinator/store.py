@@ -114,6 +114,8 @@ class StoredTask:
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
+    progress: float | None = None
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,10 +239,11 @@ class Store:
                 task_id=r[0], agent=r[1], description=r[2], dependencies=json.loads(r[3]), priority=r[4],
                 status=r[5], output=r[6], error=r[7], attempts=r[8], started_at=r[9], finished_at=r[10],
                 input_tokens=r[11], output_tokens=r[12], cost_usd=r[13], spec=json.loads(r[14] or "{}"),
+                progress=r[15], message=r[16],
             )
             for r in self._db.execute(
                 "SELECT task_id, agent, description, dependencies, priority, status, output, error, attempts,"
-                " started_at, finished_at, input_tokens, output_tokens, cost_usd, spec FROM tasks"
+                " started_at, finished_at, input_tokens, output_tokens, cost_usd, spec, progress, message FROM tasks"
                 " WHERE session_id = ? ORDER BY position",
                 (session_id,),
             )
@@ -304,6 +307,16 @@ class Store:
                 "SELECT agent, SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) FROM tasks GROUP BY agent"
             )
         }
+
+    def recent_sessions(self, limit: int = 20) -> list[tuple[str, str, str, float]]:
+        """(id, status, task description, created_at) of the newest sessions, newest first."""
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._db.execute(
+                "SELECT id, status, task_description, created_at FROM sessions ORDER BY created_at DESC LIMIT ?",
+                (limit,),
+            )
+        ]
 
     def running_tasks(self) -> int:
         return int(self._db.execute(

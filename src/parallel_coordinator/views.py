@@ -79,7 +79,8 @@ def snapshot_of(session: Session | StoredSession, estimator: DurationEstimator |
             task_id=stored.task_id, agent=stored.agent, status=TaskState(stored.status),
             output=stored.output or "", error=stored.error, started_at=stored.started_at,
             finished_at=stored.finished_at, input_tokens=stored.input_tokens,
-            output_tokens=stored.output_tokens, cost_usd=stored.cost_usd,
+            output_tokens=stored.output_tokens, cost_usd=stored.cost_usd, progress=stored.progress,
+            message=stored.message,
         )
         tasks[stored.task_id] = record
     for attempt in session.attempts:
