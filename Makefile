@@ -23,9 +23,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-# Real peers for the tests (the Claude Code CLI); skipped with a message where npm is missing.
+# Real peers for the tests: the Claude Code CLI (npm) and Debian's chromium for the report's browser
+# test. Each script says so and the tests that need it skip, where it cannot be installed.
 peers:
 	@bash scripts/install-peers.sh
+	@bash scripts/install-browser.sh
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -103,6 +103,8 @@ def test_demo_runs_the_bundled_agents_through_the_server_and_writes_a_report(tmp
     text = report.read_text()
     assert str(target) in text
     assert "Python" in text
+    timeline = Path(done.stdout.split("timeline: ")[1].split()[0])
+    assert 'id="timeline"' in timeline.read_text()
 
 
 def test_status_and_metrics_read_what_a_run_left_in_the_state_directory(tmp_path: Path, agents: AgentFactory) -> None:

@@ -762,7 +762,14 @@ def _node_spec(node: TaskNode) -> dict[str, Any]:
 
 
 def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0][:200] if text and text.strip() else "no error text"
+    """One line of an error for a summary; 'exited ...; last stderr lines:' gets its last line too."""
+    lines = (text or "").strip().splitlines()
+    if not lines:
+        return "no error text"
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:
+        first = f"{first} {lines[-1].strip()}"
+    return first[:200]
 
 
 def _safe_name(task_id: str) -> str:

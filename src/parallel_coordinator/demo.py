@@ -21,7 +21,9 @@ from rich.live import Live
 
 from parallel_coordinator.config import default_state_dir
 from parallel_coordinator.liveview import render_status, stderr_console
+from parallel_coordinator.report import write_report
 from parallel_coordinator.schemas.outputs import CoordinationResult, ProgressStatus
+from parallel_coordinator.store import Store
 
 BUNDLED_AGENTS = Path(__file__).parent / "agents" / "bundled"
 
@@ -103,4 +105,10 @@ def run_demo(target: Path | None) -> int:
     )
     if report.exists():
         console.print(f"report: {report}", soft_wrap=True, highlight=False)
+    store = Store(state_dir / "state.db")
+    try:
+        page = write_report(store, result.session_id, reports_dir=state_dir / "reports")
+    finally:
+        store.close()
+    console.print(f"timeline: {page}", soft_wrap=True, highlight=False)
     return 0 if result.status == "SUCCESS" else 1
