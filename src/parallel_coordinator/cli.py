@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--backend", choices=["local", "dask"], default="local")
     serve.add_argument("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
+    serve.add_argument(
+        "--allow-remote", action="store_true",
+        help="with --transport http: allow binding to a non-loopback address (needs PCOORD_TOKEN)",
+    )
+    serve.add_argument("--prometheus", action="store_true", help="with --transport http: serve /metrics")
 
     agents = commands.add_parser("agents", help="list the agents found and every file skipped or repaired")
     agents.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -118,14 +124,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    if args.transport != "stdio" or args.backend != "local":
-        Console(stderr=True).print(
-            "[red]error:[/red] only `--transport stdio` with `--backend local` is available in this version"
-        )
-        return EXIT_USAGE
     from parallel_coordinator.server import create_server
 
-    create_server().run("stdio")
+    if args.backend != "local":
+        Console(stderr=True).print("[red]error:[/red] only `--backend local` is available in this version")
+        return EXIT_USAGE
+    if args.transport == "stdio":
+        create_server().run("stdio")
+        return EXIT_OK
+    return serve_http(args)
+
+
+def serve_http(args: argparse.Namespace) -> int:
+    from parallel_coordinator.server import create_server
+    from parallel_coordinator.server.http import is_loopback, resolve_token
+
+    errors = Console(stderr=True)
+    if not is_loopback(args.host):
+        if not args.allow_remote:
+            errors.print(f"[red]error:[/red] {args.host!r} is not a loopback address; pass --allow-remote to expose "
+                         "the server beyond this machine")
+            return EXIT_USAGE
+        if not os.environ.get("PCOORD_TOKEN"):
+            errors.print("[red]error:[/red] a server reachable from other machines needs PCOORD_TOKEN set")
+            return EXIT_USAGE
+    settings = Settings()
+    token, generated = resolve_token(settings.state_dir)
+    base_url = f"http://{args.host}:{args.port}"
+    if generated:
+        config = {"mcpServers": {"parallel-coordinator": {
+            "type": "http", "url": f"{base_url}/mcp", "headers": {"Authorization": f"Bearer {token}"}}}}
+        errors.print(f"generated a bearer token (kept in {settings.state_dir}); client configuration:", highlight=False)
+        print(json.dumps(config, indent=2), file=sys.stderr)
+    server = create_server(settings, token=token, base_url=base_url, prometheus=args.prometheus)
+    server.run("streamable-http", host=args.host, port=args.port)
     return EXIT_OK
 
 

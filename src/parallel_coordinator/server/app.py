@@ -6,12 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
+from pydantic import AnyHttpUrl
+from starlette.requests import Request
+from starlette.responses import Response
 
 from parallel_coordinator import __version__
 from parallel_coordinator.config import Settings
 from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.server.http import StaticTokenVerifier
+from parallel_coordinator.server.prometheus import exposition
 from parallel_coordinator.server.resources import announce_updates, register_resources
 from parallel_coordinator.tools import register_tools
 
@@ -22,25 +28,53 @@ follow it with get_progress_status(session_id, wait_seconds=...) and stop it wit
 
 
 def create_server(
-    settings: Settings | None = None, *, coordinator: Coordinator | None = None
+    settings: Settings | None = None,
+    *,
+    coordinator: Coordinator | None = None,
+    token: str | None = None,
+    base_url: str | None = None,
+    prometheus: bool = False,
 ) -> MCPServer[Coordinator]:
-    """A server that owns a Coordinator for its lifetime, or serves one the caller already runs."""
+    """A server that owns a Coordinator for its lifetime, or serves one the caller already runs.
 
+    With `token` (HTTP), every request must carry it as a bearer token; `prometheus` adds /metrics.
+    """
     bus = InMemorySubscriptionBus()
+    running: list[Coordinator] = []
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Coordinator]) -> AsyncIterator[Coordinator]:
         async with AsyncExitStack() as stack:
-            running = coordinator if coordinator is not None else await stack.enter_async_context(Coordinator(settings))
+            active = coordinator if coordinator is not None else await stack.enter_async_context(Coordinator(settings))
+            running.append(active)
+            stack.callback(running.remove, active)
             group = await stack.enter_async_context(anyio.create_task_group())
-            group.start_soon(announce_updates, running, bus)
-            yield running
+            group.start_soon(announce_updates, active, bus)
+            yield active
             group.cancel_scope.cancel()
 
+    verifier = StaticTokenVerifier(token) if token is not None else None
+    auth = None
+    if verifier is not None:
+        assert base_url is not None, "an HTTP server needs its base URL for the auth metadata"
+        auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(f"{base_url}/mcp"))
     server: MCPServer[Coordinator] = MCPServer(
         "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan,
-        subscriptions=bus,
+        subscriptions=bus, token_verifier=verifier, auth=auth,
     )
     register_tools(server)
     register_resources(server)
+    if prometheus:
+
+        @server.custom_route("/metrics", methods=["GET"])  # type: ignore[untyped-decorator]
+        async def metrics(request: Request) -> Response:
+            # Custom routes bypass the SDK's auth: check the same bearer token here.
+            given = request.headers.get("authorization", "")
+            if verifier is not None and not (given.startswith("Bearer ") and verifier.accepts(given[7:])):
+                return Response("bearer token required", status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            if not running:
+                return Response("the coordinator is not running yet", status_code=503)
+            body = exposition(running[-1].performance_metrics())
+            return Response(body, media_type="text/plain; version=0.0.4")
+
     return server
