@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anyio
@@ -76,3 +77,20 @@ async def test_without_claude_the_task_fails_saying_how_to_install_it(
     assert session.tasks["review"].status is TaskState.FAILED
     assert "npm install -g @anthropic-ai/claude-code" in error
     assert "PCOORD_CLAUDE_BIN" in error
+
+
+async def test_an_agent_directorys_protocol_is_appended_to_every_claude_system_prompt(
+    coordinator: Coordinator, agents: AgentFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (agents.root / "reviewer.md").write_text(REVIEWER)
+    (agents.root / "system").mkdir()
+    (agents.root / "system" / "PROTOCOL.md").write_text("Always report findings as a numbered list.\n")
+    record = tmp_path / "argv.json"
+    monkeypatch.setenv("PCOORD_CLAUDE_BIN", str(FAKE_CLAUDE))
+    monkeypatch.setenv("FAKE_CLAUDE_RECORD", str(record))
+    session = await run(coordinator, Subtask(id="review", description="x", agent_type="reviewer"))
+    assert session.status == "SUCCESS"
+    argv = json.loads(record.read_text())["argv"]
+    system_prompt = argv[argv.index("--append-system-prompt") + 1]
+    assert system_prompt.startswith("You are a careful code reviewer.")
+    assert system_prompt.endswith("Always report findings as a numbered list.")

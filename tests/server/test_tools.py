@@ -194,3 +194,13 @@ async def test_a_long_output_is_cut_in_the_tool_result(client: Client, agents: A
     assert task["output_truncated"] is True
     assert task["output_chars"] == 100_001
     assert len(task["output"]) < 10_000
+
+
+async def test_the_parallelize_prompt_teaches_the_graph_and_lists_the_agents(client: Client) -> None:
+    prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+    assert "parallelize" in prompts
+    prompt = await client.get_prompt("parallelize", {"task": "review the payments service"})
+    text = prompt.messages[0].content.text  # type: ignore[union-attr]
+    assert "review the payments service" in text
+    assert "- echo: test agent echo" in text and "- failer:" in text
+    assert "dry_run" in text

@@ -6,6 +6,7 @@ outputs can be larger than that.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -52,6 +53,17 @@ def find_claude(environ: Mapping[str, str] | None = None) -> str:
     if found is None:
         raise RunnerUnavailableError(f"the `claude` executable was not found on PATH; {INSTALL_HINT}")
     return found
+
+
+def protocol_text(agent: AgentSpec) -> str:
+    """The agent directory's `system/PROTOCOL.md`, which every claude agent from there must follow."""
+    if agent.root is None:
+        return ""
+    protocol = agent.root / "system" / "PROTOCOL.md"
+    try:
+        return protocol.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def build_prompt(request: TaskRequest) -> str:
@@ -107,8 +119,12 @@ class ClaudeRunner:
     def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation:
         executable = self.executable or find_claude(self._environ)
         argv = [executable, "-p", "--output-format", "stream-json", "--verbose"]
-        if agent.body.strip():
-            argv += ["--append-system-prompt", agent.body.strip()]
+        system_prompt = "\n\n".join(part for part in (agent.body.strip(), protocol_text(agent)) if part)
+        if system_prompt:
+            argv += ["--append-system-prompt", system_prompt]
+        schema = agent.extra.get("jsonSchema")
+        if isinstance(schema, dict):
+            argv += ["--json-schema", json.dumps(schema)]
         if agent.model and agent.model.strip().lower() != "inherit":
             argv += ["--model", agent.model.strip()]
         if agent.tools is not None:

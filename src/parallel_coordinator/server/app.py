@@ -18,6 +18,7 @@ from parallel_coordinator.config import Settings
 from parallel_coordinator.coordinator import Coordinator
 from parallel_coordinator.server.http import StaticTokenVerifier
 from parallel_coordinator.server.prometheus import exposition
+from parallel_coordinator.server.prompts import register_prompts
 from parallel_coordinator.server.resources import announce_updates, register_resources
 from parallel_coordinator.tools import register_tools
 
@@ -64,6 +65,7 @@ def create_server(
     )
     register_tools(server)
     register_resources(server)
+    register_prompts(server)
     if prometheus:
 
         @server.custom_route("/metrics", methods=["GET"])  # type: ignore[untyped-decorator]
