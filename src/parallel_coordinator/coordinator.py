@@ -36,6 +36,14 @@ from parallel_coordinator.estimates import DurationEstimator
 from parallel_coordinator.events import EventBus, PerformanceLog, SessionEvent
 from parallel_coordinator.graph import TaskGraph, TaskNode
 from parallel_coordinator.metrics import memory_sample
+from parallel_coordinator.planner import (
+    Decomposition,
+    builtin_planner,
+    parse_plan,
+    planning_request,
+    repair_agents,
+    whole_task,
+)
 from parallel_coordinator.pool import ExecutionBackend, LocalPoolBackend
 from parallel_coordinator.routing import Router
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, Runner, RunResult, TaskRequest
@@ -230,6 +238,64 @@ class Coordinator:
             )
         kept = {t.task_id: t for t in found.tasks if t.status == "succeeded"}
         return found.task_description, PlannedSession(TaskGraph(nodes), agents, {}), kept
+
+    async def decompose(self, task_description: str, options: CoordinateOptions) -> Decomposition:
+        """Ask the planner for a subtasks graph; fall back to the whole task on the best agent."""
+        catalog = self.catalog()
+        if not len(catalog):
+            raise PlanError(
+                "no agents were found to run this task; run `pcoord agents` to see where they are looked for"
+            )
+        configured = getattr(self.settings, "planner", None)
+        planner = builtin_planner()
+        if configured:
+            found = catalog.get(configured)
+            if found is None:
+                raise UnknownAgentError(configured, "planner", catalog.names())
+            planner = found
+        error: str | None = None
+        for _ in range(2):
+            request = planning_request(task_description, list(catalog.agents.values()), error)
+            try:
+                result, outcome = await self.run_once(planner, request, task_description)
+            except RunnerUnavailableError as exc:
+                return whole_task(task_description, f"no planner available ({_first_line(str(exc))})")
+            if not result.ok:
+                return whole_task(task_description, f"the planner failed ({_first_line(result.error)})")
+            try:
+                subtasks = parse_plan(result.output, (outcome.final_event or {}).get("structured_output"))
+            except PlanError as exc:
+                return whole_task(task_description, str(exc))
+            subtasks, notes = repair_agents(subtasks, set(catalog.names()))
+            try:
+                self.plan(subtasks, options)
+            except PlanError as exc:
+                if error is None:
+                    error = str(exc)  # asked again, once, with what was wrong
+                    continue
+                raise PlanError(f"the planner's plan was rejected twice: {exc}") from exc
+            return Decomposition(subtasks, [f"planned by {planner.name} into {len(subtasks)} subtasks", *notes])
+        raise AssertionError("unreachable")
+
+    async def run_once(
+        self, agent: AgentSpec, description: str, task_description: str
+    ) -> tuple[RunResult, AttemptOutcome]:
+        """One run of an agent outside any session (the planner, a synthesizer); same pool, same guards."""
+        runner = self.runners.get(agent.runner)
+        if runner is None:
+            raise RunnerUnavailableError(f"no runner {agent.runner!r} for agent {agent.name!r}")
+        label = f"{agent.name}-{secrets.token_hex(4)}"
+        request = TaskRequest(
+            session_id=label, task_id=agent.name, description=description, task_description=task_description,
+            context={}, timeout_s=agent.timeout or DEFAULT_TASK_TIMEOUT_S,
+        )
+        job = SupervisorJob(
+            attempt_id=secrets.token_hex(8), invocation=runner.invocation(agent, request),
+            artefact_dir=str(self.settings.runs_dir / "one-off" / label), channel="",
+            timeout_s=request.timeout_s, output_cap_bytes=self.settings.output_cap_bytes,
+        )
+        outcome = await self.backend.run(job, lambda _event: None)
+        return runner.interpret(agent, outcome), outcome
 
     # Running ------------------------------------------------------------------------------------
 

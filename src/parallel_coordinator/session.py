@@ -68,6 +68,7 @@ class Session:
     resumed_from: str | None = None
     queue_reason: str | None = None
     routing_notes: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     cancel_requested: bool = False
     stop_reason: str | None = None
     killed_processes: int = 0

@@ -48,6 +48,7 @@ class Snapshot:
     expected_remaining_s: float | None
     queue_reason: str | None = None
     resumed_from: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def iso(ts: float | None) -> str | None:
@@ -71,7 +72,7 @@ def snapshot_of(session: Session | StoredSession, estimator: DurationEstimator |
             max_agents=session.options.max_agents, tasks=session.tasks,
             peak_parallelism=session.peak_parallelism,
             expected_remaining_s=estimate_remaining(session, estimator or DurationEstimator()),
-            queue_reason=session.queue_reason, resumed_from=session.resumed_from,
+            queue_reason=session.queue_reason, resumed_from=session.resumed_from, notes=tuple(session.notes),
         )
     tasks: dict[str, TaskRecord] = {}
     for stored in session.tasks:
@@ -307,6 +308,7 @@ def coordination_result(snap: Snapshot, result_chars: int, total_chars: int) -> 
         performance_metrics=session_metrics(snap),
         error_summary=snap.error_summary,
         resumed_from=snap.resumed_from,
+        notes=list(snap.notes),
         progress=progress_status(snap, result_chars, total_chars) if running else None,
         next_step=(
             f"still running: call get_progress_status(session_id={snap.id!r}) to follow it, "

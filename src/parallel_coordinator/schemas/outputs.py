@@ -111,6 +111,9 @@ class CoordinationResult(BaseModel):
     performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)
     error_summary: str | None = None
     resumed_from: str | None = Field(None, description="The session this one resumed, if any.")
+    notes: list[str] = Field(
+        default_factory=list, description="How the plan was made: the planner's work, routing decisions, repairs."
+    )
     progress: ProgressStatus | None = Field(None, description="Live counts; set while status is RUNNING.")
     plan: list[PlannedTask] | None = Field(None, description="The validated plan; set for dry runs.")
     next_step: str | None = Field(None, description="What to call next, when the session is still running.")

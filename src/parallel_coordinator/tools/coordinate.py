@@ -8,6 +8,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.errors import PlanError
 from parallel_coordinator.graph import TaskGraph
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
@@ -78,24 +79,40 @@ async def coordinate_task(
                 description, planned, options, resumed_from=options.resume_session, kept=kept
             )
         else:
+            notes: list[str] = []
             if subtasks is None:
-                subtasks = [Subtask(id="task", description=task_description)]
-            elif strategy == "pipeline":
+                decomposition = await coordinator.decompose(task_description, options)
+                subtasks, notes = decomposition.subtasks, decomposition.notes
+            if strategy == "pipeline":
                 subtasks = chain_pipeline(subtasks)
+            elif strategy == "parallel":
+                refuse_dependencies(subtasks)
             planned = coordinator.plan(subtasks, options)
+            notes += [planned.routing_notes[s.id] for s in subtasks if s.id in planned.routing_notes]
             if options.dry_run:
-                return dry_run_result(planned.graph)
+                return dry_run_result(planned.graph, notes)
             session = await coordinator.start(task_description, planned, options)
+            session.notes = notes
         # A cancelled request stops this wait, not the session: it runs on and can be polled.
         await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
         return coordination_result(coordinator.snapshot(session), *result_caps(coordinator, options))
 
 
-def dry_run_result(graph: TaskGraph) -> CoordinationResult:
+def dry_run_result(graph: TaskGraph, notes: list[str] | None = None) -> CoordinationResult:
     return CoordinationResult(
-        session_id="", status="RUNNING", plan=planned_tasks(graph),
-        next_step="dry run: nothing ran; call again without dry_run to run this plan",
+        session_id="", status="RUNNING", plan=planned_tasks(graph), notes=notes or [],
+        next_step="dry run: nothing ran; pass these subtasks (edited if need be) without dry_run to run them",
     )
+
+
+def refuse_dependencies(subtasks: list[Subtask]) -> None:
+    """'parallel' means independent subtasks: dependencies are a sign the caller wanted 'hybrid'."""
+    for sub in subtasks:
+        if sub.dependencies:
+            raise PlanError(
+                f"strategy 'parallel' runs subtasks independently, but {sub.id!r} depends on"
+                f" {sub.dependencies[0]!r}; use strategy 'hybrid' (or 'auto') to run a dependency graph"
+            )
 
 
 def result_caps(coordinator: Coordinator, options: CoordinateOptions | None) -> tuple[int, int]:
