@@ -278,24 +278,68 @@ class Coordinator:
         raise AssertionError("unreachable")
 
     async def run_once(
-        self, agent: AgentSpec, description: str, task_description: str
+        self,
+        agent: AgentSpec,
+        description: str,
+        task_description: str,
+        *,
+        context: dict[str, str] | None = None,
+        session: Session | None = None,
     ) -> tuple[RunResult, AttemptOutcome]:
-        """One run of an agent outside any session (the planner, a synthesizer); same pool, same guards."""
+        """One run of an agent outside the graph (the planner, a synthesizer); same pool, same guards.
+
+        Given a session, the run is stopped with it (cancel, timeout) like any of its attempts.
+        """
         runner = self.runners.get(agent.runner)
         if runner is None:
             raise RunnerUnavailableError(f"no runner {agent.runner!r} for agent {agent.name!r}")
         label = f"{agent.name}-{secrets.token_hex(4)}"
         request = TaskRequest(
-            session_id=label, task_id=agent.name, description=description, task_description=task_description,
-            context={}, timeout_s=agent.timeout or DEFAULT_TASK_TIMEOUT_S,
+            session_id=session.id if session else label, task_id=agent.name, description=description,
+            task_description=task_description, context=context or {},
+            timeout_s=agent.timeout or DEFAULT_TASK_TIMEOUT_S,
         )
         job = SupervisorJob(
             attempt_id=secrets.token_hex(8), invocation=runner.invocation(agent, request),
-            artefact_dir=str(self.settings.runs_dir / "one-off" / label), channel="",
+            artefact_dir=str(self.settings.runs_dir / (session.id if session else "one-off") / label), channel="",
             timeout_s=request.timeout_s, output_cap_bytes=self.settings.output_cap_bytes,
+            memory_limit_mb=session.options.memory_limit_mb if session else None,
         )
-        outcome = await self.backend.run(job, lambda _event: None)
+        if session is not None:
+            session.extra_attempts.add(job.attempt_id)
+        try:
+            outcome = await self.backend.run(job, lambda _event: None)
+        finally:
+            if session is not None:
+                session.extra_attempts.discard(job.attempt_id)
         return runner.interpret(agent, outcome), outcome
+
+    async def _synthesize(self, session: Session) -> None:
+        """Run the synthesizer last, with every successful result in its context."""
+        name = session.options.synthesizer or getattr(self.settings, "synthesizer", None)
+        if not name or session.stop_reason is not None:
+            return
+        agent = self.catalog().get(name)
+        if agent is None:
+            session.notes.append(f"synthesizer {name!r} was not found among the agents; summary given instead")
+            return
+        context = {t: r.output for t, r in session.tasks.items() if r.status is TaskState.SUCCEEDED}
+        description = (
+            "Merge the results of the subtasks in your context into one answer to the task. Say what is missing"
+            " where a subtask failed or was skipped: "
+            + ", ".join(f"{t} ({r.status.value})" for t, r in session.tasks.items())
+        )
+        try:
+            result, _ = await self.run_once(agent, description, session.task_description, context=context,
+                                            session=session)
+        except RunnerUnavailableError as exc:
+            session.notes.append(f"synthesizer {name!r} could not run ({_first_line(str(exc))}); summary given")
+            return
+        if result.ok:
+            session.synthesis = result.output
+            session.notes.append(f"synthesized by {name}")
+        else:
+            session.notes.append(f"synthesizer {name!r} failed ({_first_line(result.error)}); summary given")
 
     # Running ------------------------------------------------------------------------------------
 
@@ -362,6 +406,8 @@ class Coordinator:
                     if deadline is not None and anyio.current_time() >= deadline and session.stop_reason is None:
                         assert session.options.timeout is not None
                         await self._stop(session, f"session timed out after {session.options.timeout:g} s")
+            with anyio.move_on_after(deadline - anyio.current_time() if deadline else math.inf):
+                await self._synthesize(session)
         finally:
             self._finish_session(session)
 
@@ -729,7 +775,9 @@ class Coordinator:
         if skipped:
             notes.append(f"{skipped} task(s) skipped because a dependency failed")
         session.error_summary = "; ".join(notes) or None
-        self.store.finish_session(session.id, session.status, session.finished_at, session.error_summary)
+        self.store.finish_session(
+            session.id, session.status, session.finished_at, session.error_summary, session.synthesis
+        )
         self.events.emit(SessionEvent(
             "session_ended", session.id, status=session.status, error=session.error_summary,
             details={"execution_time_s": round(session.finished_at - session.created_at, 3)},
@@ -809,6 +857,8 @@ class Coordinator:
         for record in running:
             if record.attempt_id is not None:
                 await self.backend.cancel(record.attempt_id)
+        for attempt_id in list(session.extra_attempts):
+            await self.backend.cancel(attempt_id)
         session.poke()
         return len(pending) + len(running)
 

@@ -69,6 +69,8 @@ class Session:
     queue_reason: str | None = None
     routing_notes: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    synthesis: str | None = None
+    extra_attempts: set[str] = field(default_factory=set)
     cancel_requested: bool = False
     stop_reason: str | None = None
     killed_processes: int = 0

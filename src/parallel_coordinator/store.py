@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     owner_pid INTEGER,
     max_agents INTEGER NOT NULL DEFAULT 64,
     owner_started_at REAL,
-    resumed_from TEXT
+    resumed_from TEXT,
+    synthesis TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -67,7 +68,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -79,6 +80,7 @@ _MIGRATIONS = {
         "ALTER TABLE tasks ADD COLUMN progress REAL",
         "ALTER TABLE tasks ADD COLUMN message TEXT",
     ],
+    4: ["ALTER TABLE sessions ADD COLUMN synthesis TEXT"],
 }
 
 
@@ -142,6 +144,7 @@ class StoredSession:
     error_summary: str | None
     max_agents: int
     resumed_from: str | None
+    synthesis: str | None
     tasks: list[StoredTask]
     attempts: list[StoredAttempt]
 
@@ -220,16 +223,18 @@ class Store:
             ),
         )
 
-    def finish_session(self, session_id: str, status: str, finished_at: float, error_summary: str | None) -> None:
+    def finish_session(
+        self, session_id: str, status: str, finished_at: float, error_summary: str | None, synthesis: str | None = None
+    ) -> None:
         self._db.execute(
-            "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ? WHERE id = ?",
-            (status, finished_at, error_summary, session_id),
+            "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ?, synthesis = ? WHERE id = ?",
+            (status, finished_at, error_summary, synthesis, session_id),
         )
 
     def load_session(self, session_id: str) -> StoredSession | None:
         row = self._db.execute(
             "SELECT id, task_description, status, options, created_at, finished_at, error_summary, max_agents,"
-            " resumed_from FROM sessions WHERE id = ?",
+            " resumed_from, synthesis FROM sessions WHERE id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
@@ -251,7 +256,8 @@ class Store:
         attempts = self._attempts("WHERE session_id = ? ORDER BY started_at", (session_id,))
         return StoredSession(
             id=row[0], task_description=row[1], status=row[2], options=json.loads(row[3]), created_at=row[4],
-            finished_at=row[5], error_summary=row[6], max_agents=row[7], resumed_from=row[8], tasks=tasks,
+            finished_at=row[5], error_summary=row[6], max_agents=row[7], resumed_from=row[8], synthesis=row[9],
+            tasks=tasks,
             attempts=attempts,
         )
 

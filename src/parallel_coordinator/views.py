@@ -49,6 +49,7 @@ class Snapshot:
     queue_reason: str | None = None
     resumed_from: str | None = None
     notes: tuple[str, ...] = ()
+    synthesis: str | None = None
 
 
 def iso(ts: float | None) -> str | None:
@@ -73,6 +74,7 @@ def snapshot_of(session: Session | StoredSession, estimator: DurationEstimator |
             peak_parallelism=session.peak_parallelism,
             expected_remaining_s=estimate_remaining(session, estimator or DurationEstimator()),
             queue_reason=session.queue_reason, resumed_from=session.resumed_from, notes=tuple(session.notes),
+            synthesis=session.synthesis,
         )
     tasks: dict[str, TaskRecord] = {}
     for stored in session.tasks:
@@ -98,6 +100,7 @@ def snapshot_of(session: Session | StoredSession, estimator: DurationEstimator |
         id=session.id, status=status, created_at=session.created_at, finished_at=session.finished_at,
         error_summary=session.error_summary, max_agents=session.max_agents, tasks=tasks,
         peak_parallelism=0, expected_remaining_s=None, resumed_from=session.resumed_from,
+        synthesis=session.synthesis,
     )
 
 
@@ -309,6 +312,7 @@ def coordination_result(snap: Snapshot, result_chars: int, total_chars: int) -> 
         error_summary=snap.error_summary,
         resumed_from=snap.resumed_from,
         notes=list(snap.notes),
+        synthesis=None if running else _capped(snap.synthesis, total_chars) or structured_summary(snap, result_chars),
         progress=progress_status(snap, result_chars, total_chars) if running else None,
         next_step=(
             f"still running: call get_progress_status(session_id={snap.id!r}) to follow it, "
@@ -317,6 +321,30 @@ def coordination_result(snap: Snapshot, result_chars: int, total_chars: int) -> 
         if running
         else None,
     )
+
+
+def structured_summary(snap: Snapshot, limit: int, lines_per_task: int = 3) -> str:
+    """One answer without a synthesizer: each task's agent, status, first lines and where the rest is."""
+    parts = [f"{snap.status}: {sum(r.status is TaskState.SUCCEEDED for r in snap.tasks.values())} of"
+             f" {len(snap.tasks)} tasks succeeded."]
+    for record in snap.tasks.values():
+        agent = record.attempts[-1].agent if record.attempts else record.agent
+        head = [line[:200] for line in record.output.strip().splitlines()[:lines_per_task]]
+        if record.status is not TaskState.SUCCEEDED and record.error:
+            head = [f"error: {record.error.strip().splitlines()[0][:200]}"]
+        entry = f"- {record.task_id} ({agent}, {record.status.value})"
+        if head:
+            entry += ": " + " / ".join(head)
+        if record.output:
+            entry += f" [whole output: {task_uri(snap.id, record.task_id)}]"
+        parts.append(entry)
+    return _capped("\n".join(parts), limit) or ""
+
+
+def _capped(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: max(0, limit - 40)] + f"\n[... cut at {limit:,} characters]"
 
 
 def planned_tasks(graph: TaskGraph) -> list[PlannedTask]:

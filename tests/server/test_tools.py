@@ -204,3 +204,33 @@ async def test_the_parallelize_prompt_teaches_the_graph_and_lists_the_agents(cli
     assert "review the payments service" in text
     assert "- echo: test agent echo" in text and "- failer:" in text
     assert "dry_run" in text
+
+
+MERGER = """
+    import json, sys
+    request = json.load(sys.stdin)
+    print("merged: " + " + ".join(f"{k}={v.strip()}" for k, v in sorted(request["context"].items())))
+"""
+
+
+async def test_a_synthesizer_runs_last_with_every_result_in_its_context(client: Client, agents: AgentFactory) -> None:
+    agents.script("merger", MERGER)
+    result = await call(client, "coordinate_task", task_description="merge", subtasks=[
+        {"id": "a", "description": "x", "agent_type": "echo"},
+        {"id": "b", "description": "x", "agent_type": "failer"},
+        {"id": "c", "description": "x", "agent_type": "echo"},
+    ], options={"wait_seconds": 60, "retry_attempts": 1, "synthesizer": "merger"})
+    assert result["status"] == "PARTIAL"
+    assert result["synthesis"].strip() == "merged: a=a done + c=c done"
+    assert "synthesized by merger" in result["notes"]
+
+
+async def test_without_a_synthesizer_the_answer_is_a_summary_of_every_task(client: Client) -> None:
+    result = await call(client, "coordinate_task", task_description="sum", subtasks=[
+        {"id": "a", "description": "x", "agent_type": "echo"},
+        {"id": "b", "description": "x", "agent_type": "failer"},
+    ], options={"wait_seconds": 60, "retry_attempts": 1})
+    lines = result["synthesis"].splitlines()
+    assert lines[0] == "PARTIAL: 1 of 2 tasks succeeded."
+    assert lines[1].startswith("- a (echo, succeeded): a done [whole output: pcoord://sessions/")
+    assert lines[2].startswith("- b (failer, failed): error: exited with status 3")

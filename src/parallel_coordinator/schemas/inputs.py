@@ -104,6 +104,10 @@ class CoordinateOptions(BaseModel):
     total_result_chars: int | None = Field(
         None, ge=0, le=10_000_000, description="Cap on all outputs together (default 40,000 characters)."
     )
+    synthesizer: str | None = Field(
+        None, max_length=200,
+        description="Agent to run last with every result in its context, merging them into one answer.",
+    )
     resume_session: str | None = Field(
         None,
         description="Id of an ended session to run again: tasks that succeeded keep their results, the rest re-run.",

@@ -110,6 +110,10 @@ class CoordinationResult(BaseModel):
     execution_time_s: float = 0.0
     performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)
     error_summary: str | None = None
+    synthesis: str | None = Field(
+        None,
+        description="One answer for the whole session: the synthesizer's, else a summary of every task's result.",
+    )
     resumed_from: str | None = Field(None, description="The session this one resumed, if any.")
     notes: list[str] = Field(
         default_factory=list, description="How the plan was made: the planner's work, routing decisions, repairs."
