@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("session")
     report.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: state dir)")
 
+    config = commands.add_parser("config", help="the effective settings and where each came from")
+    config.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     demo = commands.add_parser("demo", help="a real parallel run on bundled agents, through the MCP server")
     demo.add_argument("--target", type=Path, default=None, help="source tree to analyse (default: here)")
     return parser
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return show_metrics(args.json)
         if args.command == "report":
             return write_session_report(args.session, args.output)
+        if args.command == "config":
+            return show_config(args.json)
         if args.command == "demo":
             from parallel_coordinator.demo import run_demo
 
@@ -456,3 +461,31 @@ def print_result(result: Any) -> None:
             console.print(f"           {task.error.splitlines()[0] if task.error else ''}", style="dim")
     if result.error_summary:
         console.print(result.error_summary, style="yellow")
+
+
+def show_config(as_json: bool) -> int:
+    """Every setting after the configuration file and PCOORD_* variables, with where its value came from."""
+    import dataclasses
+
+    from parallel_coordinator.settings_file import load_settings, search_paths
+
+    settings, sources = load_settings()
+    values = dataclasses.asdict(settings)
+    if as_json:
+        print(json.dumps({
+            "config_file": str(settings.config_file) if settings.config_file else None,
+            "searched": [str(path) for path in search_paths()],
+            "settings": {name: {"value": value, "source": sources[name]} for name, value in values.items()},
+        }, indent=2, default=str))
+        return EXIT_OK
+    table = Table(title=f"settings (configuration file: {settings.config_file or 'none found'})", title_justify="left")
+    table.add_column("setting", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("source", overflow="fold")
+    for name, value in values.items():
+        table.add_row(name, str(value), sources[name], style="" if sources[name] == "default" else "bold")
+    console = Console()
+    console.print(table, highlight=False)
+    if settings.config_file is None:
+        console.print("looked for: " + ", ".join(str(path) for path in search_paths()), highlight=False)
+    return EXIT_OK

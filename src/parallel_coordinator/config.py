@@ -8,7 +8,7 @@ from pathlib import Path
 
 from platformdirs import user_state_dir
 
-from parallel_coordinator.agents.spec import SourceKind
+from parallel_coordinator.agents.spec import Priority, SourceKind
 from parallel_coordinator.metrics import AlertLimits
 
 
@@ -25,6 +25,14 @@ def _env_float(name: str, default: float) -> float:
 def default_state_dir() -> Path:
     configured = os.environ.get("PCOORD_STATE_DIR")
     return Path(configured).expanduser() if configured else Path(user_state_dir("parallel-coordinator"))
+
+
+@dataclass(frozen=True)
+class AgentOverrides:
+    """What the configuration file's agent_pool changes on one discovered agent; None keeps the agent's own value."""
+
+    max_concurrent: int | None = None
+    priority: Priority | None = None
 
 
 @dataclass
@@ -53,6 +61,24 @@ class Settings:
     alert_min_throughput_per_min: float | None = None
     # Append every task event to a JSON-lines log per session under logs/.
     performance_logging: bool = field(default_factory=lambda: os.environ.get("PCOORD_PERFORMANCE_LOGGING", "1") != "0")
+    # Defaults for coordinate_task calls that leave them unset (configuration file: parallel_config, resource_limits).
+    task_timeout_s: float = 300.0
+    retry_attempts: int = 3
+    progress_update_interval_s: float = 1.0
+    max_memory_per_agent: int | float | str = "512MB"
+    token_budget_per_agent: int | None = 50_000
+    # Informational: read from the configuration file and shown by `pcoord config`, not acted on.
+    load_balancing: str = "intelligent"
+    metrics_collection: bool = True
+    # Per-agent overrides of max_concurrent and priority, keyed by agent name.
+    agent_pool: dict[str, AgentOverrides] = field(default_factory=dict)
+    # Agent that decomposes a plain task into subtasks, and agent run last to merge the results.
+    planner: str | None = None
+    synthesizer: str | None = None
+    # Model chosen for a task by its weight: simple, default, critical.
+    models: dict[str, str] = field(default_factory=lambda: {"simple": "haiku", "default": "sonnet", "critical": "opus"})
+    # The configuration file these settings were read from (settings_file.load_settings), if any.
+    config_file: Path | None = None
 
     @property
     def database(self) -> Path:

@@ -7,6 +7,7 @@ same way. One anyio task group owns every session; each session's task group own
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import random
@@ -51,7 +52,7 @@ from parallel_coordinator.runners.command import CommandRunner
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import PerformanceMetrics
-from parallel_coordinator.session import AttemptInfo, Session, TaskRecord
+from parallel_coordinator.session import AttemptInfo, CachedResult, Session, TaskRecord
 from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask
 from parallel_coordinator.supervisor import SupervisorJob
 from parallel_coordinator.throttle import RunnerThrottle
@@ -110,6 +111,7 @@ class Coordinator:
         self._agent_running: Counter[str] = Counter()
         self._capacity = anyio.Event()
         self._peak_rss_mb: dict[str, float] = {}
+        self._result_cache: dict[str, tuple[str, RunResult]] = {}
         self.throttles: dict[str, RunnerThrottle] = {}
         self.gate = MachineGate(max_cpu_usage=self.settings.max_cpu_usage)
         self.estimator = DurationEstimator(default_s=self.settings.default_task_duration_s)
@@ -492,8 +494,9 @@ class Coordinator:
         record = session.tasks[task_id]
         held = node.agent  # the agent whose concurrency slot this task holds
         result = RunResult(ok=False, error="not run")
+        key, reused = await self._reuse(session, node)
         try:
-            for agent_name in (node.agent, *node.fallback_agents):
+            for agent_name in (node.agent, *node.fallback_agents) if reused is None else ():
                 if agent_name != held:
                     held = await self._move_slot(session, held, agent_name)
                     if held != agent_name:
@@ -506,7 +509,45 @@ class Coordinator:
         finally:
             self._agent_running[held] -= 1
             self._poke_all()
-        self._finish_task(session, task_id, result)
+        self._finish_task(session, task_id, reused or result)
+        if key is not None:
+            self._publish_result(session, key, task_id, result)
+
+    async def _reuse(self, session: Session, node: TaskNode) -> tuple[str | None, RunResult | None]:
+        """The cache key of this task, and a result to reuse if an identical task already produced one.
+
+        Identical means same agent, description and context. A twin still running is waited for.
+        """
+        mode = session.options.reuse_results
+        if mode == "off":
+            return None, None
+        context = {dep: session.tasks[dep].output for dep in node.dependencies}
+        key = cache_key(node.agent, node.description, context)
+        source: tuple[str, RunResult] | None = None
+        twin = session.result_cache.get(key)
+        if twin is not None:
+            while not twin.done.is_set() and session.stop_reason is None:
+                with anyio.move_on_after(_RECHECK_S):
+                    await twin.done.wait()
+            if twin.result is not None and twin.result.ok:
+                source = (twin.task_id, twin.result)
+        elif mode == "server" and key in self._result_cache:
+            source = self._result_cache[key]
+        if source is None:
+            if twin is None:
+                session.result_cache[key] = CachedResult(node.id)
+            return key, None
+        origin, result = source
+        session.notes.append(f"task {node.id!r} reused the result of {origin!r} (same agent, description and context)")
+        return None, RunResult(ok=True, output=result.output, details={"reason": "reused", "from": origin})
+
+    def _publish_result(self, session: Session, key: str, task_id: str, result: RunResult) -> None:
+        entry = session.result_cache.get(key)
+        if entry is not None and entry.task_id == task_id:
+            entry.result = result
+            entry.done.set()
+        if result.ok and session.options.reuse_results == "server":
+            self._result_cache[key] = (f"{session.id}/{task_id}", result)
 
     async def _attempts_with(
         self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec
@@ -637,6 +678,7 @@ class Coordinator:
         )
         runner = self.runners.get(agent.runner)
         throttle = self._throttle(agent.runner)
+        agent = self._for_this_run(session, node, agent)
         outcome: AttemptOutcome
         if runner is None:
             missing = f"no runner {agent.runner!r} for agent {agent.name!r}"
@@ -690,6 +732,16 @@ class Coordinator:
         ))
         return result
 
+    def _for_this_run(self, session: Session, node: TaskNode, agent: AgentSpec) -> AgentSpec:
+        """The agent as this run needs it: a chosen model, and the session's budgets."""
+        if agent.runner != "claude":
+            return agent
+        models = getattr(self.settings, "models", None) or DEFAULT_MODELS
+        extra = dict(agent.extra)
+        if session.options.cost_budget_per_agent_usd is not None:
+            extra["maxBudgetUsd"] = session.options.cost_budget_per_agent_usd
+        return agent.model_copy(update={"model": choose_model(agent, node, models), "extra": extra})
+
     def _artefacts(self, session: Session, task_id: str, attempt: int) -> Path:
         return self.settings.runs_dir / session.id / _safe_name(task_id) / str(attempt)
 
@@ -707,6 +759,7 @@ class Coordinator:
             timeout_s=request.timeout_s,
             memory_limit_mb=session.options.memory_limit_mb,
             output_cap_bytes=self.settings.output_cap_bytes,
+            token_budget=request.token_budget if invocation.stream == "claude" else None,
         )
 
         persisted = [0.0]
@@ -864,8 +917,27 @@ class Coordinator:
 
 
 def outcome_is_permanent(result: RunResult) -> bool:
-    """A process that could not even start (missing command, bad working directory) will not start next time."""
-    return result.details.get("reason") == "spawn_failed"
+    """Running again cannot help: it could not start (missing command), or it spent its whole budget."""
+    return result.details.get("reason") in ("spawn_failed", "budget")
+
+
+DEFAULT_MODELS = {"simple": "haiku", "default": "sonnet", "critical": "opus"}
+
+
+def choose_model(agent: AgentSpec, node: TaskNode, models: dict[str, str]) -> str | None:
+    """Smart selection for agents that leave the model open: small for simple work, largest for critical."""
+    if agent.model and agent.model.strip().lower() != "inherit":
+        return agent.model
+    if node.priority == 1 or agent.priority == "critical":
+        return models.get("critical")
+    if node.priority >= 4 or agent.priority == "low":
+        return models.get("simple")
+    return models.get("default")
+
+
+def cache_key(agent: str, description: str, context: dict[str, str]) -> str:
+    payload = json.dumps([agent, description, sorted(context.items())], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def _node_spec(node: TaskNode) -> dict[str, Any]:

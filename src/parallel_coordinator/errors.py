@@ -8,6 +8,7 @@
     │   └── CycleError               the dependencies form a cycle (carries the cycle)
     ├── UnknownSessionError          no session with that id
     ├── AgentFileError               an agent file that cannot be used (becomes a diagnostic)
+    ├── ConfigError                  a configuration file or PCOORD_* variable that cannot be used
     └── RunnerUnavailableError       a runner's executable is missing (becomes a task error)
 """
 
@@ -80,6 +81,10 @@ class UnknownSessionError(CoordinatorError):
 
 class AgentFileError(CoordinatorError):
     """An agent file that cannot be used; discovery turns it into a diagnostic, never a crash."""
+
+
+class ConfigError(CoordinatorError):
+    """A configuration file or PCOORD_* environment variable that cannot be used; the message says where."""
 
 
 class RunnerUnavailableError(CoordinatorError):

@@ -14,6 +14,7 @@ from parallel_coordinator.schemas.inputs import CoordinateOptions
 
 if TYPE_CHECKING:
     from parallel_coordinator.agents.spec import AgentSpec
+    from parallel_coordinator.runners.base import RunResult
 
 SessionStatus = Literal["RUNNING", "SUCCESS", "PARTIAL", "FAILED", "CANCELLED"]
 
@@ -55,6 +56,15 @@ class TaskRecord:
 
 
 @dataclass
+class CachedResult:
+    """A task's result, for identical tasks of the same session to reuse; `done` is set once it is known."""
+
+    task_id: str
+    result: RunResult | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+@dataclass
 class Session:
     id: str
     task_description: str
@@ -70,6 +80,7 @@ class Session:
     routing_notes: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     synthesis: str | None = None
+    result_cache: dict[str, CachedResult] = field(default_factory=dict)
     extra_attempts: set[str] = field(default_factory=set)
     cancel_requested: bool = False
     stop_reason: str | None = None

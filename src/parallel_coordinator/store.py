@@ -144,9 +144,9 @@ class StoredSession:
     error_summary: str | None
     max_agents: int
     resumed_from: str | None
-    synthesis: str | None
     tasks: list[StoredTask]
     attempts: list[StoredAttempt]
+    synthesis: str | None = None
 
 
 class Store:

@@ -72,6 +72,7 @@ class SupervisorJob:
     memory_limit_mb: float | None = None
     output_cap_bytes: int = 4 * 1024 * 1024
     poll_interval_s: float = 0.1
+    token_budget: int | None = None
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -357,6 +358,11 @@ def _watch(
             if end is None and deadline is not None and now >= deadline:
                 end = "timeout"
                 error = f"timed out after {job.timeout_s:g} s; its process tree was killed"
+            if end is None and job.token_budget is not None:
+                used = reader.tokens_used()
+                if used is not None and used > job.token_budget:
+                    end = "budget"
+                    error = f"token budget exceeded: {used:,} tokens > {job.token_budget:,}; the run was stopped"
             if end is None and now >= next_sample:
                 next_sample = now + job.poll_interval_s
                 rss = tree.rss_mb()

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.anyio
 BARRIER = """
     import json, os, sys, time
     request = json.load(sys.stdin)
-    spec = json.loads(request["description"])
+    spec = json.loads(request["description"].splitlines()[0])
     folder = spec["folder"]
     started = str(time.time())  # taken before the file appears: others may pass the barrier at once
     with open(os.path.join(folder, request["task_id"] + ".tmp"), "w") as f:
@@ -49,7 +49,7 @@ BARRIER = """
 HANG_WITH_CHILD = """
     import json, os, signal, subprocess, sys, time
     request = json.load(sys.stdin)
-    folder = json.loads(request["description"])["folder"]
+    folder = json.loads(request["description"].splitlines()[0])["folder"]
     child = subprocess.Popen([sys.executable, "-c",
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -63,7 +63,7 @@ HANG_WITH_CHILD = """
 SERIAL = """
     import json, os, sys, time
     request = json.load(sys.stdin)
-    folder = json.loads(request["description"])["folder"]
+    folder = json.loads(request["description"].splitlines()[0])["folder"]
     with open(os.path.join(folder, request["task_id"] + ".times"), "w") as f:
         start = time.time()
         time.sleep(0.05)
@@ -105,7 +105,7 @@ async def test_independent_agents_run_at_the_same_time(coordinator: Coordinator,
     folder.mkdir()
     spec = json.dumps({"folder": str(folder), "expect": 4})
     session = await run_to_end(
-        coordinator, [Subtask(id=f"t{i}", description=spec, agent_type="barrier") for i in range(4)]
+        coordinator, [Subtask(id=f"t{i}", description=f"{spec}\n{i}", agent_type="barrier") for i in range(4)]
     )
     assert session.status == "SUCCESS", session.error_summary
     starts = [float((folder / f"t{i}.start").read_text()) for i in range(4)]
@@ -120,7 +120,7 @@ async def test_an_agents_max_concurrent_keeps_its_runs_apart(coordinator: Coordi
     folder.mkdir()
     spec = json.dumps({"folder": str(folder)})
     session = await run_to_end(
-        coordinator, [Subtask(id=f"s{i}", description=spec, agent_type="serial") for i in range(3)]
+        coordinator, [Subtask(id=f"s{i}", description=f"{spec}\n{i}", agent_type="serial") for i in range(3)]
     )
     assert session.status == "SUCCESS"
     spans = sorted(json.loads((folder / f"s{i}.times").read_text()) for i in range(3))
@@ -174,7 +174,7 @@ async def test_cancel_kills_every_agent_and_its_children(coordinator: Coordinato
     folder = tmp_path / "pids"
     folder.mkdir()
     spec = json.dumps({"folder": str(folder)})
-    subtasks = [Subtask(id=f"h{i}", description=spec, agent_type="hang") for i in range(3)]
+    subtasks = [Subtask(id=f"h{i}", description=f"{spec}\n{i}", agent_type="hang") for i in range(3)]
     subtasks.append(Subtask(id="later", description="x", agent_type="echo", dependencies=["h0"]))
     planned = coordinator.plan(subtasks, options())
     session = await coordinator.start("hang", planned, options())

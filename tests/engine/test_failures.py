@@ -241,7 +241,8 @@ async def test_cancel_kills_sixteen_running_agents_and_their_children(
     spec = json.dumps({"folder": str(tmp_path)})
     options = no_retry()
     session = await coordinator.start("many", coordinator.plan(
-        [Subtask(id=f"h{i:02d}", description=spec, agent_type="hang") for i in range(16)], options), options)
+        [Subtask(id=f"h{i:02d}", description=f"{spec}\n{i}", agent_type="hang") for i in range(16)], options),
+        options)
     await wait_until(session, lambda: all(r.progress is not None for r in session.tasks.values()), limit_s=60)
     pids = [p for f in tmp_path.glob("*.pids") for p in json.loads(f.read_text())]
     assert len(alive(pids)) == 32
@@ -263,7 +264,8 @@ async def test_new_agents_wait_while_the_cpu_is_busy_but_one_always_runs(
         async with Coordinator(settings) as coordinator:
             options = no_retry()
             session = await coordinator.start("busy", coordinator.plan(
-                [Subtask(id=f"h{i}", description=spec, agent_type="hang") for i in range(3)], options), options)
+                [Subtask(id=f"h{i}", description=f"{spec}\n{i}", agent_type="hang") for i in range(3)], options),
+                options)
             await wait_until(session, lambda: (session.queue_reason or "").startswith("waiting for CPU"))
             assert len(session.running()) >= 1
             assert session.scheduler.ready_count() >= 1

@@ -26,7 +26,7 @@ async def test_sixty_four_agents_overlap_and_status_answers_meanwhile(
     folder.mkdir()
     # One more than the barrier needs is held back by max_agents: it proves the cap, then runs.
     spec = json.dumps({"folder": str(folder), "expect": 64})
-    subtasks = [Subtask(id=f"t{i:02d}", description=spec, agent_type="barrier") for i in range(65)]
+    subtasks = [Subtask(id=f"t{i:02d}", description=f"{spec}\n{i}", agent_type="barrier") for i in range(65)]
     options = CoordinateOptions(max_agents=64, wait_seconds=0)
     session = await coordinator.start("wide", coordinator.plan(subtasks, options), options)
 

@@ -329,6 +329,9 @@ async def test_random_graphs_get_a_plan_or_an_error_that_names_the_offending_val
 
         ids = [sub["id"] for sub in subtasks]
         deps = chained(subtasks, strategy)
+        if strategy == "parallel" and any(sub.get("dependencies") for sub in subtasks):
+            assert "strategy 'parallel' runs subtasks independently" in error_text(result)
+            return
         agents = [sub["agent_type"] for sub in subtasks if "agent_type" in sub]
         offenders = {a for a in [*agents, *(a for sub in subtasks for a in sub.get("fallback_agents", []))]
                      if a not in known}

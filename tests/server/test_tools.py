@@ -218,7 +218,7 @@ async def test_a_synthesizer_runs_last_with_every_result_in_its_context(client: 
     result = await call(client, "coordinate_task", task_description="merge", subtasks=[
         {"id": "a", "description": "x", "agent_type": "echo"},
         {"id": "b", "description": "x", "agent_type": "failer"},
-        {"id": "c", "description": "x", "agent_type": "echo"},
+        {"id": "c", "description": "y", "agent_type": "echo"},
     ], options={"wait_seconds": 60, "retry_attempts": 1, "synthesizer": "merger"})
     assert result["status"] == "PARTIAL"
     assert result["synthesis"].strip() == "merged: a=a done + c=c done"

@@ -40,7 +40,7 @@ class Invocation:
     stream: StreamKind = "command"
 
 
-EndReason = Literal["exited", "timeout", "cancelled", "memory", "spawn_failed", "lost"]
+EndReason = Literal["exited", "timeout", "cancelled", "memory", "budget", "spawn_failed", "lost"]
 
 
 @dataclass

@@ -134,6 +134,9 @@ class ClaudeRunner:
         if agent.disallowed_tools:
             argv += ["--disallowedTools", ",".join(agent.disallowed_tools)]
         argv += ["--max-turns", str(self._max_turns_for(agent))]
+        budget = agent.extra.get("maxBudgetUsd")
+        if isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0:
+            argv += ["--max-budget-usd", f"{budget:g}"]
         permission_mode = agent.extra.get("permissionMode")
         if isinstance(permission_mode, str) and permission_mode.strip():
             argv += ["--permission-mode", permission_mode.strip()]

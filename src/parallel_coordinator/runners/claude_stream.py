@@ -40,6 +40,7 @@ class ClaudeStreamReader:
         self._model: str | None = None
         self._session_id: str | None = None
         self._message_ids: set[str] = set()
+        self._usage_by_message: dict[str, dict[str, Any]] = {}
         self._turns = 0
         self._tool_uses = 0
         self._tools_used: dict[str, int] = {}
@@ -88,6 +89,16 @@ class ClaudeStreamReader:
         return None
 
     # -- what the stream told us -----------------------------------------------------------
+
+    def tokens_used(self) -> int:
+        """Tokens the run has used so far: every API response's input (cached or not) and output."""
+        total = 0
+        for usage in self._usage_by_message.values():
+            for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens"):
+                value = usage.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    total += value
+        return total
 
     def summary(self) -> dict[str, Any]:
         """What the reader counted, JSON-ready.
@@ -174,6 +185,8 @@ class ClaudeStreamReader:
         turn = self._turns
         if isinstance(message.get("usage"), dict):
             self._last_usage = message["usage"]
+            if isinstance(message_id, str):
+                self._usage_by_message[message_id] = message["usage"]
         blocks = [b for b in message.get("content") or [] if isinstance(b, dict)]
         texts = [b.get("text") for b in blocks if b.get("type") == "text"]
         text = " ".join(t for t in texts if isinstance(t, str))

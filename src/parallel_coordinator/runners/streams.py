@@ -31,6 +31,10 @@ class StreamReader(Protocol):
         """The structured result the stream ended with, if the runner's format has one."""
         ...
 
+    def tokens_used(self) -> int | None:
+        """Tokens used so far, if the runner's format reports them."""
+        ...
+
 
 def parse_progress_line(line: str) -> Progress | None:
     """A stderr line that is a JSON object with a numeric `progress` (0-100) and optional `message`."""
@@ -63,6 +67,9 @@ class CommandStreamReader:
         return parse_progress_line(line)
 
     def final_event(self) -> dict[str, Any] | None:
+        return None
+
+    def tokens_used(self) -> int | None:
         return None
 
 

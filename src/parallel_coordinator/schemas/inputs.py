@@ -92,7 +92,17 @@ class CoordinateOptions(BaseModel):
     max_memory_per_agent: int | float | str = Field(
         "512MB", description="Memory cap for each agent's whole process tree: '512MB', '2GB' or megabytes.",
     )
-    token_budget_per_agent: int | None = Field(50_000, ge=1)
+    token_budget_per_agent: int | None = Field(
+        50_000, ge=1, description="Tokens one claude run may use (input, cached and output); past it, it is stopped."
+    )
+    cost_budget_per_agent_usd: float | None = Field(
+        None, gt=0, le=10_000, description="Dollars one claude run may spend (passed as --max-budget-usd)."
+    )
+    reuse_results: Literal["session", "server", "off"] = Field(
+        "session",
+        description="Run identical tasks (same agent, description and context) once: within the session, across"
+        " the server's sessions, or never.",
+    )
     working_directory: str | None = Field(None, description="Directory the agents run in; default the server's.")
     dry_run: bool = Field(False, description="Validate and return the plan without running it.")
     progress_update_interval: float = Field(
