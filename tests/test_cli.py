@@ -162,3 +162,22 @@ def test_watch_follows_a_session_that_runs_in_another_process(tmp_path: Path, ag
         assert run.wait(timeout=60) == 130
     assert watch.returncode == 1
     assert "CANCELLED" in stdout
+
+
+def test_plan_checks_a_plan_file_and_prints_one_that_run_accepts(tmp_path: Path, agents: AgentFactory) -> None:
+    env = environment(tmp_path, agents)
+    source = tmp_path / "draft.yaml"
+    source.write_text(yaml.safe_dump({
+        "task_description": "three steps", "strategy": "pipeline",
+        "subtasks": [{"id": s, "description": f"step {s}", "agent_type": "echo"} for s in ("a", "b", "c")],
+    }))
+    planned = pcoord("plan", str(source), env=env)
+    assert planned.returncode == 0, planned.stderr
+    document = yaml.safe_load(planned.stdout)
+    assert [t["dependencies"] for t in document["subtasks"]] == [[], ["a"], ["b"]]
+    checked = tmp_path / "checked.yaml"
+    checked.write_text(planned.stdout)
+    assert pcoord("run", str(checked), env=env).returncode == 0
+    whole = pcoord("plan", "say hello to the echo agent", "--json", env={**env, "PATH": str(tmp_path)})
+    assert json.loads(whole.stdout)["subtasks"][0]["agent_type"] in {"echo", "failer"}
+    assert "no planner available" in whole.stderr

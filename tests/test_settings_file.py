@@ -286,3 +286,30 @@ def test_pcoord_config_prints_a_table_and_reports_a_bad_file_on_stderr(project: 
     assert done.returncode == 1
     assert done.stdout == ""
     assert "resource_limits.max_cpu_usage: must be between 1 and 100, got 250" in " ".join(done.stderr.split())
+
+
+@pytest.mark.anyio
+async def test_the_configuration_file_shapes_defaults_and_agents_of_a_real_coordinator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parallel_coordinator.coordinator import Coordinator
+    from parallel_coordinator.schemas.inputs import CoordinateOptions
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "echo.md").write_text("---\nname: echo\nrunner: command\ncommand: [\"true\"]\n---\nx\n")
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude" / "parallel-coordinator.yaml").write_text(
+        "parallel_config:\n  retry_attempts: 1\n  max_concurrent_agents: 8\n"
+        "agent_pool:\n  echo: {max_concurrent: 2, priority: critical}\nsynthesizer: echo\n"
+    )
+    monkeypatch.setenv("PCOORD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PCOORD_AGENT_DIRS", str(agents))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    settings, _ = load_settings(cwd=tmp_path)
+    async with Coordinator(settings) as coordinator:
+        echo = coordinator.catalog().get("echo")
+        assert echo is not None and (echo.max_concurrent, echo.priority) == (2, "critical")
+        options = coordinator.with_defaults(CoordinateOptions.model_validate({"max_agents": 3}))
+        assert (options.retry_attempts, options.max_agents, options.synthesizer) == (1, 3, "echo")
+        assert coordinator.with_defaults(None).max_agents == 8

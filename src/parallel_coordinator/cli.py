@@ -29,6 +29,7 @@ from parallel_coordinator.errors import CoordinatorError, UnknownSessionError
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import ProgressStatus
 from parallel_coordinator.store import Store
+from parallel_coordinator.strategies import Strategy
 from parallel_coordinator.views import iso, progress_status, snapshot_of
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,7 +42,7 @@ class PlanFile(BaseModel):
 
     task_description: str
     subtasks: list[Subtask] | None = None
-    strategy: str = "auto"
+    strategy: Strategy = "auto"
     options: CoordinateOptions = Field(default_factory=CoordinateOptions)
 
 
@@ -72,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("plan", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    plan = commands.add_parser(
+        "plan", help="plan a task (or check a plan file) without running it; prints a plan file for `pcoord run`"
+    )
+    plan.add_argument("task", help="a plan file (YAML or JSON), or the task itself in plain words")
+    plan.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+
     status = commands.add_parser("status", help="a session's state (without SESSION: the recent sessions)")
     status.add_argument("session", nargs="?")
     status.add_argument("--json", action="store_true", help="print get_progress_status's JSON")
@@ -94,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def effective_settings() -> Settings:
+    """The settings as the configuration file and PCOORD_* variables make them."""
+    from parallel_coordinator.settings_file import load_settings
+
+    return load_settings()[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -108,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             return list_agents(args.json)
         if args.command == "run":
             return run_plan(args.plan, args.json)
+        if args.command == "plan":
+            return show_plan(args.task, args.json)
         if args.command == "status":
             return show_status(args.session, args.json)
         if args.command == "watch":
@@ -135,7 +151,7 @@ def serve(args: argparse.Namespace) -> int:
         Console(stderr=True).print("[red]error:[/red] only `--backend local` is available in this version")
         return EXIT_USAGE
     if args.transport == "stdio":
-        create_server().run("stdio")
+        create_server(effective_settings()).run("stdio")
         return EXIT_OK
     return serve_http(args)
 
@@ -153,7 +169,7 @@ def serve_http(args: argparse.Namespace) -> int:
         if not os.environ.get("PCOORD_TOKEN"):
             errors.print("[red]error:[/red] a server reachable from other machines needs PCOORD_TOKEN set")
             return EXIT_USAGE
-    settings = Settings()
+    settings = effective_settings()
     token, generated = resolve_token(settings.state_dir)
     base_url = f"http://{args.host}:{args.port}"
     if generated:
@@ -200,8 +216,36 @@ def list_agents(as_json: bool) -> int:
     return EXIT_OK
 
 
+def show_plan(task: str, as_json: bool) -> int:
+    path = Path(task)
+    plan = load_plan(path) if path.suffix in (".yaml", ".yml", ".json") or path.is_file() else PlanFile(
+        task_description=task
+    )
+    return anyio.run(_show_plan, plan, as_json)
+
+
+async def _show_plan(plan: PlanFile, as_json: bool) -> int:
+    from parallel_coordinator.coordinator import Coordinator
+
+    async with Coordinator(effective_settings()) as coordinator:
+        options = coordinator.with_defaults(plan.options)
+        planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
+    document = {
+        "task_description": plan.task_description,
+        "subtasks": [
+            {"id": n.id, "description": n.description, "agent_type": n.agent, "dependencies": list(n.dependencies),
+             "priority": n.priority}
+            for n in planned.graph.nodes.values()
+        ],
+    }
+    for note in notes:
+        Console(stderr=True).print(f"note: {note}", highlight=False)
+    print(json.dumps(document, indent=2) if as_json else yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return EXIT_OK
+
+
 def open_store() -> Store:
-    settings = Settings()
+    settings = effective_settings()
     if not settings.database.exists():
         raise CoordinatorError(
             f"no state at {str(settings.state_dir)!r}: nothing has run here yet (PCOORD_STATE_DIR chooses the place)"
@@ -213,7 +257,7 @@ def stored_status(store: Store, session_id: str) -> ProgressStatus:
     stored = store.load_session(session_id)
     if stored is None:
         raise UnknownSessionError(session_id)
-    settings = Settings()
+    settings = effective_settings()
     return progress_status(snapshot_of(stored), settings.result_chars, settings.total_result_chars)
 
 
@@ -333,7 +377,7 @@ def show_metrics(as_json: bool) -> int:
     try:
         metrics = performance_metrics(
             store, (psutil.cpu_percent(interval=0.2), *memory_sample()), active_agents=store.running_tasks(),
-            queue_size=0, queue_reasons=[], limits=Settings().alert_limits,
+            queue_size=0, queue_reasons=[], limits=effective_settings().alert_limits,
         )
     finally:
         store.close()
@@ -380,7 +424,7 @@ def write_session_report(session_id: str, output: Path | None) -> int:
 
     store = open_store()
     try:
-        path = write_report(store, session_id, output, reports_dir=Settings().reports_dir)
+        path = write_report(store, session_id, output, reports_dir=effective_settings().reports_dir)
     finally:
         store.close()
     print(path)
@@ -410,16 +454,14 @@ def run_plan(path: Path, as_json: bool) -> int:
 async def _run_plan(plan: PlanFile, as_json: bool) -> int:
     from parallel_coordinator.coordinator import Coordinator
     from parallel_coordinator.liveview import render_status, stderr_console
-    from parallel_coordinator.tools.coordinate import chain_pipeline
     from parallel_coordinator.views import coordination_result, progress_status
 
     interrupted = False
-    async with Coordinator() as coordinator:
-        subtasks = plan.subtasks or [Subtask(id="task", description=plan.task_description)]
-        if plan.strategy == "pipeline":
-            subtasks = chain_pipeline(subtasks)
-        planned = coordinator.plan(subtasks, plan.options)
-        session = await coordinator.start(plan.task_description, planned, plan.options)
+    async with Coordinator(effective_settings()) as coordinator:
+        options = coordinator.with_defaults(plan.options)
+        planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
+        session = await coordinator.start(plan.task_description, planned, options)
+        session.notes = notes
         settings = coordinator.settings
 
         async with anyio.create_task_group() as group:

@@ -54,13 +54,13 @@ from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import PerformanceMetrics
 from parallel_coordinator.session import AttemptInfo, CachedResult, Session, TaskRecord
 from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask
+from parallel_coordinator.strategies import Strategy, apply_strategy
 from parallel_coordinator.supervisor import SupervisorJob
 from parallel_coordinator.throttle import RunnerThrottle
 from parallel_coordinator.views import Snapshot, performance_metrics, snapshot_of
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TASK_TIMEOUT_S = 300.0
 _CANCEL_WAIT_S = 10.0
 _RECHECK_S = 0.5  # how soon a queue held back by CPU, memory or a rate limit is looked at again
 _CPU_SAMPLE_S = 1.0
@@ -160,7 +160,33 @@ class Coordinator:
     # Agents -------------------------------------------------------------------------------------
 
     def catalog(self) -> AgentCatalog:
-        return discover_agents(self.settings.agent_dirs)
+        """The agents on disk now (re-read on every call, so edits apply without a restart),
+        with the configuration file's agent_pool overrides applied."""
+        catalog = discover_agents(self.settings.agent_dirs)
+        for name, override in self.settings.agent_pool.items():
+            agent = catalog.agents.get(name)
+            if agent is None:
+                continue
+            changes: dict[str, Any] = {}
+            if override.max_concurrent is not None:
+                changes["max_concurrent"] = override.max_concurrent
+            if override.priority is not None:
+                changes["priority"] = override.priority
+            catalog.agents[name] = agent.model_copy(update=changes)
+        return catalog
+
+    def with_defaults(self, options: CoordinateOptions | None) -> CoordinateOptions:
+        """A call's options, with what the caller left unset taken from the server's configuration."""
+        given = options.model_dump(exclude_unset=True) if options is not None else {}
+        defaults = {
+            "max_agents": min(64, self.settings.pool_size),
+            "retry_attempts": self.settings.retry_attempts,
+            "progress_update_interval": self.settings.progress_update_interval_s,
+            "max_memory_per_agent": self.settings.max_memory_per_agent,
+            "token_budget_per_agent": self.settings.token_budget_per_agent,
+            "synthesizer": self.settings.synthesizer,
+        }
+        return CoordinateOptions.model_validate({**defaults, **given})
 
     # Planning -----------------------------------------------------------------------------------
 
@@ -241,6 +267,19 @@ class Coordinator:
         kept = {t.task_id: t for t in found.tasks if t.status == "succeeded"}
         return found.task_description, PlannedSession(TaskGraph(nodes), agents, {}), kept
 
+    async def prepare(
+        self, task_description: str, subtasks: list[Subtask] | None, strategy: Strategy, options: CoordinateOptions
+    ) -> tuple[PlannedSession, list[str]]:
+        """A validated graph for a call, and notes on how it was made (planned, routed, repaired)."""
+        notes: list[str] = []
+        if subtasks is None:
+            decomposition = await self.decompose(task_description, options)
+            subtasks, notes = decomposition.subtasks, decomposition.notes
+        subtasks = apply_strategy(subtasks, strategy)
+        planned = self.plan(subtasks, options)
+        notes += [planned.routing_notes[s.id] for s in subtasks if s.id in planned.routing_notes]
+        return planned, notes
+
     async def decompose(self, task_description: str, options: CoordinateOptions) -> Decomposition:
         """Ask the planner for a subtasks graph; fall back to the whole task on the best agent."""
         catalog = self.catalog()
@@ -248,7 +287,7 @@ class Coordinator:
             raise PlanError(
                 "no agents were found to run this task; run `pcoord agents` to see where they are looked for"
             )
-        configured = getattr(self.settings, "planner", None)
+        configured = self.settings.planner
         planner = builtin_planner()
         if configured:
             found = catalog.get(configured)
@@ -299,7 +338,7 @@ class Coordinator:
         request = TaskRequest(
             session_id=session.id if session else label, task_id=agent.name, description=description,
             task_description=task_description, context=context or {},
-            timeout_s=agent.timeout or DEFAULT_TASK_TIMEOUT_S,
+            timeout_s=agent.timeout or self.settings.task_timeout_s,
         )
         job = SupervisorJob(
             attempt_id=secrets.token_hex(8), invocation=runner.invocation(agent, request),
@@ -318,7 +357,7 @@ class Coordinator:
 
     async def _synthesize(self, session: Session) -> None:
         """Run the synthesizer last, with every successful result in its context."""
-        name = session.options.synthesizer or getattr(self.settings, "synthesizer", None)
+        name = session.options.synthesizer
         if not name or session.stop_reason is not None:
             return
         agent = self.catalog().get(name)
@@ -672,7 +711,7 @@ class Coordinator:
             task_description=session.task_description,
             context={dep: session.tasks[dep].output for dep in node.dependencies},
             working_directory=session.options.working_directory,
-            timeout_s=node.timeout_s or agent.timeout or DEFAULT_TASK_TIMEOUT_S,
+            timeout_s=node.timeout_s or agent.timeout or self.settings.task_timeout_s,
             token_budget=session.options.token_budget_per_agent,
             attempt=number,
         )
@@ -736,7 +775,7 @@ class Coordinator:
         """The agent as this run needs it: a chosen model, and the session's budgets."""
         if agent.runner != "claude":
             return agent
-        models = getattr(self.settings, "models", None) or DEFAULT_MODELS
+        models = {**DEFAULT_MODELS, **self.settings.models}
         extra = dict(agent.extra)
         if session.options.cost_budget_per_agent_usd is not None:
             extra["maxBudgetUsd"] = session.options.cost_budget_per_agent_usd

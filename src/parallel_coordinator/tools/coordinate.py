@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.errors import PlanError
 from parallel_coordinator.graph import TaskGraph
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
+from parallel_coordinator.strategies import Strategy
 from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
 from parallel_coordinator.tools._progress import follow
 from parallel_coordinator.views import coordination_result, planned_tasks
-
-Strategy = Literal["auto", "parallel", "pipeline", "hybrid", "burst"]
 
 DESCRIPTION = """\
 Run one task on many agents at once, as a dependency graph of subtasks, and return their results.
@@ -44,17 +42,6 @@ tasks and keeps the results that succeeded.
 Errors (unknown agent, unknown dependency, duplicate id, cycle) name the offending value."""
 
 
-def chain_pipeline(subtasks: list[Subtask]) -> list[Subtask]:
-    """Each subtask depends on the one before it, in the order given."""
-    chained = []
-    for previous, current in zip([None, *subtasks], subtasks, strict=False):
-        deps = list(current.dependencies)
-        if previous is not None and previous.id not in deps:
-            deps.append(previous.id)
-        chained.append(current.model_copy(update={"dependencies": deps}))
-    return chained
-
-
 TaskDescription = Annotated[
     str, Field(min_length=1, max_length=100_000, description="The whole task, in plain words.")
 ]
@@ -69,7 +56,7 @@ async def coordinate_task(
 ) -> CoordinationResult:
     assert ctx is not None
     coordinator = coordinator_of(ctx)
-    options = options or CoordinateOptions()
+    options = coordinator.with_defaults(options)
     with as_tool_errors():
         if options.resume_session is not None:
             description, planned, kept = coordinator.resume_plan(options.resume_session)
@@ -79,16 +66,7 @@ async def coordinate_task(
                 description, planned, options, resumed_from=options.resume_session, kept=kept
             )
         else:
-            notes: list[str] = []
-            if subtasks is None:
-                decomposition = await coordinator.decompose(task_description, options)
-                subtasks, notes = decomposition.subtasks, decomposition.notes
-            if strategy == "pipeline":
-                subtasks = chain_pipeline(subtasks)
-            elif strategy == "parallel":
-                refuse_dependencies(subtasks)
-            planned = coordinator.plan(subtasks, options)
-            notes += [planned.routing_notes[s.id] for s in subtasks if s.id in planned.routing_notes]
+            planned, notes = await coordinator.prepare(task_description, subtasks, strategy, options)
             if options.dry_run:
                 return dry_run_result(planned.graph, notes)
             session = await coordinator.start(task_description, planned, options)
@@ -103,16 +81,6 @@ def dry_run_result(graph: TaskGraph, notes: list[str] | None = None) -> Coordina
         session_id="", status="RUNNING", plan=planned_tasks(graph), notes=notes or [],
         next_step="dry run: nothing ran; pass these subtasks (edited if need be) without dry_run to run them",
     )
-
-
-def refuse_dependencies(subtasks: list[Subtask]) -> None:
-    """'parallel' means independent subtasks: dependencies are a sign the caller wanted 'hybrid'."""
-    for sub in subtasks:
-        if sub.dependencies:
-            raise PlanError(
-                f"strategy 'parallel' runs subtasks independently, but {sub.id!r} depends on"
-                f" {sub.dependencies[0]!r}; use strategy 'hybrid' (or 'auto') to run a dependency graph"
-            )
 
 
 def result_caps(coordinator: Coordinator, options: CoordinateOptions | None) -> tuple[int, int]:
