@@ -6,6 +6,7 @@ same way. One anyio task group owns every session; each session's task group own
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -14,8 +15,8 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -58,6 +59,14 @@ from parallel_coordinator.strategies import Strategy, apply_strategy
 from parallel_coordinator.supervisor import SupervisorJob
 from parallel_coordinator.throttle import RunnerThrottle
 from parallel_coordinator.views import Snapshot, performance_metrics, snapshot_of
+from parallel_coordinator.worktrees import (
+    WorktreeError,
+    create_worktree,
+    prune_orphans,
+    remove_session_worktrees,
+    remove_worktree,
+    summarize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +149,10 @@ class Coordinator:
             if a.outcome == "exited" and a.error is None and a.started_at and a.finished_at
         )
         recovered = self.store.recover_orphans(time.time())
+        for session_id in recovered:
+            remove_session_worktrees(self.worktrees_dir, session_id)
+        if self.worktrees_dir.exists():
+            prune_orphans(self.worktrees_dir)
         if recovered:
             log.warning("%d session(s) were running when a server stopped; marked interrupted: %s",
                         len(recovered), ", ".join(recovered))
@@ -716,7 +729,6 @@ class Coordinator:
             attempt=number,
         )
         runner = self.runners.get(agent.runner)
-        throttle = self._throttle(agent.runner)
         agent = self._for_this_run(session, node, agent)
         outcome: AttemptOutcome
         if runner is None:
@@ -725,22 +737,10 @@ class Coordinator:
             result = RunResult(ok=False, error=outcome.error, retryable=False)
         else:
             try:
-                invocation = runner.invocation(agent, request)
-            except RunnerUnavailableError as exc:
+                outcome, result = await self._run_isolated(session, node, record, agent, runner, request)
+            except WorktreeError as exc:
                 outcome = AttemptOutcome(reason="spawn_failed", error=str(exc))
                 result = RunResult(ok=False, error=str(exc), retryable=False)
-            else:
-                throttle.running += 1
-                try:
-                    outcome = await self._supervise(session, record, invocation, request)
-                finally:
-                    throttle.running -= 1
-                result = runner.interpret(agent, outcome)
-                if outcome.stdout_truncated and result.ok:
-                    result.output += (
-                        f"\n[output cut at {len(outcome.stdout.encode()):,} of {outcome.stdout_bytes:,} bytes;"
-                        f" the whole output is in {self._artefacts(session, node.id, number) / 'stdout'}]"
-                    )
         result.details.setdefault("reason", outcome.reason)
         if outcome.peak_rss_mb:
             self._peak_rss_mb[agent.name] = max(self._peak_rss_mb.get(agent.name, 0.0), outcome.peak_rss_mb)
@@ -770,6 +770,72 @@ class Coordinator:
             },
         ))
         return result
+
+    async def _run_isolated(
+        self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec, runner: Runner,
+        request: TaskRequest,
+    ) -> tuple[AttemptOutcome, RunResult]:
+        """Start the agent (in its own worktree if it wants one), wait for it, and read its outcome."""
+        throttle = self._throttle(agent.runner)
+        async with self._isolation(session, node, record, agent, request) as isolated:
+            try:
+                invocation = runner.invocation(agent, isolated)
+            except RunnerUnavailableError as exc:
+                return AttemptOutcome(reason="spawn_failed", error=str(exc)), RunResult(
+                    ok=False, error=str(exc), retryable=False
+                )
+            throttle.running += 1
+            try:
+                outcome = await self._supervise(session, record, invocation, isolated)
+            finally:
+                throttle.running -= 1
+            result = runner.interpret(agent, outcome)
+            if outcome.stdout_truncated and result.ok:
+                result.output += (
+                    f"\n[output cut at {len(outcome.stdout.encode()):,} of {outcome.stdout_bytes:,} bytes;"
+                    f" the whole output is in {self._artefacts(session, node.id, request.attempt) / 'stdout'}]"
+                )
+            return outcome, result
+
+    @asynccontextmanager
+    async def _isolation(
+        self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec, request: TaskRequest
+    ) -> AsyncIterator[TaskRequest]:
+        """Run in a fresh git worktree when the agent or the session asks for isolation.
+
+        Afterwards the agent's changes are committed on the worktree's branch and summarised in the
+        task's record; the worktree itself is removed unless options.keep_worktrees.
+        """
+        if agent.isolation != "worktree" and session.options.isolation != "worktree":
+            yield request
+            return
+        where = Path(request.working_directory or Path.cwd())
+        # A WorktreeError here fails the attempt with git's own words (see _attempt).
+        tree = await anyio.to_thread.run_sync(lambda: create_worktree(
+            where, session_id=session.id, task_id=node.id, attempt=request.attempt, root=self.worktrees_dir,
+        ))
+        try:
+            yield dataclasses.replace(request, working_directory=str(tree.cwd))
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_WAIT_S):
+                keep = session.options.keep_worktrees
+                try:
+                    summary = await anyio.to_thread.run_sync(summarize, tree)
+                    record.worktree = {
+                        "branch": summary.branch, "files_changed": summary.files_changed,
+                        "insertions": summary.insertions, "deletions": summary.deletions,
+                        "files": summary.files[:50], "committed": summary.committed,
+                        "path": str(tree.path) if keep else None,
+                    }
+                    if not keep:
+                        await anyio.to_thread.run_sync(lambda: remove_worktree(tree))
+                except WorktreeError as exc:
+                    log.warning("worktree of task %r: %s", node.id, exc)
+                    record.worktree = {"branch": tree.branch, "error": str(exc), "path": str(tree.path)}
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.settings.state_dir / "worktrees"
 
     def _for_this_run(self, session: Session, node: TaskNode, agent: AgentSpec) -> AgentSpec:
         """The agent as this run needs it: a chosen model, and the session's budgets."""

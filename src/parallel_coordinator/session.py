@@ -47,6 +47,7 @@ class TaskRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    worktree: dict[str, object] | None = None
 
     @property
     def duration_s(self) -> float | None:

@@ -251,6 +251,7 @@ def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> list[Ta
                 output_truncated=len(shown) < len(output),
                 output_chars=len(output),
                 output_uri=task_uri(snap.id, record.task_id),
+                worktree=record.worktree,
                 error=record.error,
                 attempts=len(record.attempts),
                 started_at=iso(record.started_at),

@@ -118,6 +118,10 @@ class CoordinateOptions(BaseModel):
         None, max_length=200,
         description="Agent to run last with every result in its context, merging them into one answer.",
     )
+    isolation: Literal["none", "worktree"] = Field(
+        "none", description="'worktree': every agent works in its own git worktree of working_directory."
+    )
+    keep_worktrees: bool = Field(False, description="Keep the worktrees after their tasks end (branches are kept).")
     resume_session: str | None = Field(
         None,
         description="Id of an ended session to run again: tasks that succeeded keep their results, the rest re-run.",

@@ -37,6 +37,9 @@ class TaskResult(BaseModel):
     output_tokens: int | None = None
     cost_usd: float | None = None
     attempt_log: list[AttemptRecord] = Field(default_factory=list)
+    worktree: dict[str, Any] | None = Field(
+        None, description="For an isolated task: its branch and what it changed (files, insertions, deletions)."
+    )
 
 
 class AgentFigures(BaseModel):
