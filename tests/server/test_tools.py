@@ -234,3 +234,16 @@ async def test_without_a_synthesizer_the_answer_is_a_summary_of_every_task(clien
     assert lines[0] == "PARTIAL: 1 of 2 tasks succeeded."
     assert lines[1].startswith("- a (echo, succeeded): a done [whole output: pcoord://sessions/")
     assert lines[2].startswith("- b (failer, failed): error: exited with status 3")
+
+
+async def test_agent_files_are_read_again_when_they_change_without_a_restart(
+    client: Client, agents: AgentFactory
+) -> None:
+    before = {a["name"] for a in (await call(client, "list_agents"))["agents"]}
+    agents.script("newcomer", "print('new here')", description="Arrived while the server ran")
+    after = {a["name"]: a for a in (await call(client, "list_agents"))["agents"]}
+    assert "newcomer" not in before and after["newcomer"]["description"] == "Arrived while the server ran"
+    result = await call(client, "coordinate_task", task_description="x",
+                        subtasks=[{"id": "n", "description": "x", "agent_type": "newcomer"}],
+                        options={"wait_seconds": 60})
+    assert result["results"][0]["output"].strip() == "new here"
