@@ -460,7 +460,7 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
     async with Coordinator(effective_settings()) as coordinator:
         options = coordinator.with_defaults(plan.options)
         planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
-        session = await coordinator.start(plan.task_description, planned, options)
+        session = await coordinator.start(plan.task_description, planned, options, strategy=plan.strategy)
         session.notes = notes
         settings = coordinator.settings
 

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import re
 import secrets
 import time
 from collections import Counter
@@ -405,9 +406,11 @@ class Coordinator:
         *,
         resumed_from: str | None = None,
         kept: dict[str, StoredTask] | None = None,
+        strategy: Strategy = "auto",
     ) -> Session:
         assert self._task_group is not None, "use the Coordinator as an async context manager"
         session = Session(
+            strategy=strategy,
             id=secrets.token_hex(8), task_description=task_description, options=options, graph=planned.graph,
             agents=planned.agents, routing_notes=planned.routing_notes, resumed_from=resumed_from,
         )
@@ -482,14 +485,28 @@ class Coordinator:
             task_id = session.scheduler.take_ready(lambda agent: self._may_start(session, agent))
             if task_id is None:
                 return self._throttle_reason(session)
-            record = session.tasks[task_id]
-            record.status = TaskState.RUNNING
-            record.started_at = time.time()
-            self._agent_running[record.agent] += 1
+            agent = session.tasks[task_id].agent
+            batch = [task_id]
+            if session.strategy == "burst" and session.agents[agent].runner == "claude":
+                # Small tasks for the same agent share one run: one start-up and one system prompt.
+                same_agent = agent.__eq__
+                while len(batch) < BURST_BATCH_SIZE:
+                    more = session.scheduler.take_ready(same_agent)
+                    if more is None:
+                        break
+                    batch.append(more)
+            self._agent_running[agent] += 1  # one slot, however many tasks the run carries
+            for member in batch:
+                record = session.tasks[member]
+                record.status = TaskState.RUNNING
+                record.started_at = time.time()
+                self.store.update_task(session.id, member, status="running", started_at=record.started_at)
+                self.events.emit(SessionEvent("task_started", session.id, member, agent, ts=record.started_at))
             session.peak_parallelism = max(session.peak_parallelism, len(session.running()))
-            self.store.update_task(session.id, task_id, status="running", started_at=record.started_at)
-            self.events.emit(SessionEvent("task_started", session.id, task_id, record.agent, ts=record.started_at))
-            tasks.start_soon(self._run_task, session, task_id, name=f"task {session.id}/{task_id}")
+            if len(batch) == 1:
+                tasks.start_soon(self._run_task, session, task_id, name=f"task {session.id}/{task_id}")
+            else:
+                tasks.start_soon(self._run_batch, session, batch, name=f"batch {session.id}/{task_id}")
         return None
 
     def _may_start(self, session: Session, agent: str) -> bool:
@@ -564,6 +581,52 @@ class Coordinator:
         self._finish_task(session, task_id, reused or result)
         if key is not None:
             self._publish_result(session, key, task_id, result)
+
+    async def _run_batch(self, session: Session, batch: list[str]) -> None:
+        """Several small tasks of one agent in one run; the answer is split back per task.
+
+        Tasks the answer has no section for run again on their own, so a batch can only save work.
+        """
+        nodes = [session.graph.nodes[t] for t in batch]
+        agent = session.agents[nodes[0].agent]
+        carrier = session.tasks[batch[0]]
+        combined = TaskNode(
+            id=batch[0], description=batch_prompt(nodes), agent=agent.name,
+            dependencies=tuple(dict.fromkeys(d for n in nodes for d in n.dependencies)),
+            priority=min(n.priority for n in nodes),
+            timeout_s=max((n.timeout_s or agent.timeout or self.settings.task_timeout_s) for n in nodes),
+            max_attempts=1,
+        )
+        try:
+            result = await self._attempts_with(session, combined, carrier, agent)
+        finally:
+            self._agent_running[agent.name] -= 1
+            self._poke_all()
+        parts = split_batch(result.output, batch) if result.ok else {}
+        for member in batch:
+            if member in parts:
+                if member != batch[0]:
+                    session.tasks[member].attempts = list(carrier.attempts)
+                self._finish_task(session, member, RunResult(
+                    ok=True, output=parts[member],
+                    input_tokens=result.input_tokens if member == batch[0] else None,
+                    output_tokens=result.output_tokens if member == batch[0] else None,
+                    cost_usd=result.cost_usd if member == batch[0] else None,
+                ))
+        session.notes.append(
+            f"batched {len(batch)} tasks of {agent.name} in one run ({', '.join(batch)}); "
+            f"{len(parts)} answered there" + (f", tokens and cost counted on {batch[0]!r}" if parts else "")
+        )
+        for member in batch:
+            if member in parts:
+                continue
+            if session.stop_reason is not None:
+                self._finish_task(session, member, RunResult(
+                    ok=False, error=session.stop_reason, details={"reason": "cancelled"}))
+                continue
+            session.tasks[member].attempts = []
+            self._agent_running[agent.name] += 1
+            await self._run_task(session, member)
 
     async def _reuse(self, session: Session, node: TaskNode) -> tuple[str | None, RunResult | None]:
         """The cache key of this task, and a result to reuse if an identical task already produced one.
@@ -1024,6 +1087,32 @@ class Coordinator:
 def outcome_is_permanent(result: RunResult) -> bool:
     """Running again cannot help: it could not start (missing command), or it spent its whole budget."""
     return result.details.get("reason") in ("spawn_failed", "budget")
+
+
+BURST_BATCH_SIZE = 8
+_BATCH_MARKER = re.compile(r"^=== task: (.+?) ===[ \t]*$", re.MULTILINE)
+
+
+def batch_prompt(nodes: Sequence[TaskNode]) -> str:
+    sections = "\n\n".join(f"=== task: {n.id} ===\n{n.description}" for n in nodes)
+    return (
+        f"You have {len(nodes)} small tasks. Answer every one, in the order given. Begin each answer with a"
+        " line of its own that repeats its marker exactly, for example `=== task: "
+        f"{nodes[0].id} ===`, and put nothing else on that line.\n\n{sections}"
+    )
+
+
+def split_batch(answer: str, task_ids: Sequence[str]) -> dict[str, str]:
+    """Each task's part of a batched answer, by its marker line; tasks without one are left out."""
+    wanted = set(task_ids)
+    found = list(_BATCH_MARKER.finditer(answer))
+    parts: dict[str, str] = {}
+    for marker, following in zip(found, [*found[1:], None], strict=True):
+        task_id = marker.group(1).strip()
+        if task_id in wanted and task_id not in parts:
+            end = following.start() if following else len(answer)
+            parts[task_id] = answer[marker.end():end].strip("\n")
+    return parts
 
 
 DEFAULT_MODELS = {"simple": "haiku", "default": "sonnet", "critical": "opus"}

@@ -78,6 +78,7 @@ class Session:
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     resumed_from: str | None = None
     queue_reason: str | None = None
+    strategy: str = "auto"
     routing_notes: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     synthesis: str | None = None

@@ -94,3 +94,18 @@ async def test_an_agent_directorys_protocol_is_appended_to_every_claude_system_p
     system_prompt = argv[argv.index("--append-system-prompt") + 1]
     assert system_prompt.startswith("You are a careful code reviewer.")
     assert system_prompt.endswith("Always report findings as a numbered list.")
+
+
+async def test_a_claude_synthesizer_merges_the_results(
+    coordinator: Coordinator, reviewer: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PCOORD_CLAUDE_BIN", str(FAKE_CLAUDE))
+    options = CoordinateOptions(wait_seconds=0, synthesizer="reviewer")
+    plan = coordinator.plan([Subtask(id="a", description="part one", agent_type="echo"),
+                             Subtask(id="b", description="part two", agent_type="echo")], options)
+    session = await coordinator.start("two parts", plan, options)
+    with anyio.fail_after(60):
+        await session.done.wait()
+    assert session.synthesis is not None
+    assert session.synthesis.startswith("fake claude done: Merge the results of the subtasks")
+    assert "synthesized by reviewer" in session.notes

@@ -87,3 +87,29 @@ async def test_kept_worktrees_stay_for_a_person_to_look_at(
     tree = session.tasks["k"].worktree
     assert tree is not None and tree["path"] is not None
     assert (Path(str(tree["path"])) / "notes.txt").read_text() == "written by k\n"
+
+
+HANG_IN_TREE = """
+    import json, sys, time
+    request = json.load(sys.stdin)
+    open("started", "w").write("yes")
+    print(json.dumps({"progress": 5}), file=sys.stderr, flush=True)
+    time.sleep(600)
+"""
+
+
+async def test_cancelling_an_isolated_task_leaves_no_worktree_behind(
+    coordinator: Coordinator, agents: AgentFactory, tmp_path: Path
+) -> None:
+    from tests.conftest import wait_until
+
+    agents.script("stuck", HANG_IN_TREE, isolation="worktree")
+    repo = make_repo(tmp_path / "repo")
+    options = CoordinateOptions(wait_seconds=0, working_directory=str(repo))
+    session = await coordinator.start("stuck", coordinator.plan(
+        [Subtask(id="s", description="x", agent_type="stuck")], options), options)
+    await wait_until(session, lambda: session.tasks["s"].progress is not None)
+    assert git(repo, "worktree", "list").count("\n") == 2
+    await coordinator.cancel(session.id)
+    assert git(repo, "worktree", "list").count("\n") == 1
+    assert session.tasks["s"].status is TaskState.CANCELLED

@@ -69,7 +69,7 @@ async def coordinate_task(
             planned, notes = await coordinator.prepare(task_description, subtasks, strategy, options)
             if options.dry_run:
                 return dry_run_result(planned.graph, notes)
-            session = await coordinator.start(task_description, planned, options)
+            session = await coordinator.start(task_description, planned, options, strategy=strategy)
             session.notes = notes
         # A cancelled request stops this wait, not the session: it runs on and can be polled.
         await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
