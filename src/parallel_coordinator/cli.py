@@ -158,7 +158,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def serve_http(args: argparse.Namespace) -> int:
     from parallel_coordinator.server import create_server
-    from parallel_coordinator.server.http import is_loopback, resolve_token
+    from parallel_coordinator.server.http import is_loopback, parse_tokens, resolve_token
 
     errors = Console(stderr=True)
     if not is_loopback(args.host):
@@ -171,14 +171,22 @@ def serve_http(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     settings = effective_settings()
     token, generated = resolve_token(settings.state_dir)
+    tokens = {"default": token}
+    try:
+        tokens |= parse_tokens(os.environ.get("PCOORD_TOKENS", ""))
+    except ValueError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        return EXIT_USAGE
     base_url = f"http://{args.host}:{args.port}"
     if generated:
         config = {"mcpServers": {"parallel-coordinator": {
             "type": "http", "url": f"{base_url}/mcp", "headers": {"Authorization": f"Bearer {token}"}}}}
         errors.print(f"generated a bearer token (kept in {settings.state_dir}); client configuration:", highlight=False)
         print(json.dumps(config, indent=2), file=sys.stderr)
-    server = create_server(settings, token=token, base_url=base_url, prometheus=args.prometheus)
-    server.run("streamable-http", host=args.host, port=args.port)
+    server = create_server(settings, tokens=tokens, base_url=base_url, prometheus=args.prometheus)
+    server.run(
+        "streamable-http", host=args.host, port=args.port, max_request_body_size=settings.max_request_bytes
+    )
     return EXIT_OK
 
 

@@ -59,6 +59,10 @@ class Settings:
     alert_max_error_rate: float = 0.05
     alert_max_memory_percent: float = 90.0
     alert_min_throughput_per_min: float | None = None
+    # HTTP clients: how many sessions one token may have running at once.
+    max_sessions_per_principal: int = 32
+    # HTTP: a request body larger than this is refused with 413 before it is read.
+    max_request_bytes: int = 4 * 1024 * 1024
     # Append every task event to a JSON-lines log per session under logs/.
     performance_logging: bool = field(default_factory=lambda: os.environ.get("PCOORD_PERFORMANCE_LOGGING", "1") != "0")
     # Defaults for coordinate_task calls that leave them unset (configuration file: parallel_config, resource_limits).

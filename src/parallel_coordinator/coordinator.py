@@ -251,9 +251,11 @@ class Coordinator:
             )
         return PlannedSession(TaskGraph(nodes), agents, notes)
 
-    def resume_plan(self, session_id: str) -> tuple[str, PlannedSession, dict[str, StoredTask]]:
+    def resume_plan(
+        self, session_id: str, principal: str | None = None
+    ) -> tuple[str, PlannedSession, dict[str, StoredTask]]:
         """The graph of an ended session, and the tasks of it that succeeded (kept, not re-run)."""
-        found = self.get(session_id)
+        found = self.get(session_id, principal)
         if isinstance(found, Session):
             if found.status == "RUNNING":
                 raise PlanError(f"session {session_id!r} is still running; only an ended session can be resumed")
@@ -407,10 +409,17 @@ class Coordinator:
         resumed_from: str | None = None,
         kept: dict[str, StoredTask] | None = None,
         strategy: Strategy = "auto",
+        owner: str | None = None,
     ) -> Session:
         assert self._task_group is not None, "use the Coordinator as an async context manager"
+        running = [s for s in self.active_sessions if s.owner == owner]
+        if len(running) >= self.settings.max_sessions_per_principal:
+            raise PlanError(
+                f"{len(running)} sessions of this client are still running, the most allowed at once"
+                f" ({self.settings.max_sessions_per_principal}); wait for one to end or cancel one"
+            )
         session = Session(
-            strategy=strategy,
+            strategy=strategy, owner=owner,
             id=secrets.token_hex(8), task_description=task_description, options=options, graph=planned.graph,
             agents=planned.agents, routing_notes=planned.routing_notes, resumed_from=resumed_from,
         )
@@ -418,7 +427,7 @@ class Coordinator:
             session.id, task_description, options.model_dump(mode="json"), session.created_at, options.max_agents,
             [(n.id, n.agent, n.description, n.dependencies, n.priority, _node_spec(n))
              for n in planned.graph.nodes.values()],
-            resumed_from=resumed_from,
+            resumed_from=resumed_from, owner=owner,
         )
         self.events.emit(SessionEvent(
             "session_started", session.id, details={"tasks": len(planned.graph), "resumed_from": resumed_from},
@@ -1031,14 +1040,18 @@ class Coordinator:
 
     # Looking up ---------------------------------------------------------------------------------
 
-    def get(self, session_id: str) -> Session | StoredSession:
+    def get(self, session_id: str, principal: str | None = None) -> Session | StoredSession:
+        """A session by id. With a principal (an HTTP client), only its own: a foreign session is
+        reported exactly like a missing one, so ids cannot be probed."""
         session = self.sessions.get(session_id)
-        if session is not None:
-            return session
-        stored = self.store.load_session(session_id)
-        if stored is None:
+        found: Session | StoredSession | None = session if session is not None else self.store.load_session(session_id)
+        if found is None or (principal is not None and found.owner != principal):
             raise UnknownSessionError(session_id)
-        return stored
+        return found
+
+    def list_sessions(self, principal: str | None = None, limit: int = 20) -> list[tuple[str, str, str, float]]:
+        """(id, status, task description, created_at) of the newest sessions this principal may see."""
+        return self.store.recent_sessions(limit, owner=principal)
 
     @property
     def active_sessions(self) -> list[Session]:
@@ -1046,9 +1059,9 @@ class Coordinator:
 
     # Cancelling ---------------------------------------------------------------------------------
 
-    async def cancel(self, session_id: str) -> CancelOutcome:
+    async def cancel(self, session_id: str, principal: str | None = None) -> CancelOutcome:
         """Stop a session: pending tasks are cancelled, running agents' trees killed. Idempotent."""
-        found = self.get(session_id)
+        found = self.get(session_id, principal)
         if not isinstance(found, Session) or found.status != "RUNNING":
             return CancelOutcome(found.id, found.status, 0, 0)
         session = found

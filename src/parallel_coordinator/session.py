@@ -79,6 +79,7 @@ class Session:
     resumed_from: str | None = None
     queue_reason: str | None = None
     strategy: str = "auto"
+    owner: str | None = None  # the HTTP client (token) that started it; None on stdio
     routing_notes: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     synthesis: str | None = None

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     max_agents INTEGER NOT NULL DEFAULT 64,
     owner_started_at REAL,
     resumed_from TEXT,
-    synthesis TEXT
+    synthesis TEXT,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -68,7 +69,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -81,6 +82,7 @@ _MIGRATIONS = {
         "ALTER TABLE tasks ADD COLUMN message TEXT",
     ],
     4: ["ALTER TABLE sessions ADD COLUMN synthesis TEXT"],
+    5: ["ALTER TABLE sessions ADD COLUMN owner TEXT"],
 }
 
 
@@ -147,6 +149,7 @@ class StoredSession:
     tasks: list[StoredTask]
     attempts: list[StoredAttempt]
     synthesis: str | None = None
+    owner: str | None = None
 
 
 class Store:
@@ -180,15 +183,16 @@ class Store:
         max_agents: int,
         tasks: Sequence[tuple[str, str, str, Sequence[str], int, dict[str, Any]]],
         resumed_from: str | None = None,
+        owner: str | None = None,
     ) -> None:
         """Record a new session and all its tasks (pending) in one transaction."""
         pid, started_at = process_identity()
         with self._transaction():
             self._db.execute(
                 "INSERT INTO sessions (id, task_description, status, options, created_at, owner_pid, max_agents,"
-                " owner_started_at, resumed_from) VALUES (?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?)",
+                " owner_started_at, resumed_from, owner) VALUES (?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, task_description, json.dumps(options), created_at, pid, max_agents, started_at,
-                 resumed_from),
+                 resumed_from, owner),
             )
             self._db.executemany(
                 "INSERT INTO tasks (session_id, task_id, position, agent, description, dependencies, priority,"
@@ -234,7 +238,7 @@ class Store:
     def load_session(self, session_id: str) -> StoredSession | None:
         row = self._db.execute(
             "SELECT id, task_description, status, options, created_at, finished_at, error_summary, max_agents,"
-            " resumed_from, synthesis FROM sessions WHERE id = ?",
+            " resumed_from, synthesis, owner FROM sessions WHERE id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
@@ -257,7 +261,7 @@ class Store:
         return StoredSession(
             id=row[0], task_description=row[1], status=row[2], options=json.loads(row[3]), created_at=row[4],
             finished_at=row[5], error_summary=row[6], max_agents=row[7], resumed_from=row[8], synthesis=row[9],
-            tasks=tasks,
+            owner=row[10], tasks=tasks,
             attempts=attempts,
         )
 
@@ -314,13 +318,16 @@ class Store:
             )
         }
 
-    def recent_sessions(self, limit: int = 20) -> list[tuple[str, str, str, float]]:
-        """(id, status, task description, created_at) of the newest sessions, newest first."""
+    def recent_sessions(self, limit: int = 20, owner: str | None = None) -> list[tuple[str, str, str, float]]:
+        """(id, status, task description, created_at) of the newest sessions, newest first; with an owner,
+        only that owner's."""
+        where, params = ("WHERE owner = ?", (owner, limit)) if owner is not None else ("", (limit,))
         return [
             (r[0], r[1], r[2], r[3])
             for r in self._db.execute(
-                "SELECT id, status, task_description, created_at FROM sessions ORDER BY created_at DESC LIMIT ?",
-                (limit,),
+                f"SELECT id, status, task_description, created_at FROM sessions {where}"
+                " ORDER BY created_at DESC LIMIT ?",
+                params,
             )
         ]
 

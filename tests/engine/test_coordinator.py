@@ -296,3 +296,18 @@ async def test_a_subtask_without_an_agent_is_routed_by_its_description(coordinat
     )
     assert planned.graph.nodes["s"].agent == "security-auditor"
     assert "authentication" in planned.routing_notes["s"]
+
+
+async def test_one_client_may_run_only_so_many_sessions_at_once(settings: Settings, agents: AgentFactory,
+                                                                 tmp_path: Path) -> None:
+    agents.script("hang", HANG_WITH_CHILD)
+    settings.max_sessions_per_principal = 1
+    spec = json.dumps({"folder": str(tmp_path)})
+    async with Coordinator(settings) as coordinator:
+        plan = coordinator.plan([Subtask(id="h", description=spec, agent_type="hang")], options())
+        first = await coordinator.start("one", plan, options(), owner="alice")
+        with pytest.raises(PlanError, match=r"1 sessions of this client are still running"):
+            await coordinator.start("two", plan, options(), owner="alice")
+        other = await coordinator.start("bob's", plan, options(), owner="bob")
+        for session in (first, other):
+            await coordinator.cancel(session.id)

@@ -20,6 +20,7 @@ from parallel_coordinator.server.http import resolve_token
 from tests.conftest import AgentFactory
 
 TOKEN = "test-token-0123456789"
+OTHER = "another-token-9876543210"
 
 
 def free_port() -> int:
@@ -32,7 +33,7 @@ def free_port() -> int:
 def http_server(tmp_path: Path, agents: AgentFactory) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root),
-           "PCOORD_TOKEN": TOKEN}
+           "PCOORD_TOKEN": TOKEN, "PCOORD_TOKENS": f"bob={OTHER}"}
     with subprocess.Popen(
         [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(port),
          "--prometheus"],
@@ -77,9 +78,54 @@ def test_requests_without_the_right_token_get_401_with_www_authenticate(http_ser
         assert headers.get("www-authenticate", "").startswith("Bearer")
 
 
+def test_an_oversized_request_body_is_refused_with_413(http_server: str) -> None:
+    # Declared larger than the cap: refused from the headers, before any of the body is read.
+    host, port = http_server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw:
+        raw.sendall(
+            f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+            f"Content-Length: {5 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        status_line = raw.makefile("rb").readline().decode()
+    assert status_line.split()[1] == "413"
+
+
 def test_a_foreign_host_header_is_refused(http_server: str) -> None:
     status, _, _ = get(f"{http_server}/mcp", TOKEN, method="POST", host="evil.example:80")
     assert status == 421
+
+
+def connect(url: str, token: str) -> tuple[httpx2.AsyncClient, Client]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    return http, Client(streamable_http_client(f"{url}/mcp", http_client=http))
+
+
+@pytest.mark.anyio
+async def test_a_second_token_cannot_see_or_cancel_the_first_tokens_sessions(http_server: str) -> None:
+    http_a, client_a = connect(http_server, TOKEN)
+    http_b, client_b = connect(http_server, OTHER)
+    async with http_a, client_a, http_b, client_b:
+        started = await client_a.call_tool("coordinate_task", {
+            "task_description": "mine", "subtasks": [{"id": "a", "description": "x", "agent_type": "echo"}],
+            "options": {"wait_seconds": 60},
+        })
+        assert started.structured_content is not None
+        session_id = started.structured_content["session_id"]
+        for tool in ("get_progress_status", "cancel_execution"):
+            foreign = await client_b.call_tool(tool, {"session_id": session_id})
+            missing = await client_b.call_tool(tool, {"session_id": "0000000000000000"})
+            assert foreign.is_error and missing.is_error
+            # The same words for someone else's session as for none at all: no way to probe ids.
+            assert foreign.content[0].text.replace(session_id, "X") == (  # type: ignore[union-attr]
+                missing.content[0].text.replace("0000000000000000", "X")  # type: ignore[union-attr]
+            )
+        mine = (await client_a.call_tool("list_sessions", {})).structured_content
+        theirs = (await client_b.call_tool("list_sessions", {})).structured_content
+        assert mine is not None and [s["session_id"] for s in mine["sessions"]] == [session_id]
+        assert theirs == {"sessions": []}
+        own = await client_a.call_tool("get_progress_status", {"session_id": session_id})
+        assert own.structured_content is not None and own.structured_content["status"] == "SUCCESS"
 
 
 @pytest.mark.anyio

@@ -17,7 +17,10 @@ from tests.engine.test_coordinator import HANG_WITH_CHILD
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {"coordinate_task", "get_progress_status", "cancel_execution", "get_performance_metrics", "list_agents"}
+TOOLS = {
+    "coordinate_task", "get_progress_status", "cancel_execution", "get_performance_metrics", "list_agents",
+    "list_sessions",
+}
 
 
 @pytest.fixture

@@ -32,13 +32,14 @@ def create_server(
     settings: Settings | None = None,
     *,
     coordinator: Coordinator | None = None,
-    token: str | None = None,
+    tokens: dict[str, str] | None = None,
     base_url: str | None = None,
     prometheus: bool = False,
 ) -> MCPServer[Coordinator]:
     """A server that owns a Coordinator for its lifetime, or serves one the caller already runs.
 
-    With `token` (HTTP), every request must carry it as a bearer token; `prometheus` adds /metrics.
+    With `tokens` (HTTP: principal name -> token), every request must carry one of them as a bearer
+    token, and each client sees only its own sessions; `prometheus` adds /metrics.
     """
     bus = InMemorySubscriptionBus()
     running: list[Coordinator] = []
@@ -54,7 +55,7 @@ def create_server(
             yield active
             group.cancel_scope.cancel()
 
-    verifier = StaticTokenVerifier(token) if token is not None else None
+    verifier = StaticTokenVerifier(tokens) if tokens else None
     auth = None
     if verifier is not None:
         assert base_url is not None, "an HTTP server needs its base URL for the auth metadata"

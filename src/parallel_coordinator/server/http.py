@@ -19,18 +19,38 @@ TOKEN_FILE = "http-token"
 
 
 class StaticTokenVerifier:
-    """Accepts exactly one bearer token."""
+    """Accepts a fixed set of bearer tokens, each naming its principal (the client it belongs to)."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self._tokens = [(name, token.encode()) for name, token in tokens.items()]
+
+    def principal(self, token: str) -> str | None:
+        given = token.encode()
+        found = None
+        for name, known in self._tokens:  # every token is compared, so timing tells nothing
+            if hmac.compare_digest(given, known):
+                found = name
+        return found
 
     def accepts(self, token: str) -> bool:
-        return hmac.compare_digest(token.encode(), self._token)
+        return self.principal(token) is not None
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        if not self.accepts(token):
-            return None
-        return AccessToken(token=token, client_id="pcoord", scopes=[])
+        name = self.principal(token)
+        return AccessToken(token=token, client_id=name, scopes=[]) if name is not None else None
+
+
+def parse_tokens(text: str) -> dict[str, str]:
+    """PCOORD_TOKENS: `name=token` pairs separated by commas, one principal each."""
+    tokens: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, token = item.partition("=")
+        if not sep or not name.strip() or len(token.strip()) < 16:
+            raise ValueError(
+                f"PCOORD_TOKENS entry {name.strip()!r} must be name=token with a token of at least 16 characters"
+            )
+        tokens[name.strip()] = token.strip()
+    return tokens
 
 
 def resolve_token(state_dir: Path) -> tuple[str, bool]:

@@ -21,7 +21,7 @@ from parallel_coordinator.coordinator import Coordinator
 from parallel_coordinator.errors import UnknownSessionError
 from parallel_coordinator.events import SessionEvent
 from parallel_coordinator.session import Session
-from parallel_coordinator.tools._context import coordinator_of
+from parallel_coordinator.tools._context import coordinator_of, principal
 from parallel_coordinator.views import progress_status, session_uri, task_uri
 
 # A session's resource is announced at most this often while only progress changes.
@@ -38,7 +38,7 @@ def register_resources(server: MCPServer[Any]) -> None:
     async def session_resource(session_id: str, ctx: Context[Any, Any]) -> str:
         coordinator = coordinator_of(ctx)
         try:
-            found = coordinator.get(session_id)
+            found = coordinator.get(session_id, principal())
         except UnknownSessionError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         settings = coordinator.settings
@@ -55,7 +55,7 @@ def register_resources(server: MCPServer[Any]) -> None:
         coordinator = coordinator_of(ctx)
         task = unquote(task_id)
         try:
-            found = coordinator.get(session_id)
+            found = coordinator.get(session_id, principal())
         except UnknownSessionError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         if isinstance(found, Session):

@@ -7,7 +7,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 
-from parallel_coordinator.tools import agents, cancel, coordinate, metrics, status
+from parallel_coordinator.tools import agents, cancel, coordinate, metrics, sessions, status
 
 
 def register_tools(server: MCPServer[Any]) -> None:
@@ -26,6 +26,9 @@ def register_tools(server: MCPServer[Any]) -> None:
     )
     server.add_tool(
         agents.list_agents, description=agents.DESCRIPTION, annotations=ToolAnnotations(read_only_hint=True)
+    )
+    server.add_tool(
+        sessions.list_sessions, description=sessions.DESCRIPTION, annotations=ToolAnnotations(read_only_hint=True)
     )
 
 

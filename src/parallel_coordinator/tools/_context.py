@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
@@ -18,6 +19,12 @@ def coordinator_of(ctx: Context[Any, Any]) -> Coordinator:
     coordinator = ctx.request_context.lifespan_context
     assert isinstance(coordinator, Coordinator), "the server's lifespan must yield a Coordinator"
     return coordinator
+
+
+def principal() -> str | None:
+    """The HTTP client (its token's name) making this request; None on stdio and in memory."""
+    token = get_access_token()
+    return token.client_id if token is not None else None
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from typing import Any
 from mcp.server.mcpserver import Context
 
 from parallel_coordinator.schemas.outputs import CancelResult
-from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
+from parallel_coordinator.tools._context import as_tool_errors, coordinator_of, principal
 
 DESCRIPTION = """\
 Stop a coordinate_task session: tasks not yet started are cancelled, running agents are killed with
@@ -18,7 +18,7 @@ cancelled and how many processes were killed. Calling it again, or on a finished
 async def cancel_execution(session_id: str, ctx: Context[Any, Any] | None = None) -> CancelResult:
     assert ctx is not None
     with as_tool_errors():
-        outcome = await coordinator_of(ctx).cancel(session_id)
+        outcome = await coordinator_of(ctx).cancel(session_id, principal())
     return CancelResult(
         session_id=outcome.session_id,
         status=outcome.status,

@@ -12,7 +12,7 @@ from parallel_coordinator.graph import TaskGraph
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
 from parallel_coordinator.strategies import Strategy
-from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
+from parallel_coordinator.tools._context import as_tool_errors, coordinator_of, principal
 from parallel_coordinator.tools._progress import follow
 from parallel_coordinator.views import coordination_result, planned_tasks
 
@@ -49,7 +49,7 @@ TaskDescription = Annotated[
 
 async def coordinate_task(
     task_description: TaskDescription,
-    subtasks: list[Subtask] | None = None,
+    subtasks: Annotated[list[Subtask] | None, Field(max_length=10_000)] = None,
     strategy: Strategy = "auto",
     options: CoordinateOptions | None = None,
     ctx: Context[Any, Any] | None = None,
@@ -59,17 +59,19 @@ async def coordinate_task(
     options = coordinator.with_defaults(options)
     with as_tool_errors():
         if options.resume_session is not None:
-            description, planned, kept = coordinator.resume_plan(options.resume_session)
+            description, planned, kept = coordinator.resume_plan(options.resume_session, principal())
             if options.dry_run:
                 return dry_run_result(planned.graph)
             session = await coordinator.start(
-                description, planned, options, resumed_from=options.resume_session, kept=kept
+                description, planned, options, resumed_from=options.resume_session, kept=kept, owner=principal()
             )
         else:
             planned, notes = await coordinator.prepare(task_description, subtasks, strategy, options)
             if options.dry_run:
                 return dry_run_result(planned.graph, notes)
-            session = await coordinator.start(task_description, planned, options, strategy=strategy)
+            session = await coordinator.start(
+                task_description, planned, options, strategy=strategy, owner=principal()
+            )
             session.notes = notes
         # A cancelled request stops this wait, not the session: it runs on and can be polled.
         await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)

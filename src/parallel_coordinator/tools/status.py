@@ -9,7 +9,7 @@ from pydantic import Field
 
 from parallel_coordinator.schemas.outputs import ProgressStatus
 from parallel_coordinator.session import Session
-from parallel_coordinator.tools._context import as_tool_errors, coordinator_of
+from parallel_coordinator.tools._context import as_tool_errors, coordinator_of, principal
 from parallel_coordinator.tools._progress import follow
 from parallel_coordinator.tools.coordinate import result_caps
 from parallel_coordinator.views import progress_status
@@ -30,7 +30,7 @@ async def get_progress_status(
     assert ctx is not None
     coordinator = coordinator_of(ctx)
     with as_tool_errors():
-        found = coordinator.get(session_id)
+        found = coordinator.get(session_id, principal())
         if isinstance(found, Session) and wait_seconds > 0:
             await follow(found, coordinator.events, ctx, wait_seconds, found.options.progress_update_interval)
         options = found.options if isinstance(found, Session) else None
