@@ -29,5 +29,9 @@ peers:
 	@bash scripts/install-peers.sh
 	@bash scripts/install-browser.sh
 
+# Measurements, not tests: run side by side, read the numbers (not part of `make test`).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/cancel_latency.py 3
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

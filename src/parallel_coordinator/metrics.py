@@ -138,9 +138,14 @@ class AttemptFigures:
 
 
 def attempt_figures(attempts: Sequence[StoredAttempt]) -> AttemptFigures:
-    """Figures over recorded attempts: response time is one attempt's wall time, start to reaped."""
+    """Figures over recorded attempts: response time is one attempt's wall time, start to reaped.
+
+    Attempts the caller cancelled say nothing about the agents, so they are left out.
+    """
     timed = [
-        (a, a.started_at, a.finished_at) for a in attempts if a.started_at is not None and a.finished_at is not None
+        (a, a.started_at, a.finished_at)
+        for a in attempts
+        if a.started_at is not None and a.finished_at is not None and a.outcome != "cancelled"
     ]
     if not timed:
         return AttemptFigures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
