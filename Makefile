@@ -23,8 +23,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-# Real peers for the tests: the Claude Code CLI (npm) and Debian's chromium for the report's browser
-# test. Each script says so and the tests that need it skip, where it cannot be installed.
+# Real peers for the tests: the Claude Code CLI and the MCP Inspector (npm, pinned), and Debian's
+# chromium for the report's browser test. Each script says so, and the tests that need a peer skip
+# with that reason, where it cannot be installed.
 peers:
 	@bash scripts/install-peers.sh
 	@bash scripts/install-browser.sh

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Installs the pinned real Claude Code CLI that tests/runners/test_real_claude_cli.py runs against.
-# Idempotent: does nothing when that version is already there. Fails soft (exit 0, a message on
-# stderr) when npm is missing or the install fails: those tests then skip, naming this script.
+# Installs the pinned real peers the tests run against, with npm, into one prefix:
+#   - the Claude Code CLI, for tests/runners/test_real_claude_cli.py;
+#   - the MCP Inspector (its non-interactive CLI), for tests/server/test_inspector.py.
+# Idempotent: skips a package whose pinned version is already there. Fails soft (exit 0, a message
+# on stderr) when npm is missing or an install fails: the tests that need it then skip, naming
+# this script.
 #   PCOORD_PEERS_DIR   where to install (default ~/.cache/parallel-coordinator/peers)
 set -euo pipefail
 
 CLAUDE_CODE_VERSION="2.1.330"
+INSPECTOR_VERSION="2.12.0"
 PREFIX="${PCOORD_PEERS_DIR:-$HOME/.cache/parallel-coordinator/peers}"
 PACKAGE_DIR="$PREFIX/node_modules/@anthropic-ai/claude-code"
 BIN="$PREFIX/node_modules/.bin/claude"
+INSPECTOR_DIR="$PREFIX/node_modules/@modelcontextprotocol/inspector"
+INSPECTOR_BIN="$PREFIX/node_modules/.bin/mcp-inspector"
 
 say() { printf 'install-peers: %s\n' "$*" >&2; }
 
@@ -17,34 +23,62 @@ installed_version() {
     "$BIN" --version 2>/dev/null | awk 'NR == 1 { print $1 }'
 }
 
-if [ "$(installed_version || true)" = "$CLAUDE_CODE_VERSION" ]; then
-    say "Claude Code $CLAUDE_CODE_VERSION is already at $BIN"
-    exit 0
-fi
+# The Inspector has no --version that answers without starting: read its package.json.
+inspector_version() {
+    [ -x "$INSPECTOR_BIN" ] && [ -f "$INSPECTOR_DIR/package.json" ] || return 1
+    sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$INSPECTOR_DIR/package.json" | head -n 1
+}
+
+npm_install() {
+    mkdir -p "$PREFIX"
+    npm install --prefix "$PREFIX" --save-exact --no-fund --no-audit --loglevel=error "$1" >&2
+}
+
+install_claude_code() {
+    if [ "$(installed_version || true)" = "$CLAUDE_CODE_VERSION" ]; then
+        say "Claude Code $CLAUDE_CODE_VERSION is already at $BIN"
+        return 0
+    fi
+    say "installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into $PREFIX (about 175 MB to download, 364 MB on disk)"
+    if ! npm_install "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"; then
+        say "npm install failed: the real Claude Code CLI tests will skip."
+        return 0
+    fi
+    # The package's postinstall puts the native binary in place of a stub; npm configured to skip
+    # install scripts leaves the stub, so run it by hand.
+    if [ "$(installed_version || true)" != "$CLAUDE_CODE_VERSION" ] && [ -f "$PACKAGE_DIR/install.cjs" ]; then
+        (cd "$PACKAGE_DIR" && node install.cjs >&2) || true
+    fi
+    if [ "$(installed_version || true)" = "$CLAUDE_CODE_VERSION" ]; then
+        say "Claude Code $CLAUDE_CODE_VERSION is at $BIN"
+    else
+        say "installed, but $BIN --version does not report $CLAUDE_CODE_VERSION: the real CLI tests will skip."
+    fi
+}
+
+install_inspector() {
+    if [ "$(inspector_version || true)" = "$INSPECTOR_VERSION" ]; then
+        say "MCP Inspector $INSPECTOR_VERSION is already at $INSPECTOR_BIN"
+        return 0
+    fi
+    say "installing @modelcontextprotocol/inspector@$INSPECTOR_VERSION into $PREFIX (about 80 MB to download, 110 MB on disk)"
+    if ! npm_install "@modelcontextprotocol/inspector@$INSPECTOR_VERSION"; then
+        say "npm install failed: the MCP Inspector tests will skip."
+        return 0
+    fi
+    if [ "$(inspector_version || true)" = "$INSPECTOR_VERSION" ]; then
+        say "MCP Inspector $INSPECTOR_VERSION is at $INSPECTOR_BIN"
+    else
+        say "installed, but $INSPECTOR_BIN is missing or not version $INSPECTOR_VERSION: the Inspector tests will skip."
+    fi
+}
 
 if ! command -v npm >/dev/null 2>&1; then
-    say "npm not found: skipping the real Claude Code CLI (its tests will skip)."
+    say "npm not found: skipping the real Claude Code CLI and the MCP Inspector (their tests will skip)."
     say "Install Node.js and npm, then run: $0"
     exit 0
 fi
 
-say "installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into $PREFIX (about 175 MB to download, 364 MB on disk)"
-mkdir -p "$PREFIX"
-if ! npm install --prefix "$PREFIX" --no-fund --no-audit --loglevel=error \
-        "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2; then
-    say "npm install failed: the real Claude Code CLI tests will skip."
-    exit 0
-fi
-
-# The package's postinstall puts the native binary in place of a stub; npm configured to skip
-# install scripts leaves the stub, so run it by hand.
-if [ "$(installed_version || true)" != "$CLAUDE_CODE_VERSION" ] && [ -f "$PACKAGE_DIR/install.cjs" ]; then
-    (cd "$PACKAGE_DIR" && node install.cjs >&2) || true
-fi
-
-if [ "$(installed_version || true)" = "$CLAUDE_CODE_VERSION" ]; then
-    say "Claude Code $CLAUDE_CODE_VERSION is at $BIN"
-else
-    say "installed, but $BIN --version does not report $CLAUDE_CODE_VERSION: the real CLI tests will skip."
-fi
+install_claude_code
+install_inspector
 exit 0
