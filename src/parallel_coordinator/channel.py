@@ -13,7 +13,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ class _Attempt:
     on_event: EventHandler
     stream: anyio.abc.SocketStream | None = None
     cancel_requested: bool = False
-    connected: anyio.Event = field(default_factory=anyio.Event)
 
 
 class AttemptHub:
@@ -85,7 +84,6 @@ class AttemptHub:
                         if attempt is None:
                             return  # an attempt we no longer track: closing the socket stops it
                         attempt.stream = stream
-                        attempt.connected.set()
                         if attempt.cancel_requested:
                             await stream.send(b"cancel\n")
                     attempt.on_event(event)
