@@ -20,6 +20,7 @@ from parallel_coordinator.server.http import StaticTokenVerifier
 from parallel_coordinator.server.prometheus import exposition
 from parallel_coordinator.server.prompts import register_prompts
 from parallel_coordinator.server.resources import announce_updates, register_resources
+from parallel_coordinator.server.tasks import TasksExtension
 from parallel_coordinator.tools import register_tools
 
 INSTRUCTIONS = """\
@@ -62,7 +63,7 @@ def create_server(
         auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(f"{base_url}/mcp"))
     server: MCPServer[Coordinator] = MCPServer(
         "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan,
-        subscriptions=bus, token_verifier=verifier, auth=auth,
+        subscriptions=bus, token_verifier=verifier, auth=auth, extensions=[TasksExtension()],
     )
     register_tools(server)
     register_resources(server)

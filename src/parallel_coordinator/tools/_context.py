@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,10 @@ def coordinator_of(ctx: Context[Any, Any]) -> Coordinator:
     coordinator = ctx.request_context.lifespan_context
     assert isinstance(coordinator, Coordinator), "the server's lifespan must yield a Coordinator"
     return coordinator
+
+
+# Set while coordinate_task runs as an MCP task: it starts the session and returns without waiting.
+as_task: contextvars.ContextVar[bool] = contextvars.ContextVar("pcoord_as_task", default=False)
 
 
 def principal() -> str | None:

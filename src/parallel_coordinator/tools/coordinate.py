@@ -12,7 +12,7 @@ from parallel_coordinator.graph import TaskGraph
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
 from parallel_coordinator.strategies import Strategy
-from parallel_coordinator.tools._context import as_tool_errors, coordinator_of, principal
+from parallel_coordinator.tools._context import as_task, as_tool_errors, coordinator_of, principal
 from parallel_coordinator.tools._progress import follow
 from parallel_coordinator.views import coordination_result, planned_tasks
 
@@ -73,8 +73,10 @@ async def coordinate_task(
                 task_description, planned, options, strategy=strategy, owner=principal()
             )
             session.notes = notes
-        # A cancelled request stops this wait, not the session: it runs on and can be polled.
-        await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
+        # A cancelled request stops this wait, not the session: it runs on and can be polled. Run as an
+        # MCP task, the call returns at once: the client follows the task instead.
+        if not as_task.get():
+            await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
         return coordination_result(coordinator.snapshot(session), *result_caps(coordinator, options))
 
 
