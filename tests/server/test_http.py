@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -54,7 +55,7 @@ def http_server(tmp_path: Path, agents: AgentFactory) -> Iterator[str]:
 
 
 def get(
-    url: str, token: str | None = None, method: str = "GET", host: str | None = None
+    url: str, token: str | None = None, method: str = "GET", host: str | None = None, origin: str | None = None
 ) -> tuple[int, dict[str, str], str]:
     """(status, headers with lower-case names, body) of one plain HTTP request."""
     request = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
@@ -64,6 +65,8 @@ def get(
         request.add_header("Authorization", f"Bearer {token}")
     if host:
         request.add_header("Host", host)
+    if origin:
+        request.add_header("Origin", origin)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
@@ -91,9 +94,11 @@ def test_an_oversized_request_body_is_refused_with_413(http_server: str) -> None
     assert status_line.split()[1] == "413"
 
 
-def test_a_foreign_host_header_is_refused(http_server: str) -> None:
+def test_a_foreign_host_or_origin_is_refused(http_server: str) -> None:
     status, _, _ = get(f"{http_server}/mcp", TOKEN, method="POST", host="evil.example:80")
     assert status == 421
+    status, _, _ = get(f"{http_server}/mcp", TOKEN, method="POST", origin="http://evil.example")
+    assert status == 403
 
 
 def connect(url: str, token: str) -> tuple[httpx2.AsyncClient, Client]:
@@ -171,3 +176,50 @@ def test_a_generated_token_is_stored_owner_only(tmp_path: Path, monkeypatch: pyt
     assert resolve_token(tmp_path) == (token, False)
     monkeypatch.setenv("PCOORD_TOKEN", "from-the-environment")
     assert resolve_token(tmp_path) == ("from-the-environment", False)
+
+
+GATE = """
+    import json, sys
+    request = json.load(sys.stdin)
+    started, release = request["description"].split()
+    with open(started, "w") as fifo:
+        fifo.write("running")
+    with open(release) as fifo:
+        fifo.read()
+    print("released")
+"""
+
+
+@pytest.mark.anyio
+async def test_a_client_that_disconnects_mid_call_finds_its_finished_session_on_reconnecting(
+    http_server: str, agents: AgentFactory, tmp_path: Path
+) -> None:
+    agents.script("gate", GATE)
+    started, release = tmp_path / "started.fifo", tmp_path / "release.fifo"
+    os.mkfifo(started)
+    os.mkfifo(release)
+    http_a, client_a = connect(http_server, TOKEN)
+    async with anyio.create_task_group() as group:
+
+        async def call_and_vanish() -> None:
+            async with http_a, client_a:
+                await client_a.call_tool("coordinate_task", {
+                    "task_description": "outlives its caller", "options": {"wait_seconds": 600},
+                    "subtasks": [{"id": "g", "description": f"{started} {release}", "agent_type": "gate"}],
+                })
+
+        group.start_soon(call_and_vanish)
+        await anyio.to_thread.run_sync(started.read_text)  # the agent runs: the call is waiting on it
+        group.cancel_scope.cancel()  # the client goes away mid-call
+
+    http_b, client_b = connect(http_server, TOKEN)
+    async with http_b, client_b:
+        listed = (await client_b.call_tool("list_sessions", {})).structured_content
+        assert listed is not None
+        session_id = listed["sessions"][0]["session_id"]
+        await anyio.to_thread.run_sync(release.write_text, "go")
+        status = (await client_b.call_tool(
+            "get_progress_status", {"session_id": session_id, "wait_seconds": 60}
+        )).structured_content
+    assert status is not None and status["status"] == "SUCCESS"
+    assert status["results"][0]["output"].strip() == "released"
