@@ -223,3 +223,30 @@ async def test_a_client_that_disconnects_mid_call_finds_its_finished_session_on_
         )).structured_content
     assert status is not None and status["status"] == "SUCCESS"
     assert status["results"][0]["output"].strip() == "released"
+
+
+def test_a_generated_token_is_printed_once_with_the_client_configuration(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PCOORD_TOKEN", "PCOORD_TOKENS")}
+    env["PCOORD_STATE_DIR"] = str(tmp_path / "state")
+
+    def first_start() -> str:
+        with subprocess.Popen(
+            [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        ) as server:
+            assert server.stderr is not None
+            said = ""
+            for line in server.stderr:
+                if "Uvicorn running on" in line:
+                    break
+                said += line
+            server.terminate()
+            server.wait(timeout=30)
+        return said
+
+    said = first_start()
+    token = (tmp_path / "state" / "http-token").read_text().strip()
+    assert f'"Authorization": "Bearer {token}"' in said
+    assert f'"url": "http://127.0.0.1:{port}/mcp"' in said
+    assert token not in first_start()  # printed on the first start only
