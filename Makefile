@@ -33,6 +33,7 @@ peers:
 # Measurements, not tests: run side by side, read the numbers (not part of `make test`).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cancel_latency.py 3
+	$(BIN)/python benchmarks/burst.py 2000 3
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

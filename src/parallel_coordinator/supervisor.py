@@ -195,6 +195,17 @@ class _ProcessTree:
                 return
 
 
+def _pidfd(pid: int) -> int | None:
+    """A file descriptor that becomes readable when `pid` exits (Linux 5.3+), or None where there is none."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return int(opener(pid))
+    except OSError:
+        return None
+
+
 def _is_running(proc: psutil.Process) -> bool:
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
@@ -300,6 +311,10 @@ def _watch(
         os.set_blocking(stream.fileno(), False)
         ready.register(stream, selectors.EVENT_READ, name)
     open_streams = 2
+    # A pidfd turns readable when the agent exits, so the loop wakes at once instead of at its next tick.
+    exit_fd = _pidfd(proc.pid)
+    if exit_fd is not None:
+        ready.register(exit_fd, selectors.EVENT_READ, "exit")
     deadline = time.monotonic() + job.timeout_s if job.timeout_s else None
     next_sample = 0.0
     last_progress_sent = 0.0
@@ -322,6 +337,9 @@ def _watch(
     try:
         while True:
             for key, _ in ready.select(timeout=job.poll_interval_s):
+                if key.data == "exit":
+                    ready.unregister(key.fd)
+                    continue
                 if key.data == "channel":
                     commands = channel.read_commands()
                     if commands is None:
@@ -394,6 +412,8 @@ def _watch(
                     handle_lines(name, splitters[name].feed(rest))
                 handle_lines(name, splitters[name].flush())
     finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
         stdout_file.close()
         stderr_file.close()
         for stream in (proc.stdout, proc.stderr):
