@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -30,15 +31,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def http_server(tmp_path: Path, agents: AgentFactory) -> Iterator[str]:
+@contextmanager
+def running_http_server(env: dict[str, str], *extra: str) -> Iterator[str]:
+    """`pcoord serve --transport http` on a free loopback port; yields its base URL once it listens."""
     port = free_port()
-    env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root),
-           "PCOORD_TOKEN": TOKEN, "PCOORD_TOKENS": f"bob={OTHER}"}
     with subprocess.Popen(
-        [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(port),
-         "--prometheus"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(port), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
     ) as server:
         assert server.stderr is not None
         # uvicorn says when it listens: wait for that line, not for a clock.
@@ -52,6 +51,14 @@ def http_server(tmp_path: Path, agents: AgentFactory) -> Iterator[str]:
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@pytest.fixture
+def http_server(tmp_path: Path, agents: AgentFactory) -> Iterator[str]:
+    env = {"PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root),
+           "PCOORD_TOKEN": TOKEN, "PCOORD_TOKENS": f"bob={OTHER}"}
+    with running_http_server(env, "--prometheus") as url:
+        yield url
 
 
 def get(

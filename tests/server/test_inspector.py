@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from parallel_coordinator.demo import BUNDLED_AGENTS, demo_plan
-from tests.server.test_http import free_port
+from tests.server.test_http import running_http_server
 
 PEERS = Path(os.environ.get("PCOORD_PEERS_DIR", Path.home() / ".cache" / "parallel-coordinator" / "peers"))
 INSPECTOR = PEERS / "node_modules" / ".bin" / "mcp-inspector"
@@ -85,25 +85,10 @@ def stdio_server(tmp_path: Path, home: Path) -> list[str]:
 
 @pytest.fixture
 def http_server(tmp_path: Path, home: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(BUNDLED_AGENTS),
+    env = {"PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(BUNDLED_AGENTS),
            "PCOORD_TOKEN": TOKEN, "HOME": str(home)}
-    with subprocess.Popen(
-        [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-    ) as server:
-        assert server.stderr is not None
-        # uvicorn says when it listens: wait for that line, not for a clock.
-        for line in server.stderr:
-            if "Uvicorn running on" in line:
-                break
-        else:
-            pytest.fail("the HTTP server exited before it listened")
-        try:
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with running_http_server(env) as url:
+        yield f"{url}/mcp"
 
 
 def test_the_inspector_lists_the_five_tools_over_stdio(home: Path, stdio_server: list[str]) -> None:

@@ -189,18 +189,15 @@ class ClaudeRunner:
                 permission_denials=result.get("permission_denials") or [],
             )
 
+        # What every reading of the run carries, whether it succeeded or not.
+        accounting: dict[str, Any] = {
+            "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost_usd,
+            "rate_limited": rate_limited, "details": details,
+        }
         exited_cleanly = outcome.reason == "exited" and outcome.exit_code == 0
         if exited_cleanly and result is not None and not is_error:
             text = result.get("result")
-            return RunResult(
-                ok=True,
-                output=text if isinstance(text, str) else "",
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_usd=cost_usd,
-                rate_limited=rate_limited,
-                details=details,
-            )
+            return RunResult(ok=True, output=text if isinstance(text, str) else "", **accounting)
 
         retryable = True
         if result is not None and is_error and outcome.reason == "exited":
@@ -220,15 +217,8 @@ class ClaudeRunner:
         # Whatever the agent wrote before it failed is kept: a retry or a fallback may use it.
         partial = summary.get("last_text")
         return RunResult(
-            ok=False,
-            output=partial if isinstance(partial, str) else "",
-            error=error,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost_usd,
-            rate_limited=rate_limited,
-            retryable=retryable,
-            details=details,
+            ok=False, output=partial if isinstance(partial, str) else "", error=error, retryable=retryable,
+            **accounting,
         )
 
     def _max_turns_for(self, agent: AgentSpec) -> int:
