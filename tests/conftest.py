@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +73,42 @@ def agents(tmp_path: Path) -> AgentFactory:
     return factory
 
 
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[str]:
+    """One Dask LocalCluster of two worker processes for the whole run; yields its scheduler address.
+
+    Its scheduler fails an attempt whose worker died at once (allowed-failures 0), as the cluster
+    the Dask backend starts by itself does, so that the coordinator's own retries take over.
+    """
+    pytest.importorskip("distributed")
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=8, processes=True, dashboard_address=None, host="127.0.0.1"
+        )
+    with cluster:
+        yield cluster.scheduler_address
+
+
 @pytest.fixture
-def settings(tmp_path: Path, agents: AgentFactory) -> Settings:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The execution backend of the settings fixture: "local" unless a test is parametrized with `on_both_backends`."""
+    return getattr(request, "param", "local")
+
+
+# The scenario tests that must hold on every backend take this mark.
+on_both_backends = pytest.mark.parametrize("backend", ["local", "dask"], indirect=True)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, agents: AgentFactory, backend: str, request: pytest.FixtureRequest) -> Settings:
     # CPU admission off: a busy test machine must not slow the suite (tested on its own).
+    scheduler = request.getfixturevalue("dask_cluster") if backend == "dask" else None
     return Settings(
-        state_dir=tmp_path / "state", agent_dirs=[(agents.root, "env")], pool_idle_timeout_s=60, max_cpu_usage=100
+        state_dir=tmp_path / "state", agent_dirs=[(agents.root, "env")], pool_idle_timeout_s=60, max_cpu_usage=100,
+        backend=backend, dask_scheduler=scheduler,
     )
 
 

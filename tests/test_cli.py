@@ -181,3 +181,13 @@ def test_plan_checks_a_plan_file_and_prints_one_that_run_accepts(tmp_path: Path,
     whole = pcoord("plan", "say hello to the echo agent", "--json", env={**env, "PATH": str(tmp_path)})
     assert json.loads(whole.stdout)["subtasks"][0]["agent_type"] in {"echo", "failer"}
     assert "no planner available" in whole.stderr
+
+
+def test_serve_refuses_a_scheduler_without_the_dask_backend(tmp_path: Path, agents: AgentFactory) -> None:
+    env = environment(tmp_path, agents)
+    result = pcoord("serve", "--scheduler", "tcp://127.0.0.1:9", env=env, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    assert "a Dask scheduler ('tcp://127.0.0.1:9') is set, but the backend is 'local': add --backend dask" in (
+        " ".join(result.stderr.split())
+    )
+    assert result.stdout == ""

@@ -40,7 +40,8 @@ models: {simple: haiku, default: sonnet, critical: opus}
 PROJECT = Path(".claude") / "parallel-coordinator.yaml"
 USER = Path(".claude") / "agents" / "system" / "parallel_config.yaml"
 ENV_VARIABLES = ("PCOORD_CONFIG", "PCOORD_STATE_DIR", "PCOORD_MAX_CPU_USAGE", "PCOORD_PERFORMANCE_LOGGING",
-                 "PCOORD_POOL_SIZE", "PCOORD_TASK_TIMEOUT", "PCOORD_RETRY_ATTEMPTS")
+                 "PCOORD_POOL_SIZE", "PCOORD_TASK_TIMEOUT", "PCOORD_RETRY_ATTEMPTS", "PCOORD_BACKEND",
+                 "PCOORD_DASK_SCHEDULER", "PCOORD_DASK_WORKERS", "PCOORD_DASK_CALLBACK_HOST")
 
 
 @pytest.fixture
@@ -188,6 +189,9 @@ def test_a_value_out_of_range_is_named_with_its_line_and_the_constraint(project:
         ("agent_pool: {auditor: {priority: urgent}}", "agent_pool.auditor.priority: must be 'critical'"),
         ("agent_pool: {security-auditor: {max_concurrent: 0}}", "max_concurrent: must be at least 1, got 0"),
         ("monitoring: 5", ":1: monitoring: must be a mapping of keys, got 5"),
+        ("execution: {backend: ray}", "execution.backend: must be 'local' or 'dask', got 'ray'"),
+        ("execution: {scheduler: 'host:8786'}",
+         "execution.scheduler: must be an address like tcp://host:8786, got 'host:8786'"),
     ],
 )
 def test_a_bad_value_is_named_with_what_it_should_be(project: Path, line: str, expected: str) -> None:
@@ -233,6 +237,23 @@ def test_environment_variables_override_the_file_and_sources_say_so(
     assert sources["token_budget_per_agent"] == ".claude/parallel-coordinator.yaml:10"
 
 
+def test_the_execution_section_and_its_variables_choose_the_dask_backend(project: Path) -> None:
+    write(PROJECT, """\
+        execution:
+          backend: dask
+          scheduler: tcp://10.0.0.5:8786
+          local_workers: 3
+    """)
+    settings, sources = load_settings()
+    assert settings.backend == "dask"
+    assert (settings.dask_scheduler, settings.dask_local_workers) == ("tcp://10.0.0.5:8786", 3)
+    assert sources["dask_scheduler"] == ".claude/parallel-coordinator.yaml:3"
+    settings, sources = load_settings(environ={
+        "HOME": str(project), "PCOORD_BACKEND": "local", "PCOORD_DASK_CALLBACK_HOST": "10.0.0.9"})
+    assert (settings.backend, settings.dask_callback_host) == ("local", "10.0.0.9")
+    assert sources["backend"] == "env PCOORD_BACKEND"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -241,6 +262,8 @@ def test_environment_variables_override_the_file_and_sources_say_so(
         ("PCOORD_TASK_TIMEOUT", "-1", "env PCOORD_TASK_TIMEOUT='-1': must be more than 0"),
         ("PCOORD_RETRY_ATTEMPTS", "0", "env PCOORD_RETRY_ATTEMPTS='0': must be between 1 and 20"),
         ("PCOORD_PERFORMANCE_LOGGING", "maybe", "env PCOORD_PERFORMANCE_LOGGING='maybe': must be a valid boolean"),
+        ("PCOORD_BACKEND", "ray", "env PCOORD_BACKEND='ray': must be 'local' or 'dask'"),
+        ("PCOORD_DASK_WORKERS", "0", "env PCOORD_DASK_WORKERS='0': must be between 1 and 64"),
     ],
 )
 def test_a_bad_environment_value_is_an_error_naming_the_variable_and_value(

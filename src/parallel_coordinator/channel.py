@@ -1,8 +1,10 @@
-"""The coordinator's end of the supervisor link: a Unix socket that carries attempt events and cancels.
+"""The coordinator's end of the supervisor link: a socket that carries attempt events and cancels.
 
-Each supervisor connects, says which attempt it runs, then streams events (started, progress) as JSON
-lines; the coordinator writes `cancel` to stop it. When the coordinator dies the socket closes and
-every supervisor kills its agent: that is what keeps agents from outliving the server.
+Each supervisor connects, says which attempt it runs (with the hub's secret), then streams events
+(started, progress) as JSON lines; the coordinator writes `cancel` to stop it. When the coordinator
+dies the socket closes and every supervisor kills its agent: that is what keeps agents from
+outliving the server. Local pools use a Unix socket; supervisors on Dask workers, which may be
+other machines, reach the hub over TCP.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -36,14 +39,26 @@ class _Attempt:
 class AttemptHub:
     """Routes supervisor events to the attempt that registered for them; sends cancels back."""
 
-    def __init__(self) -> None:
+    def __init__(self, tcp_host: str | None = None) -> None:
+        """A Unix socket by default; with `tcp_host`, a TCP port on that address (chosen by the OS)."""
         self._dir = Path(tempfile.mkdtemp(prefix="pcoord-"))  # socket paths must stay short
-        self.path = str(self._dir / "hub.sock")
+        self._tcp_host = tcp_host
+        # Where supervisors connect: a socket path, or tcp://host:port once serving.
+        self.address = str(self._dir / "hub.sock")
+        # Anyone who can reach a TCP port could claim to be a supervisor: the hello must carry this.
+        self.secret = secrets.token_hex(16)
         self._attempts: dict[str, _Attempt] = {}
-        self._listener: anyio.abc.SocketListener | None = None
+        self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        self._listener = await anyio.create_unix_listener(self.path)
+        if self._tcp_host is None:
+            self._listener = await anyio.create_unix_listener(self.address)
+        else:
+            tcp = await anyio.create_tcp_listener(local_host=self._tcp_host, local_port=0)
+            port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+            host = f"[{self._tcp_host}]" if ":" in self._tcp_host else self._tcp_host
+            self.address = f"tcp://{host}:{port}"
+            self._listener = tcp
         task_status.started()
         async with self._listener:
             await self._listener.serve(self._handle)
@@ -80,6 +95,9 @@ class AttemptHub:
                         log.warning("ignoring a malformed supervisor message: %r", line[:200])
                         continue
                     if attempt is None:
+                        if not secrets.compare_digest(str(event.get("secret", "")), self.secret):
+                            log.warning("refused a supervisor connection without the hub's secret")
+                            return
                         attempt = self._attempts.get(str(event.get("attempt")))
                         if attempt is None:
                             return  # an attempt we no longer track: closing the socket stops it

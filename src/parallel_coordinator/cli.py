@@ -58,8 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--backend", choices=["local", "dask"], default="local")
-    serve.add_argument("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
+    serve.add_argument(
+        "--backend", choices=["local", "dask"], default=None,
+        help="where agents run: the local process pool (default) or a Dask cluster",
+    )
+    serve.add_argument(
+        "--scheduler", default=None,
+        help="with --backend dask: the scheduler's address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)",
+    )
     serve.add_argument(
         "--allow-remote", action="store_true",
         help="with --transport http: allow binding to a non-loopback address (needs PCOORD_TOKEN)",
@@ -141,22 +147,46 @@ def main(argv: list[str] | None = None) -> int:
     except CoordinatorError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}")
         return EXIT_FAILED
+    except BaseExceptionGroup as group:
+        # Task groups wrap what fails inside them, e.g. a backend that cannot start under the server.
+        matched, _ = group.split(CoordinatorError)
+        if matched is None:
+            raise
+        first: BaseException = matched
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        Console(stderr=True).print(f"[red]error:[/red] {first}")
+        return EXIT_FAILED
     return EXIT_USAGE
+
+
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The effective settings with serve's --backend and --scheduler laid over them."""
+    settings = effective_settings()
+    if args.backend is not None:
+        settings.backend = args.backend
+    if args.scheduler is not None:
+        settings.dask_scheduler = args.scheduler
+    return settings
 
 
 def serve(args: argparse.Namespace) -> int:
     from parallel_coordinator.server import create_server
 
-    if args.backend != "local":
-        Console(stderr=True).print("[red]error:[/red] only `--backend local` is available in this version")
+    settings = serve_settings(args)
+    if settings.dask_scheduler is not None and settings.backend != "dask":
+        Console(stderr=True).print(
+            f"[red]error:[/red] a Dask scheduler ({settings.dask_scheduler!r}) is set, but the backend is "
+            f"{settings.backend!r}: add --backend dask", highlight=False,
+        )
         return EXIT_USAGE
     if args.transport == "stdio":
-        create_server(effective_settings()).run("stdio")
+        create_server(settings).run("stdio")
         return EXIT_OK
-    return serve_http(args)
+    return serve_http(args, settings)
 
 
-def serve_http(args: argparse.Namespace) -> int:
+def serve_http(args: argparse.Namespace, settings: Settings) -> int:
     from parallel_coordinator.server import create_server
     from parallel_coordinator.server.http import is_loopback, parse_tokens, resolve_token
 
@@ -169,7 +199,6 @@ def serve_http(args: argparse.Namespace) -> int:
         if not os.environ.get("PCOORD_TOKEN"):
             errors.print("[red]error:[/red] a server reachable from other machines needs PCOORD_TOKEN set")
             return EXIT_USAGE
-    settings = effective_settings()
     token, generated = resolve_token(settings.state_dir)
     tokens = {"default": token}
     try:

@@ -42,6 +42,13 @@ class Settings:
     agent_dirs: list[tuple[Path, SourceKind]] | None = None
     pool_size: int = 64
     pool_idle_timeout_s: float = 300.0
+    # Where supervisors run: "local" (the loky pool) or "dask" (a Dask cluster; see dask_backend.py).
+    backend: str = "local"
+    # With the Dask backend: the scheduler's address; None starts a LocalCluster of dask_local_workers.
+    dask_scheduler: str | None = None
+    dask_local_workers: int = 2
+    # The address Dask workers reach this server on; None picks the interface that routes to the scheduler.
+    dask_callback_host: str | None = None
     # Tool results stay small: outputs are cut to these sizes; the full text stays in the store.
     result_chars: int = 4000
     total_result_chars: int = 40_000

@@ -47,7 +47,7 @@ from parallel_coordinator.planner import (
     repair_agents,
     whole_task,
 )
-from parallel_coordinator.pool import ExecutionBackend, LocalPoolBackend
+from parallel_coordinator.pool import ExecutionBackend, make_backend
 from parallel_coordinator.routing import Router
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, Runner, RunResult, TaskRequest
 from parallel_coordinator.runners.command import CommandRunner
@@ -112,9 +112,7 @@ class Coordinator:
         runners: dict[str, Runner] | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.backend: ExecutionBackend = backend or LocalPoolBackend(
-            self.settings.pool_size, self.settings.pool_idle_timeout_s
-        )
+        self.backend: ExecutionBackend = backend or make_backend(self.settings)
         self.runners = runners if runners is not None else default_runners()
         self.sessions: dict[str, Session] = {}
         self.store = Store(self.settings.database)

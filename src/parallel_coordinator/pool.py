@@ -13,7 +13,7 @@ import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -21,6 +21,9 @@ import anyio.to_thread
 from parallel_coordinator.channel import AttemptHub, EventHandler
 from parallel_coordinator.runners.base import AttemptOutcome
 from parallel_coordinator.supervisor import SupervisorJob, supervise, worker_init
+
+if TYPE_CHECKING:
+    from parallel_coordinator.config import Settings
 
 # How long a stopped attempt may take to confirm its agent is dead before we stop waiting for it.
 _STOP_GRACE_S = 10.0
@@ -45,6 +48,20 @@ class ExecutionBackend(Protocol):
     async def run(self, job: SupervisorJob, on_event: EventHandler) -> AttemptOutcome: ...
 
     async def cancel(self, attempt_id: str) -> None: ...
+
+
+def make_backend(settings: Settings) -> ExecutionBackend:
+    """The backend the settings choose. The Dask one is imported only when chosen (NOTES.md)."""
+    if settings.backend == "dask":
+        from parallel_coordinator.dask_backend import DaskBackend
+
+        return DaskBackend(
+            settings.dask_scheduler, max_workers=settings.pool_size, local_workers=settings.dask_local_workers,
+            hub_host=settings.dask_callback_host,
+        )
+    if settings.backend != "local":
+        raise ValueError(f"unknown backend {settings.backend!r}: choose 'local' or 'dask'")
+    return LocalPoolBackend(settings.pool_size, settings.pool_idle_timeout_s)
 
 
 @dataclass
@@ -123,9 +140,8 @@ class LocalPoolBackend:
         piece.jobs += 1
         try:
             # Submitting may start the slice's worker processes: keep that off the event loop.
-            future = await anyio.to_thread.run_sync(
-                piece.executor.submit, supervise, dataclasses.replace(job, channel=self.hub.path)
-            )
+            job = dataclasses.replace(job, channel=self.hub.address, channel_secret=self.hub.secret)
+            future = await anyio.to_thread.run_sync(piece.executor.submit, supervise, job)
             try:
                 outcome: AttemptOutcome = await asyncio.wrap_future(future)
                 return outcome

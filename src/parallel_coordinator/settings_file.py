@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types
 import yaml
@@ -80,6 +81,22 @@ class AgentPoolEntry(_Section):
     priority: Priority | None = None
 
 
+class Execution(_Section):
+    """Where supervisors run: the local loky pool, or a Dask cluster (an address, or a LocalCluster)."""
+
+    backend: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+    local_workers: Count = Field(2, ge=1, le=64)
+    callback_host: str | None = Field(None, min_length=1)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z]+://\S+", value):
+            raise ValueError("must be an address like tcp://host:8786")
+        return value
+
+
 class Models(_Section):
     simple: str = Field("haiku", min_length=1)
     default: str = Field("sonnet", min_length=1)
@@ -96,6 +113,7 @@ class SettingsFile(_Section):
     planner: str | None = Field(None, min_length=1)
     synthesizer: str | None = Field(None, min_length=1)
     models: Models | None = None
+    execution: Execution | None = None
 
 
 # Key path in the file -> the Settings field it sets. agent_pool and models are applied on their own.
@@ -113,6 +131,10 @@ FILE_KEYS: dict[tuple[str, ...], str] = {
     ("monitoring", "alert_thresholds", "error_rate"): "alert_max_error_rate",
     ("monitoring", "alert_thresholds", "memory_percent"): "alert_max_memory_percent",
     ("monitoring", "alert_thresholds", "min_throughput_per_min"): "alert_min_throughput_per_min",
+    ("execution", "backend"): "backend",
+    ("execution", "scheduler"): "dask_scheduler",
+    ("execution", "local_workers"): "dask_local_workers",
+    ("execution", "callback_host"): "dask_callback_host",
     ("planner",): "planner",
     ("synthesizer",): "synthesizer",
 }
@@ -124,6 +146,10 @@ ENV_KEYS: dict[str, tuple[str, type[BaseModel], str]] = {
     "PCOORD_RETRY_ATTEMPTS": ("retry_attempts", ParallelConfig, "retry_attempts"),
     "PCOORD_MAX_CPU_USAGE": ("max_cpu_usage", ResourceLimits, "max_cpu_usage"),
     "PCOORD_PERFORMANCE_LOGGING": ("performance_logging", Monitoring, "performance_logging"),
+    "PCOORD_BACKEND": ("backend", Execution, "backend"),
+    "PCOORD_DASK_SCHEDULER": ("dask_scheduler", Execution, "scheduler"),
+    "PCOORD_DASK_WORKERS": ("dask_local_workers", Execution, "local_workers"),
+    "PCOORD_DASK_CALLBACK_HOST": ("dask_callback_host", Execution, "callback_host"),
 }
 
 

@@ -12,10 +12,13 @@ import contextlib
 import ctypes
 import json
 import os
+import pickle
 import selectors
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -35,6 +38,10 @@ _MAX_LINE = 1 << 20  # a line longer than this is cut before it reaches the stre
 _TREE_REFRESH_S = 1.0  # psutil's children() rescans /proc: refresh membership rarely (NOTES.md)
 _LINGER_S = 1.0  # after the agent exits, how long a descendant may keep its output pipes open
 
+
+# In a supervisor process of its own (see `supervise_in_subprocess`), SIGTERM means its pool worker
+# is gone: the signal handler writes to this pipe, which wakes the watch loop to kill the agent's tree.
+_STOP_PIPE: tuple[int, int] | None = None
 
 # Held while a supervisor runs, so a worker whose coordinator died exits only after cleaning up.
 _SUPERVISING = threading.Lock()
@@ -65,7 +72,7 @@ class SupervisorJob:
     attempt_id: str
     invocation: Invocation
     artefact_dir: str
-    channel: str
+    channel: str  # the hub's address: a Unix socket path or tcp://host:port
     cwd: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     timeout_s: float | None = None
@@ -73,6 +80,7 @@ class SupervisorJob:
     output_cap_bytes: int = 4 * 1024 * 1024
     poll_interval_s: float = 0.1
     token_budget: int | None = None
+    channel_secret: str = ""
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -98,14 +106,31 @@ def _become_subreaper() -> None:
         _LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+def _connect(address: str) -> socket.socket:
+    """A connected socket to the hub: a Unix socket path, or tcp://host:port for remote workers."""
+    if not address.startswith("tcp://"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(address)
+        return sock
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A coordinator whose machine vanished sends no FIN: keepalive probes find out within ~30 s.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 4)):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    return sock
+
+
 class _Channel:
     """The line-oriented link to the coordinator: events out, `cancel` in, EOF means it is gone."""
 
-    def __init__(self, path: str, attempt_id: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
+    def __init__(self, address: str, attempt_id: str, secret: str = "") -> None:
+        self.sock = _connect(address)
         self._inbox = b""
-        self.send({"attempt": attempt_id, "event": "hello", "worker_pid": os.getpid()})
+        self.send({"attempt": attempt_id, "event": "hello", "worker_pid": os.getpid(), "secret": secret})
 
     def send(self, event: dict[str, object]) -> None:
         with contextlib.suppress(OSError):
@@ -233,11 +258,10 @@ class _LineSplitter:
 def supervise(job: SupervisorJob) -> AttemptOutcome:
     """Run one agent to the end and report what happened. Never raises for agent failures."""
     started_at = time.time()
-    artefacts = Path(job.artefact_dir)
-    artefacts.mkdir(parents=True, exist_ok=True)
+    artefacts = _artefact_dir(job)
     with _SUPERVISING:
         try:
-            channel = _Channel(job.channel, job.attempt_id)
+            channel = _Channel(job.channel, job.attempt_id, job.channel_secret)
         except OSError as exc:
             return AttemptOutcome(
                 reason="lost", started_at=started_at, finished_at=time.time(),
@@ -247,6 +271,16 @@ def supervise(job: SupervisorJob) -> AttemptOutcome:
             return _supervise(job, channel, artefacts, started_at)
         finally:
             channel.close()
+
+
+def _artefact_dir(job: SupervisorJob) -> Path:
+    """The attempt's artefact directory; on a worker machine where that path cannot be made, a temporary one."""
+    artefacts = Path(job.artefact_dir)
+    try:
+        artefacts.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        artefacts = Path(tempfile.mkdtemp(prefix=f"pcoord-{job.attempt_id[:40]}-"))
+    return artefacts
 
 
 def _supervise(job: SupervisorJob, channel: _Channel, artefacts: Path, started_at: float) -> AttemptOutcome:
@@ -315,6 +349,8 @@ def _watch(
     exit_fd = _pidfd(proc.pid)
     if exit_fd is not None:
         ready.register(exit_fd, selectors.EVENT_READ, "exit")
+    if _STOP_PIPE is not None:
+        ready.register(_STOP_PIPE[0], selectors.EVENT_READ, "stop")
     deadline = time.monotonic() + job.timeout_s if job.timeout_s else None
     next_sample = 0.0
     last_progress_sent = 0.0
@@ -339,6 +375,9 @@ def _watch(
             for key, _ in ready.select(timeout=job.poll_interval_s):
                 if key.data == "exit":
                     ready.unregister(key.fd)
+                    continue
+                if key.data == "stop":
+                    end, error = "lost", "its pool worker went away; the agent was killed"
                     continue
                 if key.data == "channel":
                     commands = channel.read_commands()
@@ -434,3 +473,58 @@ def _watch(
         killed_processes=killed,
         error=error,
     )
+
+
+def supervise_in_subprocess(job: SupervisorJob) -> AttemptOutcome:
+    """Run `supervise` in a fresh Python process of its own and return its outcome.
+
+    For pools whose workers run several tasks at once in threads (Dask): a supervisor makes its
+    process the subreaper of its agent's tree and reaps every stray child, which is only right when
+    that process supervises nothing else. The process dies with the worker thread that started it
+    (SIGTERM through PR_SET_PDEATHSIG), and kills its agent's tree first.
+    """
+    started_at = time.time()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "parallel_coordinator.supervisor", str(os.getpid())], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, preexec_fn=_term_with_parent, close_fds=True,
+        )
+    except OSError as exc:
+        return AttemptOutcome(
+            reason="lost", started_at=started_at, finished_at=time.time(),
+            error=f"cannot start a supervisor process on this worker: {exc}",
+        )
+    # Pickle both ways: the job came to this worker as a pickle already, and the parent is our own code.
+    stdout, _ = proc.communicate(pickle.dumps(job))
+    try:
+        outcome = pickle.loads(stdout)
+    except Exception:  # the supervisor process died before it could answer (killed, out of memory)
+        return AttemptOutcome(
+            reason="lost", started_at=started_at, finished_at=time.time(),
+            error=f"the supervisor process ended with code {proc.returncode} before reporting",
+        )
+    assert isinstance(outcome, AttemptOutcome)
+    return outcome
+
+
+def _term_with_parent() -> None:
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _main() -> None:
+    """`python -m parallel_coordinator.supervisor`: a pickled SupervisorJob in, a pickled AttemptOutcome out."""
+    global _STOP_PIPE
+    _STOP_PIPE = os.pipe()
+    os.set_blocking(_STOP_PIPE[1], False)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: os.write(_STOP_PIPE[1], b"x") if _STOP_PIPE else None)
+    if len(sys.argv) > 1 and os.getppid() != int(sys.argv[1]):  # the parent died before the signal was armed
+        sys.exit(1)
+    job = pickle.loads(sys.stdin.buffer.read())
+    outcome = supervise(job)
+    sys.stdout.buffer.write(pickle.dumps(outcome))
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    _main()

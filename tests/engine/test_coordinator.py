@@ -21,7 +21,7 @@ from parallel_coordinator.errors import (
 )
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
-from tests.conftest import AgentFactory, alive, wait_until
+from tests.conftest import AgentFactory, alive, on_both_backends, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -85,6 +85,7 @@ async def run_to_end(coordinator: Coordinator, subtasks: list[Subtask], **opts: 
     return session
 
 
+@on_both_backends
 async def test_diamond_graph_hands_each_dependent_its_dependencies_outputs(coordinator: Coordinator) -> None:
     session = await run_to_end(coordinator, [
         Subtask(id="a", description="root", agent_type="echo"),
@@ -98,6 +99,7 @@ async def test_diamond_graph_hands_each_dependent_its_dependencies_outputs(coord
     assert session.tasks["d"].started_at >= max(session.tasks[t].finished_at for t in "bc")  # type: ignore[operator]
 
 
+@on_both_backends
 async def test_independent_agents_run_at_the_same_time(coordinator: Coordinator, agents: AgentFactory,
                                                       tmp_path: Path) -> None:
     agents.script("barrier", BARRIER)
@@ -113,6 +115,7 @@ async def test_independent_agents_run_at_the_same_time(coordinator: Coordinator,
     assert max(starts) < min(ends)  # every agent started before any finished
 
 
+@on_both_backends
 async def test_an_agents_max_concurrent_keeps_its_runs_apart(coordinator: Coordinator, agents: AgentFactory,
                                                             tmp_path: Path) -> None:
     agents.script("serial", SERIAL, max_concurrent=1)
@@ -129,6 +132,7 @@ async def test_an_agents_max_concurrent_keeps_its_runs_apart(coordinator: Coordi
     assert session.peak_parallelism == 1
 
 
+@on_both_backends
 async def test_a_failed_task_skips_its_dependents_and_keeps_other_results(coordinator: Coordinator) -> None:
     session = await run_to_end(coordinator, [
         Subtask(id="ok", description="fine", agent_type="echo"),
@@ -150,6 +154,7 @@ async def test_a_session_where_nothing_succeeds_is_failed(coordinator: Coordinat
     assert session.status == "FAILED"
 
 
+@on_both_backends
 async def test_an_agent_whose_command_does_not_exist_fails_with_its_name(coordinator: Coordinator,
                                                                         agents: AgentFactory) -> None:
     (agents.root / "ghost.md").write_text(
@@ -168,6 +173,7 @@ async def test_output_that_is_not_utf8_is_replaced_not_fatal(coordinator: Coordi
     assert session.tasks["b"].output == "ok \ufffd\ufffd bytes"
 
 
+@on_both_backends
 async def test_cancel_kills_every_agent_and_its_children(coordinator: Coordinator, agents: AgentFactory,
                                                         tmp_path: Path) -> None:
     agents.script("hang", HANG_WITH_CHILD)
@@ -193,6 +199,7 @@ async def test_cancel_kills_every_agent_and_its_children(coordinator: Coordinato
     assert (again.status, again.cancelled_tasks, again.killed_processes) == ("CANCELLED", 0, 0)
 
 
+@on_both_backends
 async def test_cancelling_one_session_leaves_another_running(coordinator: Coordinator, agents: AgentFactory,
                                                             tmp_path: Path) -> None:
     agents.script("hang", HANG_WITH_CHILD)
@@ -218,6 +225,7 @@ async def test_cancelling_one_session_leaves_another_running(coordinator: Coordi
     assert alive(keeper_pids) == []
 
 
+@on_both_backends
 async def test_a_task_that_outlives_its_timeout_is_killed_and_failed(coordinator: Coordinator,
                                                                     agents: AgentFactory, tmp_path: Path) -> None:
     agents.script("hang", HANG_WITH_CHILD)

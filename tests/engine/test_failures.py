@@ -18,7 +18,7 @@ from parallel_coordinator.coordinator import Coordinator
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.session import Session
-from tests.conftest import AgentFactory, alive, wait_until
+from tests.conftest import AgentFactory, alive, on_both_backends, wait_until
 from tests.engine.test_claude_agents import FAKE_CLAUDE, REVIEWER
 from tests.engine.test_coordinator import HANG_WITH_CHILD
 
@@ -74,6 +74,7 @@ def quick(max_attempts: int) -> dict[str, object]:
     return {"max_attempts": max_attempts, "backoff_seconds": 0.01}
 
 
+@on_both_backends
 async def test_a_flaky_agent_is_retried_until_it_succeeds_and_every_attempt_is_recorded(
     coordinator: Coordinator, agents: AgentFactory, tmp_path: Path
 ) -> None:
@@ -90,6 +91,7 @@ async def test_a_flaky_agent_is_retried_until_it_succeeds_and_every_attempt_is_r
     assert all(a.finished_at and a.finished_at >= a.started_at for a in record.attempts)
 
 
+@on_both_backends
 async def test_a_task_that_keeps_failing_moves_to_its_fallback_agent(coordinator: Coordinator) -> None:
     session = await finish(coordinator, [
         Subtask.model_validate({"id": "t", "description": "x", "agent_type": "failer", "retry_policy": quick(2),
@@ -144,6 +146,7 @@ async def test_stop_on_failure_ends_the_session_at_the_first_final_failure(
     assert alive(pids) == []
 
 
+@on_both_backends
 async def test_a_memory_hog_is_killed_alone_and_the_pool_stays_healthy(
     coordinator: Coordinator, agents: AgentFactory, tmp_path: Path
 ) -> None:
@@ -163,6 +166,7 @@ async def test_a_memory_hog_is_killed_alone_and_the_pool_stays_healthy(
     assert after.status == "SUCCESS"
 
 
+@on_both_backends
 async def test_an_agent_flooding_its_output_is_cut_and_the_whole_output_kept_on_disk(
     settings: Settings, agents: AgentFactory
 ) -> None:

@@ -102,7 +102,10 @@ HANG_AND_REPORT = """
 """
 
 
-def test_killing_the_server_kills_its_agents_and_workers(tmp_path: Path, agents: AgentFactory) -> None:
+@pytest.mark.parametrize("backend", ["local", "dask"])
+def test_killing_the_server_kills_its_agents_and_workers(tmp_path: Path, agents: AgentFactory, backend: str) -> None:
+    if backend == "dask":
+        pytest.importorskip("distributed")
     agents.script("hang", HANG_AND_REPORT)
     fifos = [tmp_path / f"pids-{i}.fifo" for i in range(2)]
     for fifo in fifos:
@@ -119,7 +122,7 @@ def test_killing_the_server_kills_its_agents_and_workers(tmp_path: Path, agents:
     ]
     env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root)}
     with subprocess.Popen(
-        [sys.executable, "-m", "parallel_coordinator", "serve"],
+        [sys.executable, "-m", "parallel_coordinator", "serve", "--backend", backend],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env,
     ) as server:
         assert server.stdin is not None
@@ -135,3 +138,29 @@ def test_killing_the_server_kills_its_agents_and_workers(tmp_path: Path, agents:
         _, still_alive = psutil.wait_procs(descendants, timeout=20)
         assert still_alive == []
         server.stdin.close()
+
+
+async def test_a_server_on_its_own_dask_cluster_runs_a_graph_and_leaves_nothing_behind(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    pytest.importorskip("distributed")
+    params = server_params(tmp_path / "state", agents.root)
+    params.env = {**(params.env or {}), "PCOORD_BACKEND": "dask", "PCOORD_DASK_WORKERS": "2"}
+    family: list[psutil.Process] = []
+    async with Client(params) as client:
+        result = await client.call_tool("coordinate_task", {
+            "task_description": "diamond on dask",
+            "subtasks": [
+                {"id": "a", "description": "root", "agent_type": "echo"},
+                {"id": "b", "description": "left", "agent_type": "echo", "dependencies": ["a"]},
+                {"id": "d", "description": "join", "agent_type": "echo", "dependencies": ["a", "b"]},
+            ],
+            "options": {"wait_seconds": 60},
+        })
+        assert result.structured_content is not None
+        assert result.structured_content["status"] == "SUCCESS", result.structured_content
+        server = next(p for p in psutil.Process().children() if "serve" in " ".join(p.cmdline()))
+        family = [server, *server.children(recursive=True)]
+        assert len(family) >= 3  # the server and its cluster's two worker processes (with their helpers)
+    _, still_alive = psutil.wait_procs(family, timeout=30)
+    assert still_alive == []
