@@ -234,10 +234,27 @@ def _int(value: float | int | None) -> int | None:
     return int(value) if value is not None else None
 
 
+# An answer lists at most this many tasks: ten thousand results would flood the caller's context
+# (and take seconds to send). Past it, the tasks that need attention come first.
+MAX_RESULT_ENTRIES = 200
+
+
+def _listed(snap: Snapshot) -> tuple[list[TaskRecord], int]:
+    """The task records an answer lists, in plan order, and how many it leaves out."""
+    records = list(snap.tasks.values())
+    if len(records) <= MAX_RESULT_ENTRIES:
+        return records, 0
+    first = [r for r in records if r.status is not TaskState.SUCCEEDED] + [
+        r for r in records if r.status is TaskState.SUCCEEDED
+    ]
+    keep = {r.task_id for r in first[:MAX_RESULT_ENTRIES]}
+    return [r for r in records if r.task_id in keep], len(records) - MAX_RESULT_ENTRIES
+
+
 def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> list[TaskResult]:
     results = []
     budget = total_chars
-    for record in snap.tasks.values():
+    for record in _listed(snap)[0]:
         output = record.output
         room = max(0, min(result_chars, budget))
         shown = output[:room]
@@ -297,6 +314,7 @@ def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> Prog
         estimated_completion=iso(eta),
         performance_metrics=session_metrics(snap),
         results=task_results(snap, result_chars, total_chars) if ended else None,
+        results_omitted=_listed(snap)[1] if ended else 0,
         **_counts(snap.tasks),
     )
 
@@ -307,7 +325,9 @@ def coordination_result(snap: Snapshot, result_chars: int, total_chars: int) -> 
     return CoordinationResult(
         session_id=snap.id,
         status=snap.status,
-        results=task_results(snap, result_chars, total_chars),
+        # While it runs, progress carries the counts; results come once it has ended.
+        results=[] if running else task_results(snap, result_chars, total_chars),
+        results_omitted=0 if running else _listed(snap)[1],
         execution_time_s=round(end - snap.created_at, 3),
         performance_metrics=session_metrics(snap),
         error_summary=snap.error_summary,
@@ -328,7 +348,10 @@ def structured_summary(snap: Snapshot, limit: int, lines_per_task: int = 3) -> s
     """One answer without a synthesizer: each task's agent, status, first lines and where the rest is."""
     parts = [f"{snap.status}: {sum(r.status is TaskState.SUCCEEDED for r in snap.tasks.values())} of"
              f" {len(snap.tasks)} tasks succeeded."]
+    size = len(parts[0])
     for record in snap.tasks.values():
+        if size > limit:  # the rest would be cut anyway
+            break
         agent = record.attempts[-1].agent if record.attempts else record.agent
         head = [line[:200] for line in record.output.strip().splitlines()[:lines_per_task]]
         if record.status is not TaskState.SUCCEEDED and record.error:
@@ -339,6 +362,7 @@ def structured_summary(snap: Snapshot, limit: int, lines_per_task: int = 3) -> s
         if record.output:
             entry += f" [whole output: {task_uri(snap.id, record.task_id)}]"
         parts.append(entry)
+        size += len(entry) + 1
     return _capped("\n".join(parts), limit) or ""
 
 

@@ -250,3 +250,21 @@ async def test_agent_files_are_read_again_when_they_change_without_a_restart(
                         subtasks=[{"id": "n", "description": "x", "agent_type": "newcomer"}],
                         options={"wait_seconds": 60})
     assert result["results"][0]["output"].strip() == "new here"
+
+
+async def test_a_large_session_lists_its_failures_first_and_says_how_many_results_it_left_out(
+    client: Client, agents: AgentFactory
+) -> None:
+    (agents.root / "noop.md").write_text("---\nname: noop\nrunner: command\ncommand: [/bin/true]\n---\nx\n")
+    subtasks = [{"id": f"t{i:03}", "description": "x", "agent_type": "noop"} for i in range(203)]
+    subtasks += [{"id": f"bad{i}", "description": "x", "agent_type": "failer"} for i in range(3)]
+    started = await call(client, "coordinate_task", task_description="many", subtasks=subtasks,
+                         options={"wait_seconds": 0, "retry_attempts": 1, "max_agents": 64})
+    assert started["status"] == "RUNNING"
+    assert started["results"] == []  # while it runs, the counts in progress say how far along it is
+    ended = await call(client, "get_progress_status", session_id=started["session_id"], wait_seconds=120)
+    assert ended["status"] == "PARTIAL"
+    assert len(ended["results"]) == 200 and ended["results_omitted"] == 6
+    listed = {result["task_id"] for result in ended["results"]}
+    assert {"bad0", "bad1", "bad2"} <= listed
+    assert [r["task_id"] for r in ended["results"]] == sorted(listed, key=lambda t: (t.startswith("bad"), t))

@@ -94,6 +94,10 @@ class ProgressStatus(BaseModel):
     estimated_completion: str | None = Field(None, description="ISO 8601 estimate, or null when unknown.")
     performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)
     results: list[TaskResult] | None = Field(None, description="Present once the session has ended.")
+    results_omitted: int = Field(
+        0, description="Tasks left out of results to keep the answer small (failures come first); "
+        "the session resource lists them all.",
+    )
 
 
 class PlannedTask(BaseModel):
@@ -109,7 +113,11 @@ class CoordinationResult(BaseModel):
 
     session_id: str
     status: SessionStatus
-    results: list[TaskResult] = Field(default_factory=list)
+    results: list[TaskResult] = Field(default_factory=list, description="Once the session has ended.")
+    results_omitted: int = Field(
+        0, description="Tasks left out of results to keep the answer small (failures come first); "
+        "the session resource lists them all.",
+    )
     execution_time_s: float = 0.0
     performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)
     error_summary: str | None = None
