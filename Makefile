@@ -30,10 +30,16 @@ peers:
 	@bash scripts/install-peers.sh
 	@bash scripts/install-browser.sh
 
-# Measurements, not tests: run side by side, read the numbers (not part of `make test`).
+# Measurements, not tests: each scenario runs its alternatives side by side, interleaved, and prints
+# medians and ratios (not part of `make test`). Results and how to read them: docs/benchmarks.md.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/cancel_latency.py 3
+	@bash scripts/install-bench-tools.sh
 	$(BIN)/python benchmarks/burst.py 2000 3
+	$(BIN)/python benchmarks/graph.py --sizes 200 1000 --slots 8 64 --rounds 3
+	$(BIN)/python benchmarks/responsiveness.py --agents 64 --calls 200 --rounds 3
+	$(BIN)/python benchmarks/scale.py --tasks 10000 --rounds 2
+	$(BIN)/python benchmarks/overhead.py --rounds 5
+	$(BIN)/python benchmarks/cancel_latency.py 3
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
