@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from parallel_coordinator.errors import (
     CycleError,
@@ -13,6 +12,9 @@ from parallel_coordinator.errors import (
     PlanError,
     UnknownDependencyError,
 )
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class TaskGraph:
             if node.id in self.nodes:
                 raise DuplicateTaskError(node.id)
             self.nodes[node.id] = node
+        # Imported on first use: networkx takes ~0.1 s to import, which server start need not pay.
+        import networkx as nx
+
         graph: nx.DiGraph = nx.DiGraph()
         graph.add_nodes_from(self.nodes)
         for node in nodes:
@@ -79,6 +84,8 @@ class TaskGraph:
         return self._remaining[task_id]
 
     def descendants(self, task_id: str) -> set[str]:
+        import networkx as nx
+
         return set(nx.descendants(self._graph, task_id))
 
     def __len__(self) -> int:
