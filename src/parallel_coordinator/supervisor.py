@@ -34,6 +34,7 @@ _STDERR_TAIL_LINES = 20
 _MAX_LINE = 1 << 20  # a line longer than this is cut before it reaches the stream reader
 _TREE_REFRESH_S = 1.0  # psutil's children() rescans /proc: refresh membership rarely (NOTES.md)
 _LINGER_S = 1.0  # after the agent exits, how long a descendant may keep its output pipes open
+_KILL_ROUNDS = 10  # rescans in kill(): each one catches descendants forked during the one before
 
 
 # Held while a supervisor runs, so a worker whose coordinator died exits only after cleaning up.
@@ -140,14 +141,30 @@ class _ProcessTree:
         self._refreshed = 0.0
         self.peak_rss_mb = 0.0
 
-    def refresh(self) -> None:
+    def refresh(self, *, reuse: bool = True) -> None:
         # We are a subreaper running one attempt, so every descendant of ours belongs to this agent.
-        try:
-            current = {p.pid: p for p in self._me.children(recursive=True)}
-        except psutil.Error:
-            return
+        # reuse=False builds fresh handles: a cached one whose pid was recycled would refuse to kill.
+        pids = _descendants()
+        if pids is None:
+            try:
+                current = {p.pid: p for p in self._me.children(recursive=True)}
+            except psutil.Error:
+                return
+        else:
+            current = {}
+            for pid in pids:
+                proc = self._members.get(pid) if reuse else None
+                if proc is None:
+                    try:
+                        proc = psutil.Process(pid)
+                    except psutil.Error:
+                        continue
+                current[pid] = proc
         for pid, proc in current.items():
-            self._members.setdefault(pid, proc)
+            if reuse:
+                self._members.setdefault(pid, proc)
+            else:
+                self._members[pid] = proc
         for pid in list(self._members):
             if pid not in current:
                 del self._members[pid]
@@ -167,16 +184,26 @@ class _ProcessTree:
         return mb
 
     def kill(self) -> int:
-        """SIGKILL the agent's process group and every descendant; returns how many were alive."""
-        self.refresh()
-        alive = {pid for pid, p in self._members.items() if _is_running(p)}
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.leader_pid, signal.SIGKILL)
-        for pid, proc in self._members.items():
-            if pid in alive:
+        """SIGKILL the agent's process group and every descendant; returns how many were alive.
+
+        Rescans until a scan finds nothing it has not already killed, so a descendant forked while
+        we were killing (and reparented to us when its parent died) is caught too.
+        """
+        killed: dict[int, psutil.Process] = {}
+        for round_ in range(_KILL_ROUNDS):
+            self.refresh(reuse=round_ > 0)
+            fresh = {pid: p for pid, p in self._members.items() if pid not in killed and _is_running(p)}
+            if round_ == 0:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.leader_pid, signal.SIGKILL)
+            if not fresh:
+                break
+            for proc in fresh.values():
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
-        return len(alive)
+            killed.update(fresh)
+        self._members.update(killed)
+        return len(killed)
 
     def wait_gone(self, timeout: float = 2.0) -> None:
         """Wait until every killed member has died, then reap those that reparented to us."""
@@ -193,6 +220,46 @@ class _ProcessTree:
                 return
             if pid == 0:
                 return
+
+
+def _children_files(pid: int | str) -> list[str]:
+    try:
+        return [f"/proc/{pid}/task/{tid}/children" for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
+def _read_children(pid: int | str) -> list[int]:
+    found: list[int] = []
+    for path in _children_files(pid):
+        try:
+            with open(path, "rb") as f:
+                found.extend(int(child) for child in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+_HAVE_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
+
+
+def _descendants() -> set[int] | None:
+    """Our descendants, walked through /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN).
+
+    Costs a few reads per member instead of psutil's scan of every process on the machine, which
+    took milliseconds per call with 64 workers and their agents running. None where the kernel
+    has no such files: the caller falls back to psutil.
+    """
+    if not _HAVE_CHILDREN_FILES:
+        return None
+    seen: set[int] = set()
+    todo = _read_children("self")
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(_read_children(pid))
+    return seen
 
 
 def _pidfd(pid: int) -> int | None:
