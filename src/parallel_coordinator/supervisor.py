@@ -16,6 +16,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -42,16 +43,45 @@ _SUPERVISING = threading.Lock()
 _ORPHAN_CHECK_S = 0.25
 
 
-def worker_init(coordinator_pid: int) -> None:
-    """Pool worker initializer: exit when the coordinator process is gone.
+def _drop_fork_server_alive_fd() -> None:
+    """Close this worker's copy of the fork server's liveness pipe.
+
+    The fork server exits once every write end of that pipe is closed, and multiprocessing hands one
+    to each process it forks: left open, the server (our parent) would outlive a dead coordinator
+    for as long as we do, and we would wait for it forever.
+    """
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
+
+
+def worker_init(coordinator_pid: int, environ: dict[str, str] | None = None) -> None:
+    """Pool worker initializer: take the coordinator's environment; exit when the coordinator is gone.
 
     loky workers outlive a SIGKILLed parent; ours must not. A running supervisor sees its channel
     close and kills its agent first; the watchdog waits for that, then ends the worker. The
     coordinator's pid is passed in, because it may already be gone by the time this runs.
+    A worker forked by the pool's fork server has that server as its parent: the server is the
+    coordinator's child and exits when the coordinator does, so the worker watches it instead.
     """
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    watched = os.getppid()
+    if watched != coordinator_pid:
+        _drop_fork_server_alive_fd()
+        try:
+            if psutil.Process(watched).ppid() != coordinator_pid:
+                watched = coordinator_pid  # our parent is neither: the coordinator is gone
+        except psutil.Error:
+            watched = coordinator_pid
 
     def watch() -> None:
-        while os.getppid() == coordinator_pid:
+        while os.getppid() == watched:
             time.sleep(_ORPHAN_CHECK_S)
         with _SUPERVISING:
             os._exit(0)
