@@ -18,7 +18,9 @@ from typing import Any
 
 import loky.process_executor  # noqa: F401  (preloaded for every worker)
 
-import parallel_coordinator.supervisor  # noqa: F401  (preloaded for every worker)
+import parallel_coordinator.supervisor
+
+parallel_coordinator.supervisor._pdeathsig_wrapper()  # looked up once here, inherited by every worker
 
 _MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
 _prepare = _spawn.prepare

@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -121,6 +122,55 @@ def _die_with_parent() -> None:
     """Runs in the agent between fork and exec: SIGKILL it if its supervisor dies."""
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+_SETPRIV: list[str] | None = None
+_SETPRIV_CHECKED = False
+
+
+def _pdeathsig_wrapper() -> list[str] | None:
+    """`setpriv --pdeathsig KILL --` (util-linux 2.33+), or None where there is no such setpriv.
+
+    A `preexec_fn` makes subprocess fork() the whole worker interpreter and run Python in the child;
+    without one it uses vfork(). Setting PR_SET_PDEATHSIG through setpriv, which execs the agent in
+    the same process, costs one small exec instead: ~1.9 ms of CPU per agent against ~3.6 ms.
+    Checked once per worker (the pool's fork server checks it before forking them).
+    """
+    global _SETPRIV, _SETPRIV_CHECKED
+    if not _SETPRIV_CHECKED:
+        _SETPRIV_CHECKED = True
+        path = shutil.which("setpriv", path=os.defpath + os.pathsep + os.environ.get("PATH", ""))
+        if path is not None:
+            try:
+                usage = subprocess.run([path, "--help"], capture_output=True, timeout=5).stdout
+            except (OSError, subprocess.SubprocessError):
+                usage = b""
+            if b"--pdeathsig" in usage:
+                _SETPRIV = [path, "--pdeathsig", "KILL", "--"]
+    return _SETPRIV
+
+
+def _resolve(argv0: str, env: dict[str, str], cwd: str | None) -> str:
+    """Where exec would find argv[0]; raises as Popen would when it cannot be started.
+
+    With setpriv in front, Popen itself always succeeds: we look first, so a missing or
+    non-executable command is still reported as spawn_failed, not as an exit code from setpriv.
+    """
+    if cwd is not None and not os.path.isdir(cwd):
+        raise FileNotFoundError(2, "No such file or directory", cwd)
+    if os.sep in argv0:
+        candidates = [os.path.join(cwd or "", argv0)]
+    else:
+        candidates = [os.path.join(cwd or "", folder, argv0) for folder in os.get_exec_path(env)]
+    denied = None
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = candidate
+    if denied is not None:
+        raise PermissionError(13, "Permission denied", denied)
+    raise FileNotFoundError(2, "No such file or directory", argv0)
 
 
 def _become_subreaper() -> None:
@@ -364,11 +414,15 @@ def _supervise(job: SupervisorJob, channel: _Channel, artefacts: Path, started_a
     env = {**os.environ, **job.env, **job.invocation.env}
     _become_subreaper()
     argv = job.invocation.argv
+    wrapper = _pdeathsig_wrapper()
     try:
+        if wrapper is not None:
+            _resolve(argv[0], env, job.cwd)
         with stdin_path.open("rb") as stdin:
             proc = subprocess.Popen(
-                argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=job.cwd,
-                env=env, start_new_session=True, preexec_fn=_die_with_parent, close_fds=True,
+                [*wrapper, *argv] if wrapper else argv, stdin=stdin, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, cwd=job.cwd, env=env, start_new_session=True,
+                preexec_fn=None if wrapper else _die_with_parent, close_fds=True,
             )
     except FileNotFoundError:
         missing = job.cwd if job.cwd and not Path(job.cwd).is_dir() else argv[0]
