@@ -485,7 +485,7 @@ class Coordinator:
         """Start ready tasks while the limits allow; returns why the rest must wait, if they must."""
         if session.stop_reason is not None:
             return None
-        while len(session.running()) < session.options.max_agents and session.scheduler.ready_count():
+        while len(session.scheduler.running) < session.options.max_agents and session.scheduler.ready_count():
             refusal = self.gate.refusal(self._expected_need_mb(session), self.active_agents)
             if refusal is not None:
                 return refusal
@@ -509,7 +509,7 @@ class Coordinator:
                 record.started_at = time.time()
                 self.store.update_task(session.id, member, status="running", started_at=record.started_at)
                 self.events.emit(SessionEvent("task_started", session.id, member, agent, ts=record.started_at))
-            session.peak_parallelism = max(session.peak_parallelism, len(session.running()))
+            session.peak_parallelism = max(session.peak_parallelism, len(session.scheduler.running))
             if len(batch) == 1:
                 tasks.start_soon(self._run_task, session, task_id, name=f"task {session.id}/{task_id}")
             else:
@@ -543,14 +543,12 @@ class Coordinator:
         been seen to use, or a default for its runner; never more than the per-agent cap.
         """
         needs = []
-        for task_id in session.scheduler.ready_ids():
-            node = session.graph.nodes[task_id]
-            declared = node.resources_required.get("memory_mb")
-            if isinstance(declared, int | float) and not isinstance(declared, bool):
-                needs.append(float(declared))
+        for agent, declared in session.scheduler.ready_groups():
+            if declared is not None:
+                needs.append(declared)
                 continue
-            runner = session.agents[node.agent].runner
-            needs.append(self._peak_rss_mb.get(node.agent, DEFAULT_NEED_MB.get(runner, 50.0)))
+            runner = session.agents[agent].runner
+            needs.append(self._peak_rss_mb.get(agent, DEFAULT_NEED_MB.get(runner, 50.0)))
         return min(max(needs, default=0.0), session.options.memory_limit_mb)
 
     @property

@@ -150,20 +150,21 @@ def attempt_figures(attempts: Sequence[StoredAttempt]) -> AttemptFigures:
     if not timed:
         return AttemptFigures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
     durations = [end - start for _, start, end in timed]
-    succeeded = [a for a, _, _ in timed if a.outcome == "exited" and a.error is None]
+    ok = [a.outcome == "exited" and a.error is None for a, _, _ in timed]
+    succeeded = sum(ok)
     span = max(max(end for _, _, end in timed) - min(start for _, start, _ in timed), 1e-9)
     per_agent: dict[str, list[float]] = defaultdict(list)
     failures: dict[str, int] = defaultdict(int)
-    for (attempt, _, _), duration in zip(timed, durations, strict=True):
+    for (attempt, _, _), duration, fine in zip(timed, durations, ok, strict=True):
         per_agent[attempt.agent].append(duration)
-        if attempt not in succeeded:
+        if not fine:
             failures[attempt.agent] += 1
     return AttemptFigures(
-        tasks_per_second=round(len(succeeded) / span, 3),
+        tasks_per_second=round(succeeded / span, 3),
         avg_response_time_s=round(sum(durations) / len(durations), 3),
         p95_response_time_s=round(percentile(durations, 95), 3),
-        success_rate=round(len(succeeded) / len(timed), 4),
-        error_rate=round(1 - len(succeeded) / len(timed), 4),
+        success_rate=round(succeeded / len(timed), 4),
+        error_rate=round(1 - succeeded / len(timed), 4),
         parallel_efficiency=round(min(1.0, sum(durations) / (span * _peak_overlap(timed))), 4),
         per_agent={
             name: (len(values), failures[name], round(sum(values) / len(values), 3))

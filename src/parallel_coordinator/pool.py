@@ -91,6 +91,18 @@ class LocalPoolBackend:
         self._slices: list[_Slice] = []
         self._exit_stack = AsyncExitStack()
 
+    @staticmethod
+    def _context() -> Any:
+        """Workers fork from a fork server that has our modules imported (see forkserver_preload)."""
+        import multiprocessing.forkserver
+
+        from loky.backend.context import get_context
+
+        # Only takes effect if the fork server is not running yet; it then serves us for the
+        # coordinator's lifetime and exits when the coordinator does.
+        multiprocessing.forkserver.set_forkserver_preload(["parallel_coordinator.forkserver_preload"])
+        return get_context("forkserver")
+
     async def __aenter__(self) -> LocalPoolBackend:
         async with AsyncExitStack() as stack:
             stack.callback(self.hub.close)
@@ -125,9 +137,11 @@ class LocalPoolBackend:
             from loky import ProcessPoolExecutor
 
             size = min(self.slice_size, room)
+            # Forked workers inherit the fork server's environment, not ours: hand them ours, as a
+            # freshly spawned worker would have had it.
             executor = ProcessPoolExecutor(
-                max_workers=size, timeout=int(self.idle_timeout_s), initializer=worker_init,
-                initargs=(os.getpid(),),
+                max_workers=size, timeout=int(self.idle_timeout_s), context=self._context(),
+                initializer=worker_init, initargs=(os.getpid(), dict(os.environ)),
             )
             self._slices.append(_Slice(executor, size))
             return self._slices[-1]

@@ -7,6 +7,7 @@ barriers); ready tasks are taken by priority (1 first), then by longest remainin
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
 
@@ -38,14 +39,44 @@ class Scheduler:
         self._unmet: dict[str, int] = {t: len(n.dependencies) for t, n in graph.nodes.items()}
         self._position = {task_id: i for i, task_id in enumerate(graph.nodes)}
         self._ready: list[tuple[int, float, int, str]] = []
+        # Kept as tasks move, so the coordinator's per-start questions cost O(1), not O(tasks):
+        # the pending tasks in the ready heap, their (agent, declared memory) groups, and the running.
+        self._queued: set[str] = set()
+        self._groups: Counter[tuple[str, float | None]] = Counter()
+        self.running: set[str] = set()
+        self._unfinished = len(self.state)
         for task_id, unmet in self._unmet.items():
             if unmet == 0:
                 self._push(task_id)
+
+    def _group(self, task_id: str) -> tuple[str, float | None]:
+        node = self.graph.nodes[task_id]
+        declared = node.resources_required.get("memory_mb")
+        if isinstance(declared, int | float) and not isinstance(declared, bool):
+            return node.agent, float(declared)
+        return node.agent, None
+
+    def _set(self, task_id: str, state: TaskState) -> None:
+        if task_id in self._queued and state is not TaskState.PENDING:
+            self._queued.discard(task_id)
+            group = self._group(task_id)
+            self._groups[group] -= 1
+            if not self._groups[group]:
+                del self._groups[group]
+        if state is TaskState.RUNNING:
+            self.running.add(task_id)
+        else:
+            self.running.discard(task_id)
+        self._unfinished += (self.state[task_id] in FINAL_STATES) - (state in FINAL_STATES)
+        self.state[task_id] = state
 
     def _push(self, task_id: str) -> None:
         node = self.graph.nodes[task_id]
         key = (node.priority, -self.graph.remaining_path(task_id), self._position[task_id], task_id)
         heapq.heappush(self._ready, key)
+        if self.state[task_id] is TaskState.PENDING and task_id not in self._queued:
+            self._queued.add(task_id)
+            self._groups[self._group(task_id)] += 1
 
     def take_ready(self, allowed: Callable[[str], bool] = lambda _agent: True) -> str | None:
         """Pop the best ready task whose agent `allowed` accepts, and mark it running."""
@@ -63,19 +94,23 @@ class Scheduler:
         for entry in passed_over:
             heapq.heappush(self._ready, entry)
         if chosen is not None:
-            self.state[chosen] = TaskState.RUNNING
+            self._set(chosen, TaskState.RUNNING)
         return chosen
 
     def ready_count(self) -> int:
         """Tasks whose dependencies are met but that have not started: the queue."""
-        return sum(1 for e in self._ready if self.state[e[3]] is TaskState.PENDING)
+        return len(self._queued)
 
     def ready_ids(self) -> list[str]:
         return [e[3] for e in self._ready if self.state[e[3]] is TaskState.PENDING]
 
+    def ready_groups(self) -> Counter[tuple[str, float | None]]:
+        """The queue counted by (agent, declared `memory_mb` or None): what its tasks may need."""
+        return self._groups
+
     def succeed(self, task_id: str) -> list[str]:
         """Mark a task succeeded; returns the dependents that just became ready."""
-        self.state[task_id] = TaskState.SUCCEEDED
+        self._set(task_id, TaskState.SUCCEEDED)
         released = []
         for dependent in self.graph.dependents[task_id]:
             self._unmet[dependent] -= 1
@@ -86,16 +121,16 @@ class Scheduler:
 
     def mark_succeeded(self, task_id: str) -> list[str]:
         """A task whose result is already known (a resumed session): succeed it without running it."""
-        self.state[task_id] = TaskState.RUNNING
+        self._set(task_id, TaskState.RUNNING)
         return self.succeed(task_id)
 
     def fail(self, task_id: str, state: TaskState = TaskState.FAILED) -> list[str]:
         """Mark a task failed for good; every pending task below it is skipped. Returns those."""
-        self.state[task_id] = state
+        self._set(task_id, state)
         skipped = []
         for dependent in sorted(self.graph.descendants(task_id), key=self._position.__getitem__):
             if self.state[dependent] is TaskState.PENDING:
-                self.state[dependent] = TaskState.SKIPPED
+                self._set(dependent, TaskState.SKIPPED)
                 self.skip_reason[dependent] = f"skipped: dependency {task_id!r} {state.value}"
                 skipped.append(dependent)
         return skipped
@@ -104,7 +139,7 @@ class Scheduler:
         """Mark every task that has not started cancelled; returns them."""
         cancelled = [t for t, s in self.state.items() if s is TaskState.PENDING]
         for task_id in cancelled:
-            self.state[task_id] = TaskState.CANCELLED
+            self._set(task_id, TaskState.CANCELLED)
         return cancelled
 
     def count(self, state: TaskState) -> int:
@@ -112,4 +147,4 @@ class Scheduler:
 
     @property
     def finished(self) -> bool:
-        return all(s in FINAL_STATES for s in self.state.values())
+        return self._unfinished == 0
