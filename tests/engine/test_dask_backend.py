@@ -107,9 +107,9 @@ async def test_a_dying_worker_takes_only_its_own_attempts_which_are_retried(
         victim = first["h0"]["worker"]
         on_victim = {task for task, where in first.items() if where["worker"] == victim}
 
+        doomed = [psutil.Process(first[task]["agent"]) for task in on_victim]
         os.kill(victim, signal.SIGKILL)
         # The agents on the dead worker die with it (its supervisors get SIGTERM and kill their trees).
-        doomed = [psutil.Process(first[task]["agent"]) for task in on_victim]
         _, still_alive = psutil.wait_procs(doomed, timeout=20)
         assert still_alive == []
         await wait_until(session, lambda: all(
