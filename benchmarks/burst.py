@@ -1,4 +1,5 @@
-"""Burst: N trivial command agents at 64 slots, Parallel Coordinator beside `xargs -P 64` and raw loky.
+"""Burst: N trivial command agents at 64 slots, Parallel Coordinator beside `xargs -P 64`, GNU
+parallel and raw loky with a supervisor per task (the floor of our own design).
 
 Each alternative runs the same executable (`/bin/true`) N times; rounds are interleaved and the
 table shows medians. Run: .venv/bin/python benchmarks/burst.py [agents] [rounds]
@@ -6,6 +7,7 @@ table shows medians. Run: .venv/bin/python benchmarks/burst.py [agents] [rounds]
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,6 +31,12 @@ SLOTS = 64
 def xargs(count: int) -> None:
     subprocess.run(
         ["xargs", "-P", str(SLOTS), "-n", "1", "/bin/true"], input="\n".join(["x"] * count), text=True, check=True
+    )
+
+
+def gnu_parallel(count: int) -> None:
+    subprocess.run(
+        ["parallel", "-j", str(SLOTS), "-N0", "/bin/true"], input="\n".join(["x"] * count), text=True, check=True,
     )
 
 
@@ -80,11 +88,12 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     root = Path(tempfile.mkdtemp())
-    alternatives: dict[str, Callable[[int], None]] = {
-        "xargs -P 64": xargs,
-        "raw loky + supervisor": raw_loky(root),
-        "parallel coordinator": coordinator_run(root),
-    }
+    alternatives: dict[str, Callable[[int], None]] = {"xargs -P 64": xargs}
+    if shutil.which("parallel"):
+        alternatives["GNU parallel -j 64"] = gnu_parallel
+    else:
+        print("GNU parallel is not installed (scripts/install-bench-tools.sh): its row is left out", file=sys.stderr)
+    alternatives |= {"raw loky + supervisor": raw_loky(root), "parallel coordinator": coordinator_run(root)}
     times: dict[str, list[float]] = {name: [] for name in alternatives}
     for _ in range(rounds):
         for name, run in alternatives.items():  # interleaved, so drift hits everyone alike
