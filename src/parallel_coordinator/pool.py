@@ -64,6 +64,19 @@ def make_backend(settings: Settings) -> ExecutionBackend:
     return LocalPoolBackend(settings.pool_size, settings.pool_idle_timeout_s)
 
 
+def _stop_fork_server() -> None:
+    """End multiprocessing's fork server, so a closed pool leaves no process of ours behind.
+
+    `_stop` is the standard library's own way to do it (its tests use it); if a later Python drops
+    it, the server still exits with this process, as before.
+    """
+    import multiprocessing.forkserver
+
+    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    if callable(stop):
+        stop()
+
+
 @dataclass
 class _Slice:
     """One fixed-size loky executor and how many of our jobs it holds."""
@@ -82,6 +95,9 @@ class LocalPoolBackend:
     """
 
     name = "local"
+    # The fork server is shared by every pool in this process, and workers watch it as their parent:
+    # it is stopped only when the last pool with workers shuts down.
+    _pools_with_workers = 0
 
     def __init__(self, max_workers: int = 64, idle_timeout_s: float = 300.0, slice_size: int = 8) -> None:
         self.max_workers = max_workers
@@ -121,6 +137,10 @@ class LocalPoolBackend:
     def _shutdown_pool(self) -> None:
         for piece in self._slices:
             piece.executor.shutdown(wait=True)
+        if self._slices:
+            LocalPoolBackend._pools_with_workers -= 1
+            if LocalPoolBackend._pools_with_workers == 0:
+                _stop_fork_server()
         self._slices.clear()
 
     @property
@@ -143,6 +163,8 @@ class LocalPoolBackend:
                 max_workers=size, timeout=int(self.idle_timeout_s), context=self._context(),
                 initializer=worker_init, initargs=(os.getpid(), dict(os.environ)),
             )
+            if not self._slices:
+                LocalPoolBackend._pools_with_workers += 1
             self._slices.append(_Slice(executor, size))
             return self._slices[-1]
         # Every worker is busy: queue behind the least busy slice.

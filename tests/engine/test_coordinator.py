@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import anyio
+import psutil
 import pytest
 
 from parallel_coordinator.config import Settings
@@ -319,3 +320,24 @@ async def test_one_client_may_run_only_so_many_sessions_at_once(settings: Settin
         other = await coordinator.start("bob's", plan, options(), owner="bob")
         for session in (first, other):
             await coordinator.cancel(session.id)
+
+
+async def test_a_closed_coordinator_leaves_no_pool_process_behind(settings: Settings) -> None:
+    def ours() -> list[psutil.Process]:
+        # The Dask tests' cluster may share this process: only the local pool's processes count here.
+        found = []
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if any(word in " ".join(child.cmdline()) for word in ("forkserver", "loky")):
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    async with Coordinator(settings) as coordinator:
+        session = await run_to_end(coordinator, [Subtask(id="a", description="x", agent_type="echo")])
+        assert session.status == "SUCCESS"
+        during = ours()
+        assert during  # the fork server and the pool's workers
+    _, left = psutil.wait_procs(during, timeout=20)
+    assert left == []
