@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import socket
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -90,10 +91,17 @@ class DaskBackend:
         async with AsyncExitStack() as stack:
             if self.scheduler is None:
                 threads = math.ceil(self.max_workers / self.local_workers)
+                # Dask's routine INFO lines (a dozen per start) would drown our own log on stderr; its
+                # worker processes read the same setting from the environment they inherit.
+                if not log.isEnabledFor(logging.DEBUG):
+                    logging.getLogger("distributed").setLevel(logging.WARNING)
+                    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self.cluster = await stack.enter_async_context(LocalCluster(  # type: ignore[no-untyped-call]
                         n_workers=self.local_workers, threads_per_worker=threads, processes=True,
-                        asynchronous=True, dashboard_address=None, host="127.0.0.1",
+                        asynchronous=True, host="127.0.0.1",
+                        # Its HTTP endpoints would otherwise take the fixed port 8787: any free loopback port.
+                        dashboard_address="127.0.0.1:0",
                     ))
                 target: Any = self.cluster
             else:
