@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/burst.py 2000 3
 	$(BIN)/python benchmarks/graph.py --sizes 200 1000 --slots 8 64 --rounds 3
 	$(BIN)/python benchmarks/responsiveness.py --agents 64 --calls 200 --rounds 3
-	$(BIN)/python benchmarks/scale.py --tasks 10000 --rounds 2
+	$(BIN)/python benchmarks/scale.py --tasks 10000 --rounds 3
 	$(BIN)/python benchmarks/overhead.py --rounds 5
 	$(BIN)/python benchmarks/cancel_latency.py 3
 
