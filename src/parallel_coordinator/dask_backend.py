@@ -26,14 +26,11 @@ import anyio
 
 from parallel_coordinator.channel import AttemptHub, EventHandler
 from parallel_coordinator.errors import CoordinatorError
+from parallel_coordinator.pool import STOP_GRACE_S, HubBackend
 from parallel_coordinator.runners.base import AttemptOutcome
-from parallel_coordinator.supervisor import SupervisorJob, supervise_in_subprocess
+from parallel_coordinator.supervisor import SupervisorJob, split_address, supervise_in_subprocess
 
 log = logging.getLogger(__name__)
-
-# How long a stopped attempt may take to confirm its agent is dead before we stop waiting for it.
-_STOP_GRACE_S = 10.0
-
 
 def callback_host(scheduler: str | None) -> str:
     """The address Dask workers can reach this process on: the interface that routes to the scheduler.
@@ -42,7 +39,7 @@ def callback_host(scheduler: str | None) -> str:
     """
     if not scheduler:
         return "127.0.0.1"
-    host = scheduler.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    host, _ = split_address(scheduler)
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect((host, 8786))
@@ -51,7 +48,7 @@ def callback_host(scheduler: str | None) -> str:
         return "127.0.0.1"
 
 
-class DaskBackend:
+class DaskBackend(HubBackend):
     """Runs supervisors on a Dask cluster: an existing scheduler, or a LocalCluster started here.
 
     Without a scheduler address, a LocalCluster of `local_workers` worker processes is started and
@@ -139,12 +136,9 @@ class DaskBackend:
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self.hub.cancel(job.attempt_id)
-                    with anyio.move_on_after(_STOP_GRACE_S), contextlib.suppress(Exception):
+                    with anyio.move_on_after(STOP_GRACE_S), contextlib.suppress(Exception):
                         await future
                     await self.client.cancel([future])
                 raise
         finally:
             self.hub.unregister(job.attempt_id)
-
-    async def cancel(self, attempt_id: str) -> None:
-        await self.hub.cancel(attempt_id)

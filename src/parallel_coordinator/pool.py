@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from parallel_coordinator.config import Settings
 
 # How long a stopped attempt may take to confirm its agent is dead before we stop waiting for it.
-_STOP_GRACE_S = 10.0
+STOP_GRACE_S = 10.0
 
 
 class ExecutionBackend(Protocol):
@@ -86,7 +86,16 @@ class _Slice:
     jobs: int = 0
 
 
-class LocalPoolBackend:
+class HubBackend:
+    """What both backends share: supervisors report to `hub`, and a cancel goes to them through it."""
+
+    hub: AttemptHub
+
+    async def cancel(self, attempt_id: str) -> None:
+        await self.hub.cancel(attempt_id)
+
+
+class LocalPoolBackend(HubBackend):
     """A loky process pool of up to `max_workers`, grown in slices of `slice_size` workers.
 
     loky starts every worker of an executor at once, and resizing an executor waits for its
@@ -185,12 +194,9 @@ class LocalPoolBackend:
                 with anyio.CancelScope(shield=True):
                     await self.hub.cancel(job.attempt_id)
                     if not future.cancel() and not future.done():
-                        with anyio.move_on_after(_STOP_GRACE_S):
+                        with anyio.move_on_after(STOP_GRACE_S):
                             await asyncio.wrap_future(future)
                 raise
         finally:
             piece.jobs -= 1
             self.hub.unregister(job.attempt_id)
-
-    async def cancel(self, attempt_id: str) -> None:
-        await self.hub.cancel(attempt_id)

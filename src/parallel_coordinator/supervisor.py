@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import pickle
@@ -36,7 +37,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _READ_CHUNK = 65536
 _STDERR_TAIL_LINES = 20
 _MAX_LINE = 1 << 20  # a line longer than this is cut before it reaches the stream reader
-_TREE_REFRESH_S = 1.0  # psutil's children() rescans /proc: refresh membership rarely (NOTES.md)
+_TREE_REFRESH_S = 1.0  # finding the tree's members costs /proc reads: refresh membership rarely (NOTES.md)
 _LINGER_S = 1.0  # after the agent exits, how long a descendant may keep its output pipes open
 _KILL_ROUNDS = 10  # rescans in kill(): each one catches descendants forked during the one before
 
@@ -125,10 +126,10 @@ def _load_libc() -> ctypes.CDLL | None:
 _LIBC = _load_libc()
 
 
-def _die_with_parent() -> None:
-    """Runs in the agent between fork and exec: SIGKILL it if its supervisor dies."""
+def _die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Runs in a child between fork and exec: it gets `sig` when the thread that started it dies."""
     if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _LIBC.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 _SETPRIV: list[str] | None = None
@@ -186,14 +187,19 @@ def _become_subreaper() -> None:
         _LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """'tcp://host:port' or 'tcp://[v6]:port' -> (host, port)."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def _connect(address: str) -> socket.socket:
     """A connected socket to the hub: a Unix socket path, or tcp://host:port for remote workers."""
     if not address.startswith("tcp://"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(address)
         return sock
-    host, _, port = address.removeprefix("tcp://").rpartition(":")
-    sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+    sock = socket.create_connection(split_address(address), timeout=10)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # A coordinator whose machine vanished sends no FIN: keepalive probes find out within ~30 s.
@@ -637,7 +643,7 @@ def supervise_in_subprocess(job: SupervisorJob) -> AttemptOutcome:
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "parallel_coordinator.supervisor", str(os.getpid())], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, preexec_fn=_term_with_parent, close_fds=True,
+            stdout=subprocess.PIPE, preexec_fn=functools.partial(_die_with_parent, signal.SIGTERM), close_fds=True,
         )
     except OSError as exc:
         return AttemptOutcome(
@@ -655,11 +661,6 @@ def supervise_in_subprocess(job: SupervisorJob) -> AttemptOutcome:
         )
     assert isinstance(outcome, AttemptOutcome)
     return outcome
-
-
-def _term_with_parent() -> None:
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _main() -> None:

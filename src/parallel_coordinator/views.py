@@ -251,10 +251,12 @@ def _listed(snap: Snapshot) -> tuple[list[TaskRecord], int]:
     return [r for r in records if r.task_id in keep], len(records) - MAX_RESULT_ENTRIES
 
 
-def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> list[TaskResult]:
+def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> tuple[list[TaskResult], int]:
+    """The listed tasks' results, and how many tasks were left out (see MAX_RESULT_ENTRIES)."""
     results = []
     budget = total_chars
-    for record in _listed(snap)[0]:
+    listed, omitted = _listed(snap)
+    for record in listed:
         output = record.output
         room = max(0, min(result_chars, budget))
         shown = output[:room]
@@ -289,7 +291,7 @@ def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> list[Ta
                 ],
             )
         )
-    return results
+    return results, omitted
 
 
 def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> ProgressStatus:
@@ -303,6 +305,7 @@ def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> Prog
         if r.status is TaskState.RUNNING
     ]
     ended = snap.status != "RUNNING"
+    results, omitted = task_results(snap, result_chars, total_chars) if ended else (None, 0)
     eta = snap.finished_at if ended else (
         now + snap.expected_remaining_s if snap.expected_remaining_s is not None else None
     )
@@ -313,21 +316,22 @@ def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> Prog
         queue_reason=snap.queue_reason,
         estimated_completion=iso(eta),
         performance_metrics=session_metrics(snap),
-        results=task_results(snap, result_chars, total_chars) if ended else None,
-        results_omitted=_listed(snap)[1] if ended else 0,
+        results=results,
+        results_omitted=omitted,
         **_counts(snap.tasks),
     )
 
 
 def coordination_result(snap: Snapshot, result_chars: int, total_chars: int) -> CoordinationResult:
     running = snap.status == "RUNNING"
+    # While it runs, progress carries the counts; results come once it has ended.
+    results, omitted = ([], 0) if running else task_results(snap, result_chars, total_chars)
     end = snap.finished_at or time.time()
     return CoordinationResult(
         session_id=snap.id,
         status=snap.status,
-        # While it runs, progress carries the counts; results come once it has ended.
-        results=[] if running else task_results(snap, result_chars, total_chars),
-        results_omitted=0 if running else _listed(snap)[1],
+        results=results,
+        results_omitted=omitted,
         execution_time_s=round(end - snap.created_at, 3),
         performance_metrics=session_metrics(snap),
         error_summary=snap.error_summary,

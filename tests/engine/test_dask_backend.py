@@ -9,6 +9,7 @@ test_coordinator.py and test_failures.py (`on_both_backends`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -26,8 +27,9 @@ from parallel_coordinator.config import Settings
 from parallel_coordinator.coordinator import Coordinator
 from parallel_coordinator.errors import CoordinatorError
 from parallel_coordinator.scheduler import TaskState
-from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
+from parallel_coordinator.schemas.inputs import Subtask
 from tests.conftest import AgentFactory, alive, wait_until
+from tests.engine.test_coordinator import options
 
 pytestmark = [pytest.mark.anyio]
 distributed = pytest.importorskip("distributed")
@@ -58,15 +60,18 @@ HOLD_ONCE = """
 """
 
 
-def options(**values: object) -> CoordinateOptions:
-    return CoordinateOptions.model_validate({"wait_seconds": 0, "reuse_results": "off", **values})
+def on_dask(settings: Settings, scheduler: str) -> Settings:
+    """The test's settings, with the Dask backend on the cluster at `scheduler`."""
+    return dataclasses.replace(settings, backend="dask", dask_scheduler=scheduler)
 
 
-def dask_settings(tmp_path: Path, agents: AgentFactory, scheduler: str | None) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state", agent_dirs=[(agents.root, "env")], max_cpu_usage=100,
-        backend="dask", dask_scheduler=scheduler,
-    )
+@pytest.fixture
+def hold(tmp_path: Path, agents: AgentFactory) -> Path:
+    """The "hold" agent, and the folder its tasks take as their description."""
+    agents.script("hold", HOLD_ONCE)
+    folder = tmp_path / "hold"
+    folder.mkdir()
+    return folder
 
 
 async def worker_pids(coordinator: Coordinator) -> set[int]:
@@ -74,9 +79,11 @@ async def worker_pids(coordinator: Coordinator) -> set[int]:
     return set((await client.run(os.getpid)).values())
 
 
-async def test_attempts_run_on_the_clusters_workers(tmp_path: Path, agents: AgentFactory, dask_cluster: str) -> None:
+async def test_attempts_run_on_the_clusters_workers(
+    settings: Settings, agents: AgentFactory, dask_cluster: str
+) -> None:
     agents.script("where", WHERE)
-    async with Coordinator(dask_settings(tmp_path, agents, dask_cluster)) as coordinator:
+    async with Coordinator(on_dask(settings, dask_cluster)) as coordinator:
         workers = await worker_pids(coordinator)
         session = await coordinator.start("where", coordinator.plan(
             [Subtask(id=f"w{i}", description="x", agent_type="where") for i in range(4)], options()), options())
@@ -90,18 +97,18 @@ async def test_attempts_run_on_the_clusters_workers(tmp_path: Path, agents: Agen
 
 
 async def test_a_dying_worker_takes_only_its_own_attempts_which_are_retried(
-    tmp_path: Path, agents: AgentFactory, dask_cluster: str
+    settings: Settings, hold: Path, dask_cluster: str
 ) -> None:
-    agents.script("hold", HOLD_ONCE)
-    folder = tmp_path / "hold"
-    folder.mkdir()
+    folder = hold
     subtasks = [
         Subtask.model_validate({"id": f"h{i}", "description": str(folder), "agent_type": "hold",
                                 "retry_policy": {"max_attempts": 2, "backoff_seconds": 0}})
         for i in range(4)
     ]
-    async with Coordinator(dask_settings(tmp_path, agents, dask_cluster)) as coordinator:
-        session = await coordinator.start("hold", coordinator.plan(subtasks, options()), options())
+    async with Coordinator(on_dask(settings, dask_cluster)) as coordinator:
+        session = await coordinator.start(
+            "hold", coordinator.plan(subtasks, options()), options(reuse_results="off")
+        )
         await wait_until(session, lambda: all(r.progress is not None for r in session.tasks.values()))
         first = {task: json.loads((folder / task).read_text()) for task in session.tasks}
         victim = first["h0"]["worker"]
@@ -165,12 +172,10 @@ def separate_cluster(tmp_path: Path) -> Iterator[str]:
 
 
 async def test_a_scheduler_and_worker_in_processes_of_their_own_run_a_graph_and_a_cancel(
-    tmp_path: Path, agents: AgentFactory, separate_cluster: str
+    settings: Settings, hold: Path, separate_cluster: str
 ) -> None:
-    agents.script("hold", HOLD_ONCE)
-    folder = tmp_path / "hold"
-    folder.mkdir()
-    async with Coordinator(dask_settings(tmp_path, agents, separate_cluster)) as coordinator:
+    folder = hold
+    async with Coordinator(on_dask(settings, separate_cluster)) as coordinator:
         session = await coordinator.start("diamond", coordinator.plan([
             Subtask(id="a", description="root", agent_type="echo"),
             Subtask(id="b", description="left", agent_type="echo", dependencies=["a"]),
@@ -191,14 +196,13 @@ async def test_a_scheduler_and_worker_in_processes_of_their_own_run_a_graph_and_
         assert alive([agent]) == []
 
 
-async def test_an_unreachable_scheduler_is_named_in_a_clear_error(tmp_path: Path, agents: AgentFactory) -> None:
+async def test_an_unreachable_scheduler_is_named_in_a_clear_error(settings: Settings) -> None:
     with socket_bound_but_not_listening() as address:
-        settings = dask_settings(tmp_path, agents, address)
         from parallel_coordinator.dask_backend import DaskBackend
 
         backend = DaskBackend(address, connect_timeout_s=1)
         with pytest.raises(CoordinatorError, match=r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:"):
-            async with Coordinator(settings, backend=backend):
+            async with Coordinator(on_dask(settings, address), backend=backend):
                 pass
 
 
