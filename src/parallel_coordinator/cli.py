@@ -206,6 +206,9 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         errors.print(f"[red]error:[/red] {exc}")
         return EXIT_USAGE
+    from parallel_coordinator.environment import scrub_server_credentials
+
+    scrub_server_credentials()  # read once: from here on no agent, worker or cluster process inherits them
     base_url = f"http://{args.host}:{args.port}"
     if generated:
         config = {"mcpServers": {"parallel-coordinator": {
@@ -555,6 +558,7 @@ def show_config(as_json: bool) -> int:
             "config_file": str(settings.config_file) if settings.config_file else None,
             "searched": [str(path) for path in search_paths()],
             "settings": {name: {"value": value, "source": sources[name]} for name, value in values.items()},
+            "agent_environment": settings.environment_policy.describe(),
         }, indent=2, default=str))
         return EXIT_OK
     table = Table(title=f"settings (configuration file: {settings.config_file or 'none found'})", title_justify="left")
@@ -567,4 +571,14 @@ def show_config(as_json: bool) -> int:
     console.print(table, highlight=False)
     if settings.config_file is None:
         console.print("looked for: " + ", ".join(str(path) for path in search_paths()), highlight=False)
+    policy = settings.environment_policy.describe()
+    removed: dict[str, str] = policy["removed_now"]  # type: ignore[assignment]
+    console.print(
+        "agents inherit this environment less the server's credentials and names that look like secrets"
+        f" (deny: {', '.join(settings.environment_policy.deny)};"
+        f" allow: {', '.join(settings.environment_policy.pass_through) or 'none'}); an agent file's pass_env"
+        " lets more through", highlight=False,
+    )
+    for name, why in removed.items():
+        console.print(f"  not passed to agents: {name} ({why})", highlight=False)
     return EXIT_OK

@@ -9,6 +9,7 @@ from pathlib import Path
 from platformdirs import user_state_dir
 
 from parallel_coordinator.agents.spec import Priority, SourceKind
+from parallel_coordinator.environment import DEFAULT_DENY, EnvironmentPolicy
 from parallel_coordinator.metrics import AlertLimits
 
 
@@ -88,6 +89,9 @@ class Settings:
     synthesizer: str | None = None
     # Model chosen for a task by its weight: simple, default, critical.
     models: dict[str, str] = field(default_factory=lambda: {"simple": "haiku", "default": "sonnet", "critical": "opus"})
+    # What agents inherit (environment.py): extra secret-name patterns to remove, and names to let through.
+    agent_env_deny: tuple[str, ...] = ()
+    agent_env_pass: tuple[str, ...] = ()
     # The configuration file these settings were read from (settings_file.load_settings), if any.
     config_file: Path | None = None
 
@@ -106,6 +110,10 @@ class Settings:
             max_memory_percent=self.alert_max_memory_percent,
             min_throughput_per_min=self.alert_min_throughput_per_min,
         )
+
+    @property
+    def environment_policy(self) -> EnvironmentPolicy:
+        return EnvironmentPolicy(deny=(*DEFAULT_DENY, *self.agent_env_deny), pass_through=tuple(self.agent_env_pass))
 
     @property
     def logs_dir(self) -> Path:

@@ -361,6 +361,7 @@ class Coordinator:
         )
         job = SupervisorJob(
             attempt_id=secrets.token_hex(8), invocation=runner.invocation(agent, request),
+            env=self._agent_env(runner, agent),
             artefact_dir=str(self.settings.runs_dir / (session.id if session else "one-off") / label), channel="",
             timeout_s=request.timeout_s, output_cap_bytes=self.settings.output_cap_bytes,
             memory_limit_mb=session.options.memory_limit_mb if session else None,
@@ -859,7 +860,7 @@ class Coordinator:
                 )
             throttle.running += 1
             try:
-                outcome = await self._supervise(session, record, invocation, isolated)
+                outcome = await self._supervise(session, record, invocation, isolated, self._agent_env(runner, agent))
             finally:
                 throttle.running -= 1
             result = runner.interpret(agent, outcome)
@@ -924,13 +925,15 @@ class Coordinator:
         return self.settings.runs_dir / session.id / _safe_name(task_id) / str(attempt)
 
     async def _supervise(
-        self, session: Session, record: TaskRecord, invocation: Invocation, request: TaskRequest
+        self, session: Session, record: TaskRecord, invocation: Invocation, request: TaskRequest,
+        env: dict[str, str],
     ) -> AttemptOutcome:
         attempt_id = secrets.token_hex(8)
         record.attempt_id, record.pid, record.progress, record.message = attempt_id, None, None, None
         job = SupervisorJob(
             attempt_id=attempt_id,
             invocation=invocation,
+            env=env,
             artefact_dir=str(self._artefacts(session, record.task_id, request.attempt)),
             channel="",
             cwd=request.working_directory,
@@ -971,6 +974,10 @@ class Coordinator:
             return AttemptOutcome(reason="lost", error=f"the pool worker running it died ({exc!r})")
         finally:
             record.attempt_id = None
+
+    def _agent_env(self, runner: Runner, agent: AgentSpec) -> dict[str, str]:
+        """The environment this agent starts with: ours, less credentials and secrets (environment.py)."""
+        return self.settings.environment_policy.agent_environment((*runner.env_passthrough, *agent.pass_env))
 
     def _poke_all(self) -> None:
         # A freed agent slot may let another session's task, or a waiting fallback, start.

@@ -61,7 +61,10 @@ def make_backend(settings: Settings) -> ExecutionBackend:
         )
     if settings.backend != "local":
         raise ValueError(f"unknown backend {settings.backend!r}: choose 'local' or 'dask'")
-    return LocalPoolBackend(settings.pool_size, settings.pool_idle_timeout_s)
+    return LocalPoolBackend(
+        settings.pool_size, settings.pool_idle_timeout_s,
+        worker_env=settings.environment_policy.worker_environment(),
+    )
 
 
 def _stop_fork_server() -> None:
@@ -108,8 +111,13 @@ class LocalPoolBackend(HubBackend):
     # it is stopped only when the last pool with workers shuts down.
     _pools_with_workers = 0
 
-    def __init__(self, max_workers: int = 64, idle_timeout_s: float = 300.0, slice_size: int = 8) -> None:
+    def __init__(
+        self, max_workers: int = 64, idle_timeout_s: float = 300.0, slice_size: int = 8,
+        *, worker_env: dict[str, str] | None = None,
+    ) -> None:
         self.max_workers = max_workers
+        # Workers run with this environment (no server credentials: environment.py); None: the server's own.
+        self.worker_env = worker_env
         self.idle_timeout_s = idle_timeout_s
         self.slice_size = slice_size
         self.hub = AttemptHub()
@@ -166,11 +174,11 @@ class LocalPoolBackend(HubBackend):
             from loky import ProcessPoolExecutor
 
             size = min(self.slice_size, room)
-            # Forked workers inherit the fork server's environment, not ours: hand them ours, as a
-            # freshly spawned worker would have had it.
+            # Forked workers inherit the fork server's environment, not ours: hand them theirs.
+            environ = dict(os.environ) if self.worker_env is None else self.worker_env
             executor = ProcessPoolExecutor(
                 max_workers=size, timeout=int(self.idle_timeout_s), context=self._context(),
-                initializer=worker_init, initargs=(os.getpid(), dict(os.environ)),
+                initializer=worker_init, initargs=(os.getpid(), environ),
             )
             if not self._slices:
                 LocalPoolBackend._pools_with_workers += 1

@@ -103,6 +103,13 @@ class Models(_Section):
     critical: str = Field("opus", min_length=1)
 
 
+class AgentEnvironment(_Section):
+    """What agents inherit (environment.py): more secret-name patterns to remove, names to let through."""
+
+    deny: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+
+
 class SettingsFile(_Section):
     """The whole file. A section left empty (`monitoring:` with nothing under it) is the same as no section."""
 
@@ -114,6 +121,7 @@ class SettingsFile(_Section):
     synthesizer: str | None = Field(None, min_length=1)
     models: Models | None = None
     execution: Execution | None = None
+    agent_environment: AgentEnvironment | None = None
 
 
 # Key path in the file -> the Settings field it sets. agent_pool and models are applied on their own.
@@ -135,6 +143,8 @@ FILE_KEYS: dict[tuple[str, ...], str] = {
     ("execution", "scheduler"): "dask_scheduler",
     ("execution", "local_workers"): "dask_local_workers",
     ("execution", "callback_host"): "dask_callback_host",
+    ("agent_environment", "deny"): "agent_env_deny",
+    ("agent_environment", "allow"): "agent_env_pass",
     ("planner",): "planner",
     ("synthesizer",): "synthesizer",
 }

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -106,7 +106,8 @@ class SupervisorJob:
     artefact_dir: str
     channel: str  # the hub's address: a Unix socket path or tcp://host:port
     cwd: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    # The agent's whole environment, built by the coordinator (environment.py); None: this worker's own.
+    env: dict[str, str] | None = None
     timeout_s: float | None = None
     memory_limit_mb: float | None = None
     output_cap_bytes: int = 4 * 1024 * 1024
@@ -450,7 +451,7 @@ def _supervise(job: SupervisorJob, channel: _Channel, artefacts: Path, started_a
 
     stdin_path = artefacts / "stdin"
     stdin_path.write_bytes(job.invocation.stdin)
-    env = {**os.environ, **job.env, **job.invocation.env}
+    env = {**(os.environ if job.env is None else job.env), **job.invocation.env}
     _become_subreaper()
     argv = job.invocation.argv
     wrapper = _pdeathsig_wrapper()

@@ -39,6 +39,7 @@ _KNOWN_KEYS = frozenset(
         "fallback_agents",
         "timeout",
         "isolation",
+        "pass_env",
     }
 )
 
@@ -145,6 +146,7 @@ _OPTIONAL: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "fallback_agents": ("fallback_agents", lambda value: _string_list(value, key="fallback_agents")),
     "timeout": ("timeout", _timeout),
     "isolation": ("isolation", lambda value: _text(value, key="isolation") or None),
+    "pass_env": ("pass_env", lambda value: _string_list(value, key="pass_env")),
 }
 
 

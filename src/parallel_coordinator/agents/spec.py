@@ -35,6 +35,8 @@ class AgentSpec(BaseModel):
     fallback_agents: list[str] = Field(default_factory=list)
     timeout: float | None = Field(default=None, gt=0)
     isolation: str | None = None
+    # Secret-looking environment variables this agent may inherit all the same (environment.py).
+    pass_env: list[str] = Field(default_factory=list)
     path: Path | None = None
     source: SourceKind = "user"
     root: Path | None = None

@@ -82,6 +82,8 @@ class Runner(Protocol):
     """A way of running an agent. `invocation` may raise RunnerUnavailableError (missing executable)."""
 
     kind: str
+    # Secret-looking variables this runner's executable needs (environment.py): a `claude` run logs in with them.
+    env_passthrough: tuple[str, ...]
 
     def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation: ...
 

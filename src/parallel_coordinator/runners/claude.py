@@ -102,6 +102,8 @@ class ClaudeRunner:
     """
 
     kind = "claude"
+    # What Claude Code logs in with (API key, OAuth token) and its own settings; nothing else secret.
+    env_passthrough: tuple[str, ...] = ("ANTHROPIC_*", "CLAUDE_*")
 
     def __init__(
         self,

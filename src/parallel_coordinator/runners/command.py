@@ -47,6 +47,7 @@ def resolve_executable(argv0: str, agent_name: str) -> str:
 
 class CommandRunner:
     kind = "command"
+    env_passthrough: tuple[str, ...] = ()
 
     def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation:
         argv = expand_argv(agent)
