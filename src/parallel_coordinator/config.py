@@ -55,6 +55,8 @@ class Settings:
     total_result_chars: int = 40_000
     # What the supervisor keeps of an agent's stdout in memory; the artefact file has all of it.
     output_cap_bytes: int = 4 * 1024 * 1024
+    # What each attempt's stdout and stderr files may take on disk; past it the rest is counted, not kept.
+    artefact_cap_bytes: int = 64 * 1024 * 1024
     # New agents wait while the machine's CPU is busier than this (percent of all cores).
     max_cpu_usage: float = field(default_factory=lambda: _env_float("PCOORD_MAX_CPU_USAGE", 80.0))
     # Rate-limited runs are retried without using up a task's attempts, but not forever.

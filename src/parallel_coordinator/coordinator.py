@@ -41,6 +41,7 @@ from parallel_coordinator.estimates import DurationEstimator
 from parallel_coordinator.events import EventBus, PerformanceLog, SessionEvent
 from parallel_coordinator.graph import TaskGraph, TaskNode
 from parallel_coordinator.metrics import memory_sample
+from parallel_coordinator.outputs import INLINE_CHARS, keep_file, keep_text
 from parallel_coordinator.planner import (
     Decomposition,
     builtin_planner,
@@ -50,13 +51,14 @@ from parallel_coordinator.planner import (
     whole_task,
 )
 from parallel_coordinator.pool import ExecutionBackend, make_backend
+from parallel_coordinator.retained import EndedSessions, ServerResultCache
 from parallel_coordinator.routing import Router
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, Runner, RunResult, TaskRequest
 from parallel_coordinator.runners.command import CommandRunner
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import PerformanceMetrics
-from parallel_coordinator.session import AttemptInfo, CachedResult, Session, TaskRecord
+from parallel_coordinator.session import AttemptInfo, CachedResult, Session, TaskRecord, context_files
 from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask
 from parallel_coordinator.strategies import Strategy, apply_strategy
 from parallel_coordinator.supervisor import SupervisorJob
@@ -117,11 +119,12 @@ class Coordinator:
         self.backend: ExecutionBackend = backend or make_backend(self.settings)
         self.runners = runners if runners is not None else default_runners()
         self.sessions: dict[str, Session] = {}
+        self._ended = EndedSessions()
         self.store = Store(self.settings.database)
         self._agent_running: Counter[str] = Counter()
         self._capacity = anyio.Event()
         self._peak_rss_mb: dict[str, float] = {}
-        self._result_cache: dict[str, tuple[str, RunResult]] = {}
+        self._result_cache = ServerResultCache()
         self.throttles: dict[str, RunnerThrottle] = {}
         self.gate = MachineGate(max_cpu_usage=self.settings.max_cpu_usage)
         self.estimator = DurationEstimator(default_s=self.settings.default_task_duration_s)
@@ -344,6 +347,7 @@ class Coordinator:
         task_description: str,
         *,
         context: dict[str, str] | None = None,
+        context_files: dict[str, str] | None = None,
         session: Session | None = None,
     ) -> tuple[RunResult, AttemptOutcome]:
         """One run of an agent outside the graph (the planner, a synthesizer); same pool, same guards.
@@ -356,7 +360,7 @@ class Coordinator:
         label = f"{agent.name}-{secrets.token_hex(4)}"
         request = TaskRequest(
             session_id=session.id if session else label, task_id=agent.name, description=description,
-            task_description=task_description, context=context or {},
+            task_description=task_description, context=context or {}, context_files=context_files or {},
             timeout_s=agent.timeout or self.settings.task_timeout_s,
         )
         job = SupervisorJob(
@@ -364,6 +368,7 @@ class Coordinator:
             env=self._agent_env(runner, agent),
             artefact_dir=str(self.settings.runs_dir / (session.id if session else "one-off") / label), channel="",
             timeout_s=request.timeout_s, output_cap_bytes=self.settings.output_cap_bytes,
+            disk_cap_bytes=self.settings.artefact_cap_bytes,
             memory_limit_mb=session.options.memory_limit_mb if session else None,
         )
         if session is not None:
@@ -384,7 +389,8 @@ class Coordinator:
         if agent is None:
             session.notes.append(f"synthesizer {name!r} was not found among the agents; summary given instead")
             return
-        context = {t: r.output for t, r in session.tasks.items() if r.status is TaskState.SUCCEEDED}
+        succeeded = [r for r in session.tasks.values() if r.status is TaskState.SUCCEEDED]
+        context = {r.task_id: r.output for r in succeeded}
         description = (
             "Merge the results of the subtasks in your context into one answer to the task. Say what is missing"
             " where a subtask failed or was skipped: "
@@ -392,13 +398,15 @@ class Coordinator:
         )
         try:
             result, _ = await self.run_once(agent, description, session.task_description, context=context,
-                                            session=session)
+                                            context_files=context_files(succeeded), session=session)
         except RunnerUnavailableError as exc:
             session.notes.append(f"synthesizer {name!r} could not run ({_first_line(str(exc))}); summary given")
             return
         if result.ok:
-            session.synthesis = result.output
+            session.synthesis = result.output[:INLINE_CHARS]
             session.notes.append(f"synthesized by {name}")
+            if len(result.output) > INLINE_CHARS:
+                session.notes.append(f"the synthesis was cut at {INLINE_CHARS:,} of {len(result.output):,} characters")
         else:
             session.notes.append(f"synthesizer {name!r} failed ({_first_line(result.error)}); summary given")
 
@@ -446,7 +454,8 @@ class Coordinator:
     def _keep_result(self, session: Session, stored: StoredTask) -> None:
         record = session.tasks[stored.task_id]
         record.status = TaskState.SUCCEEDED
-        record.agent, record.output = stored.agent, stored.output or ""
+        record.agent = stored.agent
+        record.keep(stored.kept)
         record.started_at, record.finished_at = stored.started_at, stored.finished_at
         record.input_tokens, record.output_tokens, record.cost_usd = (
             stored.input_tokens, stored.output_tokens, stored.cost_usd,
@@ -454,7 +463,8 @@ class Coordinator:
         record.progress = 100.0
         session.scheduler.mark_succeeded(stored.task_id)
         self.store.update_task(
-            session.id, stored.task_id, status="succeeded", output=record.output,
+            session.id, stored.task_id, status="succeeded", output=record.output, output_chars=record.output_chars,
+            output_path=record.output_path, output_cut=record.output_cut,
             started_at=record.started_at, finished_at=record.finished_at, input_tokens=record.input_tokens,
             output_tokens=record.output_tokens, cost_usd=record.cost_usd,
             error=f"kept from session {session.resumed_from!r}",
@@ -515,7 +525,6 @@ class Coordinator:
                 record.started_at = time.time()
                 self.store.update_task(session.id, member, status="running", started_at=record.started_at)
                 self.events.emit(SessionEvent("task_started", session.id, member, agent, ts=record.started_at))
-            session.peak_parallelism = max(session.peak_parallelism, len(session.scheduler.running))
             if len(batch) == 1:
                 tasks.start_soon(self._run_task, session, task_id, name=f"task {session.id}/{task_id}")
             else:
@@ -591,7 +600,9 @@ class Coordinator:
             self._poke_all()
         self._finish_task(session, task_id, reused or result)
         if key is not None:
-            self._publish_result(session, key, task_id, result)
+            # Twins get the output as it is now kept (its head and file), never a whole copy in memory.
+            kept = record.kept
+            self._publish_result(session, key, task_id, dataclasses.replace(result, output=kept.head, kept=kept))
 
     async def _run_batch(self, session: Session, batch: list[str]) -> None:
         """Several small tasks of one agent in one run; the answer is split back per task.
@@ -647,25 +658,31 @@ class Coordinator:
         mode = session.options.reuse_results
         if mode == "off":
             return None, None
-        context = {dep: session.tasks[dep].output for dep in node.dependencies}
+        context = {dep: session.tasks[dep].kept.identity() for dep in node.dependencies}
         key = cache_key(node.agent, node.description, context)
         source: tuple[str, RunResult] | None = None
         twin = session.result_cache.get(key)
         if twin is not None:
+            record = session.tasks[node.id]
+            record.waiting_for = twin.task_id  # runs no agent meanwhile: shown as waiting, not active
+            session.notify()
             while not twin.done.is_set() and session.stop_reason is None:
                 with anyio.move_on_after(_RECHECK_S):
                     await twin.done.wait()
+            record.waiting_for = None
             if twin.result is not None and twin.result.ok:
                 source = (twin.task_id, twin.result)
-        elif mode == "server" and key in self._result_cache:
-            source = self._result_cache[key]
+        elif mode == "server":
+            source = self._result_cache.get(key)
         if source is None:
             if twin is None:
                 session.result_cache[key] = CachedResult(node.id)
             return key, None
         origin, result = source
         session.notes.append(f"task {node.id!r} reused the result of {origin!r} (same agent, description and context)")
-        return None, RunResult(ok=True, output=result.output, details={"reason": "reused", "from": origin})
+        return None, RunResult(
+            ok=True, output=result.output, kept=result.kept, details={"reason": "reused", "from": origin}
+        )
 
     def _publish_result(self, session: Session, key: str, task_id: str, result: RunResult) -> None:
         entry = session.result_cache.get(key)
@@ -673,7 +690,7 @@ class Coordinator:
             entry.result = result
             entry.done.set()
         if result.ok and session.options.reuse_results == "server":
-            self._result_cache[key] = (f"{session.id}/{task_id}", result)
+            self._result_cache.put(key, f"{session.id}/{task_id}", result)
 
     async def _attempts_with(
         self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec
@@ -737,14 +754,18 @@ class Coordinator:
     def _finish_task(self, session: Session, task_id: str, result: RunResult) -> None:
         record = session.tasks[task_id]
         record.finished_at = time.time()
+        # From here on the server holds only the output's head; a long one lives whole in a file.
+        record.keep(result.kept or keep_text(
+            result.output, self._artefacts(session, task_id, max(1, len(record.attempts)))
+        ))
         if result.ok:
             record.status = TaskState.SUCCEEDED
-            record.output, record.error, record.progress = result.output, None, 100.0
+            record.error, record.progress = None, 100.0
             session.scheduler.succeed(task_id)
         else:
             stopped = session.stop_reason is not None and result.details.get("reason") in ("cancelled", "lost")
             record.status = TaskState.CANCELLED if stopped else TaskState.FAILED
-            record.output, record.error = result.output, result.error
+            record.error = result.error
             self._skip_dependents(session, task_id)
         tokens = [a for a in (result.input_tokens, result.output_tokens) if a is not None]
         if tokens or result.cost_usd is not None:
@@ -752,7 +773,8 @@ class Coordinator:
                 result.input_tokens, result.output_tokens, result.cost_usd,
             )
         self.store.update_task(
-            session.id, task_id, status=record.status.value, output=record.output, error=record.error,
+            session.id, task_id, status=record.status.value, output=record.output, output_chars=record.output_chars,
+            output_path=record.output_path, output_cut=record.output_cut, error=record.error,
             agent=record.agent, attempts=len(record.attempts), finished_at=record.finished_at,
             input_tokens=record.input_tokens, output_tokens=record.output_tokens, cost_usd=record.cost_usd,
             progress=record.progress, message=record.message,
@@ -763,7 +785,7 @@ class Coordinator:
                 self.estimator.observe(record.agent, last.finished_at - last.started_at)
         self.events.emit(SessionEvent(
             "task_ended", session.id, task_id, record.agent, status=record.status.value, error=record.error,
-            details={"attempts": len(record.attempts), "output_chars": len(record.output)},
+            details={"attempts": len(record.attempts), "output_chars": record.output_chars},
         ))
         session.poke()
         if record.status is TaskState.FAILED and session.options.on_failure == "stop" and not session.stop_reason:
@@ -785,6 +807,17 @@ class Coordinator:
         number = len(record.attempts) + 1
         attempt = AttemptInfo(number=number, agent=agent.name, started_at=time.time())
         record.attempts.append(attempt)
+        session.attempts_running += 1  # peak parallelism counts agent runs (metrics.peak_parallelism)
+        session.peak_parallelism = max(session.peak_parallelism, session.attempts_running)
+        try:
+            return await self._attempt_run(session, node, record, agent, attempt)
+        finally:
+            session.attempts_running -= 1
+
+    async def _attempt_run(
+        self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec, attempt: AttemptInfo
+    ) -> RunResult:
+        number = attempt.number
         self.store.add_attempt(
             StoredAttempt(session.id, node.id, number, agent.name, attempt.started_at, None, None, "running", None),
             pid=None, peak_rss_mb=None,
@@ -797,6 +830,7 @@ class Coordinator:
             description=node.description,
             task_description=session.task_description,
             context={dep: session.tasks[dep].output for dep in node.dependencies},
+            context_files=context_files(session.tasks[dep] for dep in node.dependencies),
             working_directory=session.options.working_directory,
             timeout_s=node.timeout_s or agent.timeout or self.settings.task_timeout_s,
             token_budget=session.options.token_budget_per_agent,
@@ -832,6 +866,10 @@ class Coordinator:
             ),
             pid=outcome.pid,
             peak_rss_mb=outcome.peak_rss_mb,
+            streams={
+                "stdout_bytes": outcome.stdout_bytes, "stderr_bytes": outcome.stderr_bytes,
+                "stdout_cut_on_disk": outcome.stdout_cut_on_disk, "stderr_cut_on_disk": outcome.stderr_cut_on_disk,
+            },
         )
         self.events.emit(SessionEvent(
             "attempt_ended", session.id, node.id, agent.name, attempt=number, status=attempt.outcome,
@@ -864,11 +902,10 @@ class Coordinator:
             finally:
                 throttle.running -= 1
             result = runner.interpret(agent, outcome)
-            if outcome.stdout_truncated and result.ok:
-                result.output += (
-                    f"\n[output cut at {len(outcome.stdout.encode()):,} of {outcome.stdout_bytes:,} bytes;"
-                    f" the whole output is in {self._artefacts(session, node.id, request.attempt) / 'stdout'}]"
-                )
+            if outcome.stdout_truncated and runner.output_is_stdout:
+                # Only the start reached us: the whole output is the stdout artefact (up to the disk cap).
+                stdout = self._artefacts(session, node.id, request.attempt) / "stdout"
+                result.kept = keep_file(result.output, stdout, outcome.stdout_chars, cut=outcome.stdout_cut_on_disk)
             return outcome, result
 
     @asynccontextmanager
@@ -906,6 +943,7 @@ class Coordinator:
                 except WorktreeError as exc:
                     log.warning("worktree of task %r: %s", node.id, exc)
                     record.worktree = {"branch": tree.branch, "error": str(exc), "path": str(tree.path)}
+                self.store.update_task(session.id, node.id, worktree=json.dumps(record.worktree))
 
     @property
     def worktrees_dir(self) -> Path:
@@ -940,6 +978,7 @@ class Coordinator:
             timeout_s=request.timeout_s,
             memory_limit_mb=session.options.memory_limit_mb,
             output_cap_bytes=self.settings.output_cap_bytes,
+            disk_cap_bytes=self.settings.artefact_cap_bytes,
             token_budget=request.token_budget if invocation.stream == "claude" else None,
         )
 
@@ -1014,7 +1053,8 @@ class Coordinator:
             notes.append(f"{skipped} task(s) skipped because a dependency failed")
         session.error_summary = "; ".join(notes) or None
         self.store.finish_session(
-            session.id, session.status, session.finished_at, session.error_summary, session.synthesis
+            session.id, session.status, session.finished_at, session.error_summary, session.synthesis,
+            peak_parallelism=session.peak_parallelism, notes=session.notes,
         )
         self.events.emit(SessionEvent(
             "session_ended", session.id, status=session.status, error=session.error_summary,
@@ -1022,6 +1062,13 @@ class Coordinator:
         ))
         session.done.set()
         session.poke()
+        self._retire(session)
+
+    def _retire(self, session: Session) -> None:
+        """An ended session leaves memory (the store has it all), but the last few stay for quick reads."""
+        session.result_cache.clear()
+        for stale in self._ended.add(session):
+            self.sessions.pop(stale, None)
 
     def snapshot(self, session: Session | StoredSession) -> Snapshot:
         return snapshot_of(session, self.estimator)

@@ -21,6 +21,7 @@ from rich.live import Live
 
 from parallel_coordinator.config import default_state_dir
 from parallel_coordinator.liveview import render_status, stderr_console
+from parallel_coordinator.private_files import private_dir
 from parallel_coordinator.report import write_report
 from parallel_coordinator.schemas.outputs import CoordinationResult, ProgressStatus
 from parallel_coordinator.store import Store
@@ -62,7 +63,7 @@ def server_parameters(state_dir: Path) -> StdioServerParameters:
 
 async def _demo(target: Path, state_dir: Path) -> tuple[CoordinationResult, Path]:
     report = state_dir / "reports" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.md"
-    report.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(report.parent)
     async with Client(server_parameters(state_dir)) as client:
         started = await client.call_tool("coordinate_task", demo_plan(target, report))
         if started.is_error:
@@ -100,7 +101,8 @@ def run_demo(target: Path | None) -> int:
             console.print(f"             {task.error.splitlines()[0]}", style="dim")
     metrics = result.performance_metrics
     console.print(
-        f"[bold]{result.status}[/bold] in {elapsed:.2f} s · parallel efficiency "
+        f"[bold]{result.status}[/bold] in {result.execution_time_s:.2f} s ({elapsed:.2f} s with the server's start)"
+        " · parallel efficiency "
         f"{metrics.parallel_efficiency:.0%} · session {result.session_id}"
     )
     if report.exists():

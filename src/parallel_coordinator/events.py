@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
+
+from parallel_coordinator.private_files import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,9 @@ class PerformanceLog:
             self._last_progress[key] = event.ts
         handle = self._files.get(event.session_id)
         if handle is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            handle = self._files[event.session_id] = self.path(event.session_id).open("a", encoding="utf-8")
+            private_dir(self.directory)
+            fd = open_private(self.path(event.session_id), os.O_WRONLY | os.O_APPEND)
+            handle = self._files[event.session_id] = os.fdopen(fd, "a", encoding="utf-8")
         record = {k: v for k, v in asdict(event).items() if v not in (None, {})}
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()

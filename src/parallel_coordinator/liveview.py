@@ -17,8 +17,9 @@ def render_status(status: ProgressStatus) -> RenderableType:
         Text(f"session {status.session_id}", style="bold"),
         ProgressBar(total=max(status.total_tasks, 1), completed=done, width=30),
         Text(
-            f"{done}/{status.total_tasks} done · {status.in_progress} running · {status.failed} failed"
-            f" · {status.pending} pending",
+            f"{done}/{status.total_tasks} done · {status.in_progress - len(status.waiting_on_twins)} running"
+            + (f" · {len(status.waiting_on_twins)} waiting for a twin" if status.waiting_on_twins else "")
+            + f" · {status.failed} failed · {status.pending} pending"
         ),
     )
     agents = Table.grid(padding=(0, 2))

@@ -174,10 +174,19 @@ def attempt_figures(attempts: Sequence[StoredAttempt]) -> AttemptFigures:
 
 
 def _peak_overlap(spans: Sequence[tuple[StoredAttempt, float, float]]) -> int:
-    """The most attempts that ran at the same moment: the parallelism actually available."""
-    edges = sorted([(start, 1) for _, start, _ in spans] + [(end, -1) for _, _, end in spans])
+    return max(peak_parallelism((start, end) for _, start, end in spans), 1)
+
+
+def peak_parallelism(intervals: Iterable[tuple[float, float]]) -> int:
+    """Peak parallelism, the one definition: the most agent runs (attempts) in flight at one moment.
+
+    A live session counts it as attempts start and end (the same figure); a task waiting for an
+    identical twin's result runs no agent and does not count.
+    """
+    spans = list(intervals)
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
     peak = current = 0
-    for _, delta in edges:
+    for _, delta in edges:  # at equal times, an end (-1) sorts first: touching runs do not overlap
         current += delta
         peak = max(peak, current)
-    return max(peak, 1)
+    return peak

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from parallel_coordinator.errors import UnknownSessionError
-from parallel_coordinator.metrics import attempt_figures
+from parallel_coordinator.metrics import attempt_figures, peak_parallelism
+from parallel_coordinator.private_files import private_dir, write_private
 from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask
 from parallel_coordinator.views import session_metrics, snapshot_of
 
@@ -375,7 +376,7 @@ def _task_table(stored: StoredSession) -> str:
         output = ""
         if t.output:
             shown = _cap(t.output, 4000)
-            output = f"<details><summary>output ({len(t.output):,} chars)</summary><pre>{_esc(shown)}</pre></details>"
+            output = f"<details><summary>output ({t.kept.chars:,} chars)</summary><pre>{_esc(shown)}</pre></details>"
         rows.append(
             f'<tr data-task="{_esc(t.task_id)}">'
             f'<td class="id" title="{_esc(t.description[:500])}">{_esc(t.task_id)}</td>'
@@ -402,7 +403,9 @@ def render_report(stored: StoredSession) -> str:
     bars = _bars(stored, now)
     end = stored.finished_at or now
     span = max([end - stored.created_at, *(b.end for b in bars), 1e-3])
-    peak = max((b.lane for b in bars), default=-1) + 1
+    peak = stored.peak_parallelism or peak_parallelism(
+        (a.started_at, a.finished_at or now) for a in stored.attempts if a.started_at
+    )
     statuses: dict[str, int] = {}
     for t in stored.tasks:
         statuses[t.status] = statuses.get(t.status, 0) + 1
@@ -476,8 +479,11 @@ def write_report(store: Store, session_id: str, output: Path | None = None, *, r
     if stored is None:
         raise UnknownSessionError(session_id)
     path = output or reports_dir / f"{session_id}.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(stored), encoding="utf-8")
+    if output is None:
+        private_dir(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, render_report(stored).encode("utf-8"))
     return path
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import anyio
 
 from parallel_coordinator.graph import TaskGraph
+from parallel_coordinator.outputs import KeptOutput
 from parallel_coordinator.scheduler import Scheduler, TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions
 
@@ -35,7 +37,10 @@ class TaskRecord:
     task_id: str
     agent: str
     status: TaskState = TaskState.PENDING
-    output: str = ""
+    output: str = ""  # the head of the output (outputs.py): at most INLINE_CHARS
+    output_chars: int = 0  # the whole output's length
+    output_path: str | None = None  # the file with the whole text, when `output` is not all of it
+    output_cut: bool = False  # that file was cut at the disk cap
     error: str | None = None
     attempts: list[AttemptInfo] = field(default_factory=list)
     started_at: float | None = None
@@ -48,12 +53,26 @@ class TaskRecord:
     output_tokens: int | None = None
     cost_usd: float | None = None
     worktree: dict[str, object] | None = None
+    waiting_for: str | None = None  # an identical task whose result this one will reuse
+
+    @property
+    def kept(self) -> KeptOutput:
+        return KeptOutput(head=self.output, chars=max(self.output_chars, len(self.output)), path=self.output_path,
+                          cut=self.output_cut)
+
+    def keep(self, kept: KeptOutput) -> None:
+        self.output, self.output_chars, self.output_path, self.output_cut = kept.head, kept.chars, kept.path, kept.cut
 
     @property
     def duration_s(self) -> float | None:
         if self.started_at is None:
             return None
         return (self.finished_at or time.time()) - self.started_at
+
+
+def context_files(records: Iterable[TaskRecord]) -> dict[str, str]:
+    """The dependencies whose whole output is in a file rather than in the context: task id -> path."""
+    return {r.task_id: r.output_path for r in records if r.output_path is not None}
 
 
 @dataclass
@@ -89,6 +108,7 @@ class Session:
     stop_reason: str | None = None
     killed_processes: int = 0
     peak_parallelism: int = 0
+    attempts_running: int = 0
     done: anyio.Event = field(default_factory=anyio.Event)
     wake: anyio.Event = field(default_factory=anyio.Event)
     changed: anyio.Event = field(default_factory=anyio.Event)

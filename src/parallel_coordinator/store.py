@@ -7,6 +7,7 @@ a second server) can read while we write.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from parallel_coordinator.outputs import KeptOutput
+from parallel_coordinator.private_files import make_private, open_private, private_dir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -29,7 +33,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     owner_started_at REAL,
     resumed_from TEXT,
     synthesis TEXT,
-    owner TEXT
+    owner TEXT,
+    peak_parallelism INTEGER,
+    notes TEXT,
+    cancel_requested_at REAL
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -51,6 +58,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     spec TEXT,
     progress REAL,
     message TEXT,
+    output_chars INTEGER,
+    output_path TEXT,
+    output_cut INTEGER,
+    worktree TEXT,
     PRIMARY KEY (session_id, task_id)
 );
 CREATE TABLE IF NOT EXISTS attempts (
@@ -65,11 +76,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT,
     pid INTEGER,
     peak_rss_mb REAL,
+    streams TEXT,
     PRIMARY KEY (session_id, task_id, number)
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -83,6 +95,16 @@ _MIGRATIONS = {
     ],
     4: ["ALTER TABLE sessions ADD COLUMN synthesis TEXT"],
     5: ["ALTER TABLE sessions ADD COLUMN owner TEXT"],
+    6: [
+        "ALTER TABLE sessions ADD COLUMN peak_parallelism INTEGER",
+        "ALTER TABLE sessions ADD COLUMN notes TEXT",
+        "ALTER TABLE sessions ADD COLUMN cancel_requested_at REAL",
+        "ALTER TABLE tasks ADD COLUMN output_chars INTEGER",
+        "ALTER TABLE tasks ADD COLUMN output_path TEXT",
+        "ALTER TABLE tasks ADD COLUMN output_cut INTEGER",
+        "ALTER TABLE tasks ADD COLUMN worktree TEXT",
+        "ALTER TABLE attempts ADD COLUMN streams TEXT",
+    ],
 }
 
 
@@ -120,6 +142,16 @@ class StoredTask:
     cost_usd: float | None
     progress: float | None = None
     message: str | None = None
+    output_chars: int | None = None  # None in rows of earlier releases: the output there is whole
+    output_path: str | None = None
+    output_cut: bool = False
+    worktree: dict[str, Any] | None = None
+
+    @property
+    def kept(self) -> KeptOutput:
+        head = self.output or ""
+        chars = self.output_chars if self.output_chars is not None else len(head)
+        return KeptOutput(head=head, chars=chars, path=self.output_path, cut=self.output_cut)
 
 
 @dataclass(frozen=True)
@@ -150,11 +182,19 @@ class StoredSession:
     attempts: list[StoredAttempt]
     synthesis: str | None = None
     owner: str | None = None
+    peak_parallelism: int = 0
+    notes: tuple[str, ...] = ()
 
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only from the first byte: SQLite gives its -wal and -shm files the database file's mode.
+        private_dir(path.parent)
+        make_private(path.parent)
+        if not path.exists():
+            os.close(open_private(path, os.O_WRONLY))
+        for suffix in ("", "-wal", "-shm"):
+            make_private(path.with_name(path.name + suffix))
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -218,27 +258,35 @@ class Store:
                 [(*fields.values(), session_id, task_id) for task_id in task_ids],
             )
 
-    def add_attempt(self, attempt: StoredAttempt, pid: int | None, peak_rss_mb: float | None) -> None:
+    def add_attempt(
+        self, attempt: StoredAttempt, pid: int | None, peak_rss_mb: float | None,
+        streams: dict[str, Any] | None = None,
+    ) -> None:
+        """`streams`: how much the agent wrote to stdout and stderr, and whether the artefact files were cut."""
         self._db.execute(
-            "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO attempts (session_id, task_id, number, agent, started_at, finished_at,"
+            " exit_code, outcome, error, pid, peak_rss_mb, streams) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 attempt.session_id, attempt.task_id, attempt.number, attempt.agent, attempt.started_at,
                 attempt.finished_at, attempt.exit_code, attempt.outcome, attempt.error, pid, peak_rss_mb,
+                json.dumps(streams) if streams is not None else None,
             ),
         )
 
     def finish_session(
-        self, session_id: str, status: str, finished_at: float, error_summary: str | None, synthesis: str | None = None
+        self, session_id: str, status: str, finished_at: float, error_summary: str | None,
+        synthesis: str | None = None, *, peak_parallelism: int | None = None, notes: Sequence[str] = (),
     ) -> None:
         self._db.execute(
-            "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ?, synthesis = ? WHERE id = ?",
-            (status, finished_at, error_summary, synthesis, session_id),
+            "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ?, synthesis = ?, peak_parallelism = ?,"
+            " notes = ? WHERE id = ?",
+            (status, finished_at, error_summary, synthesis, peak_parallelism, json.dumps(list(notes)), session_id),
         )
 
     def load_session(self, session_id: str) -> StoredSession | None:
         row = self._db.execute(
             "SELECT id, task_description, status, options, created_at, finished_at, error_summary, max_agents,"
-            " resumed_from, synthesis, owner FROM sessions WHERE id = ?",
+            " resumed_from, synthesis, owner, peak_parallelism, notes FROM sessions WHERE id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
@@ -248,11 +296,13 @@ class Store:
                 task_id=r[0], agent=r[1], description=r[2], dependencies=json.loads(r[3]), priority=r[4],
                 status=r[5], output=r[6], error=r[7], attempts=r[8], started_at=r[9], finished_at=r[10],
                 input_tokens=r[11], output_tokens=r[12], cost_usd=r[13], spec=json.loads(r[14] or "{}"),
-                progress=r[15], message=r[16],
+                progress=r[15], message=r[16], output_chars=r[17], output_path=r[18], output_cut=bool(r[19]),
+                worktree=json.loads(r[20]) if r[20] else None,
             )
             for r in self._db.execute(
                 "SELECT task_id, agent, description, dependencies, priority, status, output, error, attempts,"
-                " started_at, finished_at, input_tokens, output_tokens, cost_usd, spec, progress, message FROM tasks"
+                " started_at, finished_at, input_tokens, output_tokens, cost_usd, spec, progress, message,"
+                " output_chars, output_path, output_cut, worktree FROM tasks"
                 " WHERE session_id = ? ORDER BY position",
                 (session_id,),
             )
@@ -261,8 +311,8 @@ class Store:
         return StoredSession(
             id=row[0], task_description=row[1], status=row[2], options=json.loads(row[3]), created_at=row[4],
             finished_at=row[5], error_summary=row[6], max_agents=row[7], resumed_from=row[8], synthesis=row[9],
-            owner=row[10], tasks=tasks,
-            attempts=attempts,
+            owner=row[10], tasks=tasks, attempts=attempts, peak_parallelism=row[11] or 0,
+            notes=tuple(json.loads(row[12])) if row[12] else (),
         )
 
     def recover_orphans(self, now: float) -> list[str]:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import psutil
 
+from parallel_coordinator.artefact_files import CappedStream
+from parallel_coordinator.private_files import private_dir, write_private
 from parallel_coordinator.runners.base import AttemptOutcome, EndReason, Invocation
 from parallel_coordinator.runners.streams import Progress, make_stream_reader
 
@@ -111,6 +113,8 @@ class SupervisorJob:
     timeout_s: float | None = None
     memory_limit_mb: float | None = None
     output_cap_bytes: int = 4 * 1024 * 1024
+    # What each of stdout and stderr may take on disk; past it the rest is counted, not kept.
+    disk_cap_bytes: int = 64 * 1024 * 1024
     poll_interval_s: float = 0.1
     token_budget: int | None = None
     channel_secret: str = ""
@@ -430,7 +434,7 @@ def _artefact_dir(job: SupervisorJob) -> Path:
     """The attempt's artefact directory; on a worker machine where that path cannot be made, a temporary one."""
     artefacts = Path(job.artefact_dir)
     try:
-        artefacts.mkdir(parents=True, exist_ok=True)
+        private_dir(artefacts)
     except OSError:
         artefacts = Path(tempfile.mkdtemp(prefix=f"pcoord-{job.attempt_id[:40]}-"))
     return artefacts
@@ -450,7 +454,7 @@ def _supervise(job: SupervisorJob, channel: _Channel, artefacts: Path, started_a
             )
 
     stdin_path = artefacts / "stdin"
-    stdin_path.write_bytes(job.invocation.stdin)
+    write_private(stdin_path, job.invocation.stdin)
     env = {**(os.environ if job.env is None else job.env), **job.invocation.env}
     _become_subreaper()
     argv = job.invocation.argv
@@ -492,10 +496,10 @@ def _watch(
     reader = make_stream_reader(job.invocation.stream)
     tree = _ProcessTree(proc.pid)
     tree.refresh()
-    stdout_file = (artefacts / "stdout").open("wb")
-    stderr_file = (artefacts / "stderr").open("wb")
-    captured = bytearray()
-    stdout_bytes = 0
+    stdout_file = CappedStream(
+        artefacts / "stdout", disk_cap=job.disk_cap_bytes, memory_cap=job.output_cap_bytes, count_chars=True
+    )
+    stderr_file = CappedStream(artefacts / "stderr", disk_cap=job.disk_cap_bytes)
     stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
     splitters = {"stdout": _LineSplitter(), "stderr": _LineSplitter()}
     for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
@@ -553,14 +557,7 @@ def _watch(
                     open_streams -= 1
                     handle_lines(key.data, splitters[key.data].flush())
                     continue
-                if key.data == "stdout":
-                    stdout_file.write(chunk)
-                    stdout_bytes += len(chunk)
-                    room = job.output_cap_bytes - len(captured)
-                    if room > 0:
-                        captured += chunk[:room]
-                else:
-                    stderr_file.write(chunk)
+                (stdout_file if key.data == "stdout" else stderr_file).write(chunk)
                 handle_lines(key.data, splitters[key.data].feed(chunk))
             now = time.monotonic()
             if pending_progress is not None and now - last_progress_sent >= 0.1:
@@ -600,11 +597,6 @@ def _watch(
                 rest = stream.read() or b""
                 if rest:
                     (stdout_file if name == "stdout" else stderr_file).write(rest)
-                    if name == "stdout":
-                        stdout_bytes += len(rest)
-                        room = job.output_cap_bytes - len(captured)
-                        if room > 0:
-                            captured += rest[:room]
                     handle_lines(name, splitters[name].feed(rest))
                 handle_lines(name, splitters[name].flush())
     finally:
@@ -618,9 +610,13 @@ def _watch(
     return AttemptOutcome(
         reason=end,
         exit_code=proc.returncode,
-        stdout=bytes(captured).decode("utf-8", errors="replace"),
-        stdout_truncated=stdout_bytes > len(captured),
-        stdout_bytes=stdout_bytes,
+        stdout=stdout_file.text(),
+        stdout_truncated=stdout_file.cut_in_memory,
+        stdout_bytes=stdout_file.total_bytes,
+        stdout_chars=stdout_file.total_chars,
+        stderr_bytes=stderr_file.total_bytes,
+        stdout_cut_on_disk=stdout_file.cut_on_disk,
+        stderr_cut_on_disk=stderr_file.cut_on_disk,
         stderr_tail="\n".join(stderr_tail),
         final_event=reader.final_event(),
         started_at=started_at,

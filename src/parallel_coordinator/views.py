@@ -15,6 +15,7 @@ from urllib.parse import quote
 from parallel_coordinator.estimates import DurationEstimator, remaining_seconds
 from parallel_coordinator.graph import TaskGraph
 from parallel_coordinator.metrics import AlertLimits, agent_figures, attempt_figures, find_alerts, session_figures
+from parallel_coordinator.outputs import read_output
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.outputs import (
     ActiveAgent,
@@ -80,11 +81,12 @@ def snapshot_of(session: Session | StoredSession, estimator: DurationEstimator |
     for stored in session.tasks:
         record = TaskRecord(
             task_id=stored.task_id, agent=stored.agent, status=TaskState(stored.status),
-            output=stored.output or "", error=stored.error, started_at=stored.started_at,
+            error=stored.error, started_at=stored.started_at,
             finished_at=stored.finished_at, input_tokens=stored.input_tokens,
             output_tokens=stored.output_tokens, cost_usd=stored.cost_usd, progress=stored.progress,
-            message=stored.message,
+            message=stored.message, worktree=stored.worktree,
         )
+        record.keep(stored.kept)
         tasks[stored.task_id] = record
     for attempt in session.attempts:
         if attempt.task_id in tasks:
@@ -99,8 +101,8 @@ def snapshot_of(session: Session | StoredSession, estimator: DurationEstimator |
     return Snapshot(
         id=session.id, status=status, created_at=session.created_at, finished_at=session.finished_at,
         error_summary=session.error_summary, max_agents=session.max_agents, tasks=tasks,
-        peak_parallelism=0, expected_remaining_s=None, resumed_from=session.resumed_from,
-        synthesis=session.synthesis,
+        peak_parallelism=session.peak_parallelism, expected_remaining_s=None, resumed_from=session.resumed_from,
+        synthesis=session.synthesis, notes=session.notes,
     )
 
 
@@ -257,9 +259,8 @@ def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> tuple[l
     budget = total_chars
     listed, omitted = _listed(snap)
     for record in listed:
-        output = record.output
         room = max(0, min(result_chars, budget))
-        shown = output[:room]
+        shown = read_output(record.kept, room)
         budget -= len(shown)
         results.append(
             TaskResult(
@@ -267,9 +268,10 @@ def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> tuple[l
                 agent=record.attempts[-1].agent if record.attempts else record.agent,
                 status=record.status.value,
                 output=shown,
-                output_truncated=len(shown) < len(output),
-                output_chars=len(output),
+                output_truncated=len(shown) < record.kept.chars,
+                output_chars=record.kept.chars,
                 output_uri=task_uri(snap.id, record.task_id),
+                output_cut_on_disk=record.output_cut,
                 worktree=record.worktree,
                 error=record.error,
                 attempts=len(record.attempts),
@@ -302,8 +304,12 @@ def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> Prog
             elapsed_s=round(now - (r.started_at or now), 3), pid=r.pid,
         )
         for r in snap.tasks.values()
-        if r.status is TaskState.RUNNING
+        if r.status is TaskState.RUNNING and r.waiting_for is None
     ]
+    twins = {
+        r.task_id: r.waiting_for for r in snap.tasks.values()
+        if r.status is TaskState.RUNNING and r.waiting_for is not None
+    }
     ended = snap.status != "RUNNING"
     results, omitted = task_results(snap, result_chars, total_chars) if ended else (None, 0)
     eta = snap.finished_at if ended else (
@@ -313,6 +319,7 @@ def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> Prog
         session_id=snap.id,
         status=snap.status,
         agents_active=active,
+        waiting_on_twins=twins,
         queue_reason=snap.queue_reason,
         estimated_completion=iso(eta),
         performance_metrics=session_metrics(snap),

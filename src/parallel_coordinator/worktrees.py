@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from parallel_coordinator.errors import CoordinatorError
+from parallel_coordinator.private_files import private_dir, write_private
 
 # The identity of the commits we make, so they work on machines with no git identity configured.
 _IDENTITY = ("-c", "user.name=Parallel Coordinator", "-c", "user.email=parallel-coordinator@localhost")
@@ -427,9 +428,9 @@ def _write_record(worktree: Worktree) -> None:
     target = _record_path(worktree.path)
     scratch = target.with_name(target.name + ".tmp")
     for _ in range(5):  # a concurrent removal may rmdir the (then empty) session folder under us
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         try:
-            scratch.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+            write_private(scratch, json.dumps(record, ensure_ascii=False).encode("utf-8"))
             scratch.replace(target)
             return
         except FileNotFoundError:

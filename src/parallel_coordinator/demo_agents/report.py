@@ -5,6 +5,7 @@ Copes with any subset: a section that is missing or empty is named in the summar
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,9 @@ def analyse(request: Request) -> str:
         path = Path(output).expanduser()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(report, encoding="utf-8")
+            # The report may sit in the coordinator's state directory: owner-only, as everything there.
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+                out.write(report)
         except OSError as exc:
             raise AgentError(f"cannot write the report to {str(path)!r}: {exc.strerror or exc}") from None
         log(f"wrote the report to {path.resolve()}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from parallel_coordinator.outputs import KeptOutput
 from parallel_coordinator.runners.streams import StreamKind
 
 if TYPE_CHECKING:
@@ -23,11 +24,13 @@ class TaskRequest:
     task_id: str
     description: str
     task_description: str
-    context: dict[str, str]
+    context: dict[str, str]  # each dependency's output, or its head when it is long (see context_files)
     working_directory: str | None = None
     timeout_s: float | None = None
     token_budget: int | None = None
     attempt: int = 1
+    # Dependencies whose output is longer than what is handed inline: the file holding the whole text.
+    context_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,12 @@ class AttemptOutcome:
     exit_code: int | None = None
     stdout: str = ""
     stdout_truncated: bool = False
-    stdout_bytes: int = 0
+    stdout_bytes: int = 0  # everything the agent wrote to stdout, kept or not
+    stdout_chars: int = 0  # the same, in characters (UTF-8, invalid bytes replaced)
+    stderr_bytes: int = 0
+    # Past the disk cap the artefact files stop growing: these say whether they were cut.
+    stdout_cut_on_disk: bool = False
+    stderr_cut_on_disk: bool = False
     stderr_tail: str = ""
     final_event: dict[str, Any] | None = None
     started_at: float = 0.0
@@ -76,6 +84,8 @@ class RunResult:
     # False when running again cannot help (missing executable, no credentials): no retry, go to fallbacks.
     retryable: bool = True
     details: dict[str, Any] = field(default_factory=dict)
+    # Where the whole output already is, when it is not all in `output` (an agent's stdout artefact).
+    kept: KeptOutput | None = None
 
 
 class Runner(Protocol):
@@ -84,6 +94,8 @@ class Runner(Protocol):
     kind: str
     # Secret-looking variables this runner's executable needs (environment.py): a `claude` run logs in with them.
     env_passthrough: tuple[str, ...]
+    # True when the output is the agent's stdout as written (so its artefact file is the whole output).
+    output_is_stdout: bool
 
     def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation: ...
 

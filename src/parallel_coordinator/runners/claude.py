@@ -78,11 +78,18 @@ def build_prompt(request: TaskRequest) -> str:
         parts.append(
             "## Results of the tasks this one depends on\n\n"
             + "\n\n".join(
-                f"### Output of task `{task_id}`\n\n{output.strip() or '(no output)'}"
+                f"### Output of task `{task_id}`\n\n{_context_note(request, task_id)}{output.strip() or '(no output)'}"
                 for task_id, output in request.context.items()
             )
         )
     return "\n\n".join(parts) + "\n"
+
+
+def _context_note(request: TaskRequest, task_id: str) -> str:
+    path = request.context_files.get(task_id)
+    if path is None:
+        return ""
+    return f"(This is only the beginning of a long output; the whole text is in the file `{path}`.)\n\n"
 
 
 def _tool_names(entries: list[str]) -> list[str]:
@@ -104,6 +111,7 @@ class ClaudeRunner:
     kind = "claude"
     # What Claude Code logs in with (API key, OAuth token) and its own settings; nothing else secret.
     env_passthrough: tuple[str, ...] = ("ANTHROPIC_*", "CLAUDE_*")
+    output_is_stdout = False  # stdout is the event stream; the output is its result event's text
 
     def __init__(
         self,

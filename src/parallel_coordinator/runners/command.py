@@ -48,6 +48,7 @@ def resolve_executable(argv0: str, agent_name: str) -> str:
 class CommandRunner:
     kind = "command"
     env_passthrough: tuple[str, ...] = ()
+    output_is_stdout = True
 
     def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation:
         argv = expand_argv(agent)
@@ -59,6 +60,8 @@ class CommandRunner:
             "description": request.description,
             "task_description": request.task_description,
             "context": request.context,
+            # A dependency's output longer than 64 KiB: `context` has its head, this file the whole text.
+            "context_files": request.context_files,
         }
         return Invocation(
             argv=argv,

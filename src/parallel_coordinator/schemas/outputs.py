@@ -33,6 +33,9 @@ class TaskResult(BaseModel):
     output_truncated: bool = Field(False, description="True when `output` was cut to keep this result small.")
     output_chars: int = Field(0, description="Length of the whole output.")
     output_uri: str | None = Field(None, description="Resource holding the whole output (read it with resources/read).")
+    output_cut_on_disk: bool = Field(
+        False, description="The agent wrote more than the server keeps on disk: output_uri holds only the start."
+    )
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
@@ -88,6 +91,11 @@ class ProgressStatus(BaseModel):
     cancelled: int
     skipped: int
     agents_active: list[ActiveAgent] = Field(default_factory=list)
+    waiting_on_twins: dict[str, str] = Field(
+        default_factory=dict,
+        description="Running tasks that run no agent: each waits for an identical task (task id -> its id), whose"
+        " result it will reuse.",
+    )
     queue_reason: str | None = Field(
         None, description="Why ready tasks are waiting to start (CPU, memory or a rate limit), if they are."
     )

@@ -20,7 +20,7 @@ from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from parallel_coordinator.coordinator import Coordinator
 from parallel_coordinator.errors import UnknownSessionError
 from parallel_coordinator.events import SessionEvent
-from parallel_coordinator.session import Session
+from parallel_coordinator.outputs import read_output
 from parallel_coordinator.tools._context import coordinator_of, principal
 from parallel_coordinator.views import progress_status, session_uri, task_uri
 
@@ -58,15 +58,11 @@ def register_resources(server: MCPServer[Any]) -> None:
             found = coordinator.get(session_id, principal())
         except UnknownSessionError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
-        if isinstance(found, Session):
-            record = found.tasks.get(task)
-            if record is None:
-                raise ResourceNotFoundError(f"session {session_id!r} has no task {task!r}")
-            return record.output
-        for stored in found.tasks:
-            if stored.task_id == task:
-                return stored.output or ""
-        raise ResourceNotFoundError(f"session {session_id!r} has no task {task!r}")
+        record = coordinator.snapshot(found).tasks.get(task)
+        if record is None:
+            raise ResourceNotFoundError(f"session {session_id!r} has no task {task!r}")
+        # The whole text from its file (read off the event loop: it may be tens of megabytes).
+        return await anyio.to_thread.run_sync(read_output, record.kept)
 
 
 async def announce_updates(coordinator: Coordinator, bus: SubscriptionBus) -> None:
