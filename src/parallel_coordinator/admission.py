@@ -1,14 +1,16 @@
-"""Machine admission: new agents wait in the queue while the CPU is busy or memory is short.
+"""Machine admission: new agents wait in the queue while our agents use too much CPU or memory is short.
 
-Running agents are never killed for it. CPU is sampled in the background (cpu_percent needs an
-interval); available memory is read when asked, at most every 0.1 s (parsing /proc/meminfo takes
-~0.5 ms, and a burst asks once per agent it starts).
+Running agents are never killed for it, and at least one agent always runs. `max_cpu_usage` limits
+what *our* processes use (this server's descendants: pool workers, supervisors and every agent tree),
+as a percentage of all cores, so a machine busy with other programs does not serialise agents that
+mostly wait on an API. The machine-wide figure is still sampled, for metrics. Available memory is read
+when asked, at most every 0.1 s (parsing /proc/meminfo takes ~0.5 ms, and a burst asks once per agent).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -18,19 +20,54 @@ DEFAULT_NEED_MB = {"claude": 400.0, "command": 50.0}
 _MEMORY_READ_S = 0.1
 
 
+class OwnProcesses:
+    """CPU use of this process's descendants, with cached handles (cpu_percent needs the previous sample)."""
+
+    def __init__(self) -> None:
+        self._me = psutil.Process()
+        self._known: dict[int, psutil.Process] = {}
+
+    def cpu_percent(self) -> float:
+        """Percent of all cores our descendants used since the last call (100 = every core busy)."""
+        try:
+            current = self._me.children(recursive=True)
+        except psutil.Error:
+            return 0.0
+        total = 0.0
+        seen: dict[int, psutil.Process] = {}
+        for proc in current:
+            known = self._known.get(proc.pid, proc)
+            try:
+                total += known.cpu_percent(None)  # 0.0 on the first call for a new process
+            except psutil.Error:
+                continue
+            seen[proc.pid] = known
+        self._known = seen
+        return total / (psutil.cpu_count() or 1)
+
+
 @dataclass
 class MachineGate:
     max_cpu_usage: float = 80.0
-    cpu_percent: float = 0.0
+    cpu_percent: float = 0.0  # the whole machine's, for metrics
+    own_cpu_percent: float = 0.0  # ours: what admission goes by
     _available_mb: float = 0.0
     _read_at: float = -1.0
+    _own: OwnProcesses = field(default_factory=OwnProcesses)
 
     def sample_cpu(self) -> float:
         self.cpu_percent = psutil.cpu_percent(None)
+        self.own_cpu_percent = self._own.cpu_percent()
         return self.cpu_percent
+
+    @staticmethod
+    def total_memory_mb() -> float:
+        return psutil.virtual_memory().total / (1024 * 1024)
 
     def refusal(self, need_mb: float, running_agents: int) -> str | None:
         """Why a new agent needing `need_mb` must wait now, or None if it may start."""
+        if running_agents == 0:
+            return None  # one agent always runs: waiting could not free anything
         now = time.monotonic()
         if self._read_at < 0 or now - self._read_at >= _MEMORY_READ_S:
             self._available_mb = psutil.virtual_memory().available / (1024 * 1024)
@@ -38,7 +75,9 @@ class MachineGate:
         available_mb = self._available_mb
         if available_mb < need_mb:
             return f"waiting for memory: {available_mb:.0f} MB available, the next agent needs about {need_mb:.0f} MB"
-        # At least one agent always runs, so a machine busy with other work slows us but never stalls us.
-        if running_agents > 0 and self.cpu_percent > self.max_cpu_usage:
-            return f"waiting for CPU: {self.cpu_percent:.0f}% busy, limit {self.max_cpu_usage:g}%"
+        if self.own_cpu_percent > self.max_cpu_usage:
+            return (
+                f"waiting for CPU: our agents use {self.own_cpu_percent:.0f}% of the machine's cores,"
+                f" limit {self.max_cpu_usage:g}%"
+            )
         return None

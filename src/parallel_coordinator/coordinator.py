@@ -123,6 +123,7 @@ class Coordinator:
         self.store = Store(self.settings.database)
         self._agent_running: Counter[str] = Counter()
         self._capacity = anyio.Event()
+        self._sampled = anyio.Event()
         self._peak_rss_mb: dict[str, float] = {}
         self._result_cache = ServerResultCache()
         self.throttles: dict[str, RunnerThrottle] = {}
@@ -239,6 +240,7 @@ class Coordinator:
                     raise UnknownAgentError(fallback, sub.id, catalog.names())
                 agents[fallback] = catalog.agents[fallback]
             agents[name] = spec
+            _check_memory_need(sub)
             policy = sub.retry_policy
             nodes.append(
                 TaskNode(
@@ -570,9 +572,15 @@ class Coordinator:
     def active_agents(self) -> int:
         return sum(self._agent_running.values())
 
+    async def next_machine_sample(self) -> None:
+        """Wait for the machine sampler's next reading (CPU figures change only then)."""
+        await self._sampled.wait()
+
     async def _sample_machine(self) -> None:
         while True:
             self.gate.sample_cpu()
+            self._sampled.set()
+            self._sampled = anyio.Event()
             if self.active_sessions:
                 self._warn_about_alerts()
             await anyio.sleep(_CPU_SAMPLE_S)
@@ -1209,6 +1217,18 @@ def _node_spec(node: TaskNode) -> dict[str, Any]:
         "max_attempts": node.max_attempts, "backoff_s": node.backoff_s,
         "fallback_agents": list(node.fallback_agents), "resources_required": dict(node.resources_required),
     }
+
+
+def _check_memory_need(sub: Subtask) -> None:
+    """A declared need the machine can never meet would wait forever: refuse it with the figures."""
+    declared = (sub.resources_required or {}).get("memory_mb")
+    if isinstance(declared, int | float) and not isinstance(declared, bool):
+        total = MachineGate.total_memory_mb()
+        if declared > total:
+            raise PlanError(
+                f"task {sub.id!r} declares memory_mb {declared:g}, but this machine has {total:,.0f} MB in all;"
+                " lower resources_required.memory_mb"
+            )
 
 
 def _first_line(text: str | None) -> str:

@@ -32,6 +32,8 @@ def render_status(status: ProgressStatus) -> RenderableType:
             Text(f"{active.elapsed_s:5.1f}s", style="dim"),
             Text((active.message or "")[:60], style="dim"),
         )
+    if status.queue_reason:  # why ready tasks are not starting: the first thing a user asks
+        return Group(header, Text(f"  waiting: {status.queue_reason}", style="yellow"), agents)
     return Group(header, agents)
 
 

@@ -5,7 +5,9 @@ Every test ends by checking with psutil that none of the agents' processes is le
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 from parallel_coordinator.config import Settings
 from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.errors import PlanError
 from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.session import Session
@@ -48,6 +51,16 @@ MEMORY_HOG = """
     for i in range(0, len(hoard), 4096):
         hoard[i] = 1
     time.sleep(600)
+"""
+
+# Creates its marker file, then waits until `n` markers exist: n of them provably run at once.
+BARRIER = """
+    import json, os, sys, time
+    folder, name, n = json.load(sys.stdin)["description"].split()
+    open(os.path.join(folder, name), "w").close()
+    while len(os.listdir(folder)) < int(n):
+        time.sleep(0.01)
+    print(name)
 """
 
 FLOOD = """
@@ -226,18 +239,47 @@ async def test_a_rate_limited_claude_run_backs_off_and_does_not_use_up_attempts(
 
 
 async def test_new_agents_wait_while_memory_is_short_and_the_reason_is_visible(
+    coordinator: Coordinator, agents: AgentFactory, tmp_path: Path
+) -> None:
+    agents.script("hang", HANG_WITH_CHILD)
+    memory = psutil.virtual_memory()
+    # More than is available, less than the machine has: it waits while another agent runs.
+    between = (memory.available + memory.total) // 2 // (1 << 20)
+    options = no_retry(max_memory_per_agent=between * 2)
+    spec = json.dumps({"folder": str(tmp_path)})
+    session = await coordinator.start("queued", coordinator.plan([
+        Subtask(id="h", description=spec, agent_type="hang"),
+        Subtask(id="q", description="x", agent_type="echo", resources_required={"memory_mb": between},
+                dependencies=[]),
+    ], options), options)
+    await wait_until(session, lambda: session.queue_reason is not None)
+    assert session.queue_reason is not None and session.queue_reason.startswith("waiting for memory:")
+    assert session.tasks["q"].status is TaskState.PENDING
+    outcome = await coordinator.cancel(session.id)
+    assert outcome.cancelled_tasks == 2
+
+
+async def test_a_task_needing_more_memory_than_is_free_still_runs_when_nothing_else_does(
+    coordinator: Coordinator, agents: AgentFactory
+) -> None:
+    memory = psutil.virtual_memory()
+    between = (memory.available + memory.total) // 2 // (1 << 20)
+    options = no_retry(max_memory_per_agent=between * 2)
+    session = await finish(coordinator, [
+        Subtask(id="q", description="x", agent_type="echo", resources_required={"memory_mb": between}),
+    ], options)
+    assert session.status == "SUCCESS"
+
+
+async def test_a_task_needing_more_memory_than_the_machine_has_is_refused_at_plan_time(
     coordinator: Coordinator, agents: AgentFactory
 ) -> None:
     more_than_the_machine = psutil.virtual_memory().total // (1 << 20) * 2
     options = no_retry(max_memory_per_agent=more_than_the_machine * 2)
     subtask = Subtask(id="q", description="x", agent_type="echo",
                       resources_required={"memory_mb": more_than_the_machine})
-    session = await coordinator.start("queued", coordinator.plan([subtask], options), options)
-    await wait_until(session, lambda: session.queue_reason is not None)
-    assert session.queue_reason is not None and session.queue_reason.startswith("waiting for memory:")
-    assert session.tasks["q"].status is TaskState.PENDING
-    outcome = await coordinator.cancel(session.id)
-    assert outcome.cancelled_tasks == 1
+    with pytest.raises(PlanError, match=rf"task 'q' declares memory_mb {more_than_the_machine}.*machine has"):
+        coordinator.plan([subtask], options)
 
 
 async def test_cancel_kills_sixteen_running_agents_and_their_children(
@@ -257,26 +299,53 @@ async def test_cancel_kills_sixteen_running_agents_and_their_children(
     assert alive(pids) == []
 
 
-async def test_new_agents_wait_while_the_cpu_is_busy_but_one_always_runs(
+async def test_new_agents_wait_while_our_agents_use_too_much_cpu_but_one_always_runs(
     settings: Settings, agents: AgentFactory, tmp_path: Path
 ) -> None:
-    agents.script("hang", HANG_WITH_CHILD)
-    spec = json.dumps({"folder": str(tmp_path)})
-    settings.max_cpu_usage = 30
-    burners = [
-        psutil.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(psutil.cpu_count() or 1)
-    ]
+    agents.script("burn", "while True: pass")
+    settings.max_cpu_usage = 100 / (psutil.cpu_count() or 1) * 0.6  # less than one of our agents on one core
+    async with Coordinator(settings) as coordinator:
+        options = no_retry()
+        burning = await coordinator.start("burn", coordinator.plan(
+            [Subtask(id="b", description="x", agent_type="burn")], options), options)
+        with anyio.fail_after(30):
+            while coordinator.gate.own_cpu_percent <= settings.max_cpu_usage:
+                await coordinator.next_machine_sample()
+        session = await coordinator.start("busy", coordinator.plan(
+            [Subtask(id=f"e{i}", description=str(i), agent_type="echo") for i in range(2)], options), options)
+        await wait_until(session, lambda: (session.queue_reason or "").startswith("waiting for CPU: our agents use"))
+        assert len(burning.running()) == 1
+        assert session.scheduler.ready_count() == 2
+        await coordinator.cancel(session.id)
+        await coordinator.cancel(burning.id)
+
+
+def _outside_burners(count: int) -> list[int]:
+    """CPU-burning loops that are not ours: started through a shell that exits, so init adopts them."""
+    shell = subprocess.run(
+        ["sh", "-c", " ".join([f"{sys.executable} -c 'while True: pass' >/dev/null 2>&1 & echo $!;"] * count)],
+        capture_output=True, text=True, check=True,
+    )
+    return [int(pid) for pid in shell.stdout.split()]
+
+
+async def test_a_machine_busy_with_other_programs_still_runs_our_agents_in_parallel(
+    settings: Settings, agents: AgentFactory, tmp_path: Path
+) -> None:
+    agents.script("barrier", BARRIER)
+    settings.max_cpu_usage = 80
+    folder = tmp_path / "markers"
+    folder.mkdir()
+    burners = _outside_burners(psutil.cpu_count() or 1)
     try:
         async with Coordinator(settings) as coordinator:
-            options = no_retry()
-            session = await coordinator.start("busy", coordinator.plan(
-                [Subtask(id=f"h{i}", description=f"{spec}\n{i}", agent_type="hang") for i in range(3)], options),
-                options)
-            await wait_until(session, lambda: (session.queue_reason or "").startswith("waiting for CPU"))
-            assert len(session.running()) >= 1
-            assert session.scheduler.ready_count() >= 1
-            await coordinator.cancel(session.id)
+            coordinator.gate.sample_cpu()
+            # Four agents that finish only once all four run at once.
+            session = await finish(coordinator, [
+                Subtask(id=f"b{i}", description=f"{folder} b{i} 4", agent_type="barrier") for i in range(4)
+            ], no_retry(max_agents=4))
+        assert session.status == "SUCCESS" and session.peak_parallelism == 4
     finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
+        for pid in burners:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
