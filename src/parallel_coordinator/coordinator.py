@@ -59,7 +59,7 @@ from parallel_coordinator.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import PerformanceMetrics
 from parallel_coordinator.session import AttemptInfo, CachedResult, Session, TaskRecord, context_files
-from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask
+from parallel_coordinator.store import Store, StoredAttempt, StoredSession, StoredTask, is_alive
 from parallel_coordinator.strategies import Strategy, apply_strategy
 from parallel_coordinator.supervisor import SupervisorJob
 from parallel_coordinator.throttle import RunnerThrottle
@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 _CANCEL_WAIT_S = 10.0
 _RECHECK_S = 0.5  # how soon a queue held back by CPU, memory or a rate limit is looked at again
 _CPU_SAMPLE_S = 1.0
+_STORE_POLL_S = 0.1  # how often a cancel through the store looks for the owning server's answer
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class CancelOutcome:
     status: str
     cancelled_tasks: int
     killed_processes: int
+    note: str | None = None
 
 
 def default_runners() -> dict[str, Runner]:
@@ -583,6 +585,7 @@ class Coordinator:
             self._sampled = anyio.Event()
             if self.active_sessions:
                 self._warn_about_alerts()
+                await self._answer_cancel_requests()  # a cancel here pauses sampling for its few seconds
             await anyio.sleep(_CPU_SAMPLE_S)
 
     async def _run_task(self, session: Session, task_id: str) -> None:
@@ -1062,7 +1065,7 @@ class Coordinator:
         session.error_summary = "; ".join(notes) or None
         self.store.finish_session(
             session.id, session.status, session.finished_at, session.error_summary, session.synthesis,
-            peak_parallelism=session.peak_parallelism, notes=session.notes,
+            peak_parallelism=session.peak_parallelism, notes=session.notes, killed_processes=session.killed_processes,
         )
         self.events.emit(SessionEvent(
             "session_ended", session.id, status=session.status, error=session.error_summary,
@@ -1125,7 +1128,11 @@ class Coordinator:
     async def cancel(self, session_id: str, principal: str | None = None) -> CancelOutcome:
         """Stop a session: pending tasks are cancelled, running agents' trees killed. Idempotent."""
         found = self.get(session_id, principal)
-        if not isinstance(found, Session) or found.status != "RUNNING":
+        if not isinstance(found, Session):
+            if found.status == "RUNNING":
+                return await self._cancel_elsewhere(found.id)
+            return CancelOutcome(found.id, found.status, 0, 0)
+        if found.status != "RUNNING":
             return CancelOutcome(found.id, found.status, 0, 0)
         session = found
         session.cancel_requested = True
@@ -1134,6 +1141,37 @@ class Coordinator:
             with anyio.move_on_after(_CANCEL_WAIT_S):
                 await session.done.wait()
         return CancelOutcome(session.id, session.status, cancelled, session.killed_processes)
+
+    async def _cancel_elsewhere(self, session_id: str) -> CancelOutcome:
+        """A session another server on this state directory runs: ask it through the store, wait for it."""
+        pid, started_at, _, _ = self.store.owner_of(session_id)
+        if not is_alive(pid, started_at):
+            self.store.recover_orphans(time.time())
+            _, _, ended, _ = self.store.owner_of(session_id)
+            return CancelOutcome(session_id, ended or "FAILED", 0, 0, note=(
+                f"the server that ran it (pid {pid}) is gone, so its agents died with it; the session was"
+                " already interrupted and is now marked so"
+            ))
+        self.store.request_cancel(session_id, time.time())
+        with anyio.move_on_after(_CANCEL_WAIT_S):
+            # Another process writes the answer: there is nothing to wait on but the database itself.
+            while self.store.owner_of(session_id)[2] == "RUNNING":  # noqa: ASYNC110
+                await anyio.sleep(_STORE_POLL_S)
+        stored = self.store.load_session(session_id)
+        cancelled = sum(t.status == "cancelled" for t in stored.tasks) if stored else 0
+        _, _, status, killed = self.store.owner_of(session_id)
+        if status == "RUNNING":
+            note = f"asked the server running it (pid {pid}) to cancel; no confirmation within {_CANCEL_WAIT_S:g} s"
+        else:
+            note = f"cancelled through the state directory by the server running it (pid {pid})"
+        return CancelOutcome(session_id, status or "RUNNING", cancelled, killed, note=note)
+
+    async def _answer_cancel_requests(self) -> None:
+        """Cancel our sessions that another server asked to stop (through the store)."""
+        mine = {s.id for s in self.active_sessions}
+        for session_id in self.store.cancel_requests() & mine:
+            log.info("session %s: cancel requested through the state directory", session_id)
+            await self.cancel(session_id)
 
     async def _stop(self, session: Session, reason: str) -> int:
         """Cancel what has not started and tell every running attempt to kill its agent."""

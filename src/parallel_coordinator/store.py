@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     owner TEXT,
     peak_parallelism INTEGER,
     notes TEXT,
-    cancel_requested_at REAL
+    cancel_requested_at REAL,
+    killed_processes INTEGER
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -99,6 +100,7 @@ _MIGRATIONS = {
         "ALTER TABLE sessions ADD COLUMN peak_parallelism INTEGER",
         "ALTER TABLE sessions ADD COLUMN notes TEXT",
         "ALTER TABLE sessions ADD COLUMN cancel_requested_at REAL",
+        "ALTER TABLE sessions ADD COLUMN killed_processes INTEGER",
         "ALTER TABLE tasks ADD COLUMN output_chars INTEGER",
         "ALTER TABLE tasks ADD COLUMN output_path TEXT",
         "ALTER TABLE tasks ADD COLUMN output_cut INTEGER",
@@ -276,12 +278,34 @@ class Store:
     def finish_session(
         self, session_id: str, status: str, finished_at: float, error_summary: str | None,
         synthesis: str | None = None, *, peak_parallelism: int | None = None, notes: Sequence[str] = (),
+        killed_processes: int = 0,
     ) -> None:
         self._db.execute(
             "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ?, synthesis = ?, peak_parallelism = ?,"
-            " notes = ? WHERE id = ?",
-            (status, finished_at, error_summary, synthesis, peak_parallelism, json.dumps(list(notes)), session_id),
+            " notes = ?, killed_processes = ? WHERE id = ?",
+            (status, finished_at, error_summary, synthesis, peak_parallelism, json.dumps(list(notes)),
+             killed_processes, session_id),
         )
+
+    # Cancel through the state directory: any server may ask, the one running the session acts.
+
+    def request_cancel(self, session_id: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE sessions SET cancel_requested_at = ? WHERE id = ? AND status = 'RUNNING'", (now, session_id)
+        )
+
+    def cancel_requests(self) -> set[str]:
+        """Running sessions some server asked to cancel (the owner checks these about once a second)."""
+        return {r[0] for r in self._db.execute(
+            "SELECT id FROM sessions WHERE status = 'RUNNING' AND cancel_requested_at IS NOT NULL"
+        )}
+
+    def owner_of(self, session_id: str) -> tuple[int | None, float | None, str | None, int]:
+        """(server pid, its start time, session status, killed processes) of a stored session."""
+        row = self._db.execute(
+            "SELECT owner_pid, owner_started_at, status, killed_processes FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        return (row[0], row[1], row[2], row[3] or 0) if row else (None, None, None, 0)
 
     def load_session(self, session_id: str) -> StoredSession | None:
         row = self._db.execute(

@@ -147,6 +147,9 @@ class CancelResult(BaseModel):
     status: SessionStatus
     cancelled_tasks: int
     killed_processes: int
+    note: str | None = Field(
+        None, description="What happened when the session ran in another server on the same state directory."
+    )
 
 
 class SystemHealth(BaseModel):

@@ -24,4 +24,5 @@ async def cancel_execution(session_id: str, ctx: Context[Any, Any] | None = None
         status=outcome.status,
         cancelled_tasks=outcome.cancelled_tasks,
         killed_processes=outcome.killed_processes,
+        note=outcome.note,
     )
