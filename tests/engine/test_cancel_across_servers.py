@@ -58,7 +58,7 @@ async def test_cancelling_a_session_whose_server_is_gone_says_it_was_already_int
         print("recorded", flush=True)
         sys.stdin.read()
     """)
-    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: ASYNC220
                           text=True) as first:
         assert first.stdout is not None and first.stdout.readline() == "recorded\n"
         async with Coordinator(settings) as other:
