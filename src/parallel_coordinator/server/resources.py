@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 
 from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.errors import UnknownSessionError
+from parallel_coordinator.errors import UnknownSessionError, shortened
 from parallel_coordinator.events import SessionEvent
 from parallel_coordinator.session import Session
 from parallel_coordinator.tools._context import coordinator_of, principal
@@ -61,12 +61,12 @@ def register_resources(server: MCPServer[Any]) -> None:
         if isinstance(found, Session):
             record = found.tasks.get(task)
             if record is None:
-                raise ResourceNotFoundError(f"session {session_id!r} has no task {task!r}")
+                raise ResourceNotFoundError(f"session {session_id!r} has no task {shortened(task)}")
             return record.output
         for stored in found.tasks:
             if stored.task_id == task:
                 return stored.output or ""
-        raise ResourceNotFoundError(f"session {session_id!r} has no task {task!r}")
+        raise ResourceNotFoundError(f"session {session_id!r} has no task {shortened(task)}")
 
 
 async def announce_updates(coordinator: Coordinator, bus: SubscriptionBus) -> None:
