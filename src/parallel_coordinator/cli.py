@@ -199,10 +199,9 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
         if not os.environ.get("PCOORD_TOKEN"):
             errors.print("[red]error:[/red] a server reachable from other machines needs PCOORD_TOKEN set")
             return EXIT_USAGE
-    token, generated = resolve_token(settings.state_dir)
-    tokens = {"default": token}
     try:
-        tokens |= parse_tokens(os.environ.get("PCOORD_TOKENS", ""))
+        token, generated = resolve_token(settings.state_dir)
+        tokens = {"default": token} | parse_tokens(os.environ.get("PCOORD_TOKENS", ""))
     except ValueError as exc:
         errors.print(f"[red]error:[/red] {exc}")
         return EXIT_USAGE
