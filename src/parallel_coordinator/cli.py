@@ -181,7 +181,9 @@ def serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     if args.transport == "stdio":
-        create_server(settings).run("stdio")
+        from parallel_coordinator.server.stdio import serve_stdio
+
+        anyio.run(serve_stdio, create_server(settings))
         return EXIT_OK
     return serve_http(args, settings)
 
