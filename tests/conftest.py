@@ -84,9 +84,11 @@ def dask_cluster() -> Iterator[str]:
     import dask
     from distributed import LocalCluster
 
+    from parallel_coordinator.dask_backend import DASHBOARD_ADDRESS
+
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(
-            n_workers=2, threads_per_worker=8, processes=True, dashboard_address=None, host="127.0.0.1"
+            n_workers=2, threads_per_worker=8, processes=True, dashboard_address=DASHBOARD_ADDRESS, host="127.0.0.1"
         )
     with cluster:
         yield cluster.scheduler_address

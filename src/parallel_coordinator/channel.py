@@ -14,15 +14,15 @@ import json
 import logging
 import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
+
+from parallel_coordinator.hub_dirs import SOCKET, make_hub_dir
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,10 @@ class AttemptHub:
 
     def __init__(self, tcp_host: str | None = None) -> None:
         """A Unix socket by default; with `tcp_host`, a TCP port on that address (chosen by the OS)."""
-        self._dir = Path(tempfile.mkdtemp(prefix="pcoord-"))  # socket paths must stay short
+        self._dir = make_hub_dir()
         self._tcp_host = tcp_host
         # Where supervisors connect: a socket path, or tcp://host:port once serving.
-        self.address = str(self._dir / "hub.sock")
+        self.address = str(self._dir / SOCKET)
         # Anyone who can reach a TCP port could claim to be a supervisor: the hello must carry this.
         self.secret = secrets.token_hex(16)
         self._attempts: dict[str, _Attempt] = {}

@@ -181,7 +181,9 @@ def serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     if args.transport == "stdio":
-        create_server(settings).run("stdio")
+        from parallel_coordinator.server.stdio import serve_stdio
+
+        anyio.run(serve_stdio, create_server(settings))
         return EXIT_OK
     return serve_http(args, settings)
 
@@ -199,10 +201,9 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
         if not os.environ.get("PCOORD_TOKEN"):
             errors.print("[red]error:[/red] a server reachable from other machines needs PCOORD_TOKEN set")
             return EXIT_USAGE
-    token, generated = resolve_token(settings.state_dir)
-    tokens = {"default": token}
     try:
-        tokens |= parse_tokens(os.environ.get("PCOORD_TOKENS", ""))
+        token, generated = resolve_token(settings.state_dir)
+        tokens = {"default": token} | parse_tokens(os.environ.get("PCOORD_TOKENS", ""))
     except ValueError as exc:
         errors.print(f"[red]error:[/red] {exc}")
         return EXIT_USAGE

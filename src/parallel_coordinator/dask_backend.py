@@ -32,6 +32,11 @@ from parallel_coordinator.supervisor import SupervisorJob, split_address, superv
 
 log = logging.getLogger(__name__)
 
+# A cluster's HTTP endpoints (the dashboard) would otherwise take the fixed port 8787, even with
+# `dashboard_address=None`: any free loopback port instead.
+DASHBOARD_ADDRESS = "127.0.0.1:0"
+
+
 def callback_host(scheduler: str | None) -> str:
     """The address Dask workers can reach this process on: the interface that routes to the scheduler.
 
@@ -96,9 +101,7 @@ class DaskBackend(HubBackend):
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self.cluster = await stack.enter_async_context(LocalCluster(  # type: ignore[no-untyped-call]
                         n_workers=self.local_workers, threads_per_worker=threads, processes=True,
-                        asynchronous=True, host="127.0.0.1",
-                        # Its HTTP endpoints would otherwise take the fixed port 8787: any free loopback port.
-                        dashboard_address="127.0.0.1:0",
+                        asynchronous=True, host="127.0.0.1", dashboard_address=DASHBOARD_ADDRESS,
                     ))
                 target: Any = self.cluster
             else:

@@ -7,6 +7,7 @@
     │   ├── DuplicateTaskError       two subtasks share an id
     │   └── CycleError               the dependencies form a cycle (carries the cycle)
     ├── UnknownSessionError          no session with that id
+    ├── UnknownArgumentError         a tool call passes an argument the tool does not take
     ├── AgentFileError               an agent file that cannot be used (becomes a diagnostic)
     ├── ConfigError                  a configuration file or PCOORD_* variable that cannot be used
     └── RunnerUnavailableError       a runner's executable is missing (becomes a task error)
@@ -26,9 +27,22 @@ class PlanError(CoordinatorError):
     """The plan handed to coordinate_task cannot run as given."""
 
 
-def _suggestion(name: str, known: Iterable[str]) -> str:
+def shortened(value: str, keep: int = 40) -> str:
+    """Caller input quoted in an error: whole when short, else its start and its length (a 100,000-character
+    id must not come back whole)."""
+    if len(value) <= keep:
+        return repr(value)
+    return f"{value[:keep]!r}... ({len(value):,} characters)"
+
+
+def _closest(name: str, known: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def _suggestion(name: str, known: Iterable[str]) -> str:
+    close = _closest(name, known)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 class UnknownAgentError(PlanError):
@@ -74,9 +88,25 @@ class CycleError(PlanError):
 class UnknownSessionError(CoordinatorError):
     def __init__(self, session_id: str) -> None:
         super().__init__(
-            f"unknown session {session_id!r}; use the session_id that coordinate_task returned"
+            f"unknown session {shortened(session_id)}; use the session_id that coordinate_task returned"
         )
         self.session_id = session_id
+
+
+class UnknownArgumentError(CoordinatorError):
+    """A tool call with an argument the tool does not take: an ignored `subtask` would silently drop the plan."""
+
+    def __init__(self, tool: str, unknown: Sequence[str], known: Sequence[str]) -> None:
+        shown = unknown[:5]  # a call may carry thousands of stray names: five say enough
+        if len(shown) == 1:
+            named = f"unknown argument {shortened(shown[0])}{_suggestion(shown[0], known)}"
+        else:
+            parts = [shortened(name) + (f" (did you mean {close!r}?)" if (close := _closest(name, known)) else "")
+                     for name in shown]
+            named = f"unknown arguments {', '.join(parts)}{' ...' if len(unknown) > len(shown) else ''}"
+        super().__init__(f"{named} ({tool} takes {', '.join(known) or 'no arguments'})")
+        self.tool = tool
+        self.unknown = list(unknown)
 
 
 class AgentFileError(CoordinatorError):

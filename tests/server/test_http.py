@@ -175,6 +175,19 @@ def test_binding_beyond_loopback_needs_a_flag_and_a_token(tmp_path: Path) -> Non
     assert refused.returncode == 2 and "PCOORD_TOKEN" in refused.stderr
 
 
+def test_a_short_pcoord_token_stops_the_start_with_a_clear_message_that_does_not_show_it(tmp_path: Path) -> None:
+    short = "hunter2-secret"  # 14 characters, under the 16 that PCOORD_TOKENS entries need too
+    env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_TOKEN": short}
+    env.pop("PCOORD_TOKENS", None)
+    refused = subprocess.run(
+        [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(free_port())],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "PCOORD_TOKEN has 14 characters" in refused.stderr and "at least 16" in refused.stderr
+    assert short not in refused.stderr and "Uvicorn running" not in refused.stderr
+
+
 def test_a_generated_token_is_stored_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PCOORD_TOKEN", raising=False)
     token, generated = resolve_token(tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from parallel_coordinator.coordinator import Coordinator
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
@@ -119,6 +120,21 @@ async def test_a_session_is_a_resource_with_the_same_json_as_progress_status(cli
 async def test_reading_an_unknown_session_resource_names_it(client: Client) -> None:
     with pytest.raises(Exception, match="nope"):
         await client.read_resource("pcoord://sessions/nope")
+
+
+async def test_a_huge_unknown_session_or_task_in_a_resource_uri_is_named_shortened(client: Client) -> None:
+    # Under the SDK's own URI bound (64 KiB; past it, the SDK refuses the URI itself, quoting it whole).
+    with pytest.raises(MCPError) as unknown_session:
+        await client.read_resource(f"pcoord://sessions/{'s' * 60_000}")
+    assert "(60,000 characters)" in str(unknown_session.value) and len(str(unknown_session.value)) < 1_000
+    result = await client.call_tool("coordinate_task", {
+        "task_description": "r", "subtasks": [{"id": "a", "description": "x", "agent_type": "echo"}],
+        "options": {"wait_seconds": 60},
+    })
+    assert result.structured_content is not None
+    with pytest.raises(MCPError) as unknown_task:
+        await client.read_resource(f"pcoord://sessions/{result.structured_content['session_id']}/tasks/{'t' * 60_000}")
+    assert "has no task 'tttt" in str(unknown_task.value) and len(str(unknown_task.value)) < 1_000
 
 
 async def test_listeners_are_told_when_a_session_and_its_task_outputs_change(

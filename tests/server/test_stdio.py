@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import psutil
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -90,6 +92,55 @@ def test_stdout_carries_nothing_but_protocol_messages(tmp_path: Path, agents: Ag
     assert by_id[3]["result"]["isError"] is True
     assert "unknown agent 'nope'" in by_id[3]["result"]["content"][0]["text"]
     assert by_id[4]["result"]["structuredContent"]["status"] == "SUCCESS"
+
+
+def raw(message: dict[str, Any]) -> bytes:
+    return (json.dumps(message) + "\n").encode()
+
+
+HANDSHAKE = raw({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}) + raw(
+    {"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+DEEP = "[" * 250 + "]" * 250
+UNREADABLE = [
+    # (raw line, the id the answer must carry, the error code)
+    ('{"jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": {"name": "list_agents", "arguments": {"x": '
+     + DEEP + "}}}", 10, -32700),
+    ('{"jsonrpc": "2.0", "id": "eleven", "method": "tools/list", "params": {"cursor": "\\ud800"}}', "eleven", -32700),
+    ('{"jsonrpc": "2.0", "id": 12, "method": "ping", "params": ' + "[" * 5_000 + "]" * 5_000 + "}", None, -32700),
+    ("this is not JSON at all", None, -32700),
+    ('{"jsonrpc": "2.0", "id": 13, "method": 5}', 13, -32600),
+]
+
+
+async def test_an_unreadable_line_gets_a_json_rpc_error_and_the_server_serves_on(tmp_path: Path) -> None:
+    env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(tmp_path / "none")}
+    async with await anyio.open_process(
+        [sys.executable, "-m", "parallel_coordinator", "serve"], env=env, stderr=subprocess.DEVNULL
+    ) as server:
+        assert server.stdin is not None and server.stdout is not None
+        lines = BufferedByteReceiveStream(server.stdout)
+
+        async def reply() -> dict[str, Any]:
+            answer: dict[str, Any] = json.loads(await lines.receive_until(b"\n", 1 << 24))
+            return answer
+
+        with anyio.fail_after(60):
+            await server.stdin.send(HANDSHAKE)
+            assert (await reply())["id"] == 1
+            for line, request_id, code in UNREADABLE:
+                await server.stdin.send(line.encode() + b"\n")
+                answer = await reply()
+                assert answer["jsonrpc"] == "2.0" and answer["id"] == request_id, (line[:80], answer)
+                assert answer["error"]["code"] == code, answer
+                assert answer["error"]["message"].startswith("Parse error: Invalid JSON" if code == -32700 else
+                                                             "Invalid Request"), answer
+            await server.stdin.send(raw({"jsonrpc": "2.0", "id": 14, "method": "tools/list"}))
+            listed = await reply()
+            assert listed["id"] == 14 and {t["name"] for t in listed["result"]["tools"]} >= {"coordinate_task"}
+            await server.stdin.aclose()
+            assert await server.wait() == 0
 
 
 HANG_AND_REPORT = """

@@ -142,11 +142,68 @@ async def test_an_unknown_session_is_a_tool_error_for_status_and_cancel(client: 
         assert "unknown session 'missing'" in await call_error(client, tool, session_id="missing")
 
 
+async def test_a_misspelt_argument_is_a_tool_error_naming_it_and_nothing_runs(
+    client: Client, coordinator: Coordinator
+) -> None:
+    text = await call_error(client, "coordinate_task", task_description="misspelt plan",
+                            subtask=[{"id": "a", "description": "x", "agent_type": "echo"}])
+    assert "unknown argument 'subtask'; did you mean 'subtasks'?" in text
+    assert "coordinate_task takes task_description, subtasks, strategy, options" in text
+    assert coordinator.sessions == {}
+    assert (await call(client, "list_sessions"))["sessions"] == []
+
+
+# The smallest valid call of each tool: an extra argument is the only thing wrong with it.
+VALID_CALLS: dict[str, dict[str, Any]] = {
+    "coordinate_task": {"task_description": "x", "options": {"dry_run": True}},
+    "get_progress_status": {"session_id": "missing"},
+    "cancel_execution": {"session_id": "missing"},
+    "get_performance_metrics": {},
+    "list_agents": {},
+    "list_sessions": {},
+}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+async def test_every_tool_refuses_an_argument_it_does_not_take_and_says_so_in_its_schema(
+    client: Client, tool: str
+) -> None:
+    listed = {t.name: t for t in (await client.list_tools()).tools}[tool]
+    assert listed.input_schema["additionalProperties"] is False
+    text = await call_error(client, tool, **VALID_CALLS[tool], verbose=True)
+    assert "unknown argument 'verbose'" in text
+
+
+async def test_many_unknown_arguments_are_named_a_few_at_a_time_and_huge_names_shortened(client: Client) -> None:
+    stray = {"sesion_id": 1, "x" * 100_000: 2, **{f"extra{i}": i for i in range(1_000)}}
+    result = await client.call_tool("get_progress_status", {"session_id": "s", **stray})
+    assert result.is_error
+    text = " ".join(getattr(block, "text", "") for block in result.content)
+    assert "unknown arguments 'sesion_id' (did you mean 'session_id'?), 'xxxx" in text
+    assert "(100,000 characters)" in text and "..." in text
+    assert len(text) < 1_000
+
+
+async def test_a_huge_session_id_is_refused_by_length_and_never_echoed_whole(client: Client) -> None:
+    for tool in ("get_progress_status", "cancel_execution"):
+        text = await call_error(client, tool, session_id="s" * 100_000)
+        assert "session_id" in text and "200 characters" in text
+        assert len(text) < 1_000
+    text = await call_error(client, "coordinate_task", task_description="x", options={"resume_session": "s" * 100_000})
+    assert "resume_session" in text and "200 characters" in text
+    assert len(text) < 1_000
+    text = await call_error(client, "get_progress_status", session_id="s" * 200)
+    assert f"unknown session {'s' * 40!r}... (200 characters)" in text
+
+
 async def test_a_bad_memory_size_names_the_value(client: Client) -> None:
     text = await call_error(client, "coordinate_task", task_description="x",
                             subtasks=[{"id": "a", "description": "x", "agent_type": "echo"}],
                             options={"max_memory_per_agent": "lots"})
     assert "'lots'" in text
+    for huge in ("lots" * 25_000, "9" * 100_000 + "MB"):
+        text = await call_error(client, "coordinate_task", task_description="x", options={"max_memory_per_agent": huge})
+        assert " characters)" in text and len(text) < 1_000
 
 
 async def test_dry_run_returns_the_plan_and_runs_nothing(client: Client, coordinator: Coordinator) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from parallel_coordinator.errors import shortened
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
@@ -25,12 +27,19 @@ def parse_megabytes(value: int | float | str) -> float:
     else:
         match = _MEMORY.match(value)
         if not match:
-            raise ValueError(f"cannot read memory size {value!r}; write it like '512MB' or '2GB'")
+            raise ValueError(f"cannot read memory size {shortened(value)}; write it like '512MB' or '2GB'")
         unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
         megabytes = float(match.group(1)) * _UNIT_MB[unit]
     if not math.isfinite(megabytes) or megabytes <= 0:
-        raise ValueError(f"memory size must be a positive finite size, got {value!r}")
+        shown = shortened(value) if isinstance(value, str) else repr(value)
+        raise ValueError(f"memory size must be a positive finite size, got {shown}")
     return megabytes
+
+
+# Our ids are 16 characters; the bound keeps a hostile id from being carried and quoted around whole.
+SessionId = Annotated[
+    str, Field(min_length=1, max_length=200, description="The session_id that coordinate_task returned.")
+]
 
 
 class RetryPolicy(BaseModel):
@@ -123,7 +132,7 @@ class CoordinateOptions(BaseModel):
     )
     keep_worktrees: bool = Field(False, description="Keep the worktrees after their tasks end (branches are kept).")
     resume_session: str | None = Field(
-        None,
+        None, min_length=1, max_length=200,
         description="Id of an ended session to run again: tasks that succeeded keep their results, the rest re-run.",
     )
 

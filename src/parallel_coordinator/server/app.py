@@ -22,7 +22,7 @@ from parallel_coordinator.server.prometheus import exposition
 from parallel_coordinator.server.prompts import register_prompts
 from parallel_coordinator.server.resources import announce_updates, register_resources
 from parallel_coordinator.server.tasks import TasksExtension
-from parallel_coordinator.tools import register_tools
+from parallel_coordinator.tools import all_tools
 
 INSTRUCTIONS = """\
 Parallel Coordinator runs one task on many agents at once. Call list_agents to see the agents, then
@@ -67,9 +67,8 @@ def create_server(
         auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(f"{base_url}/mcp"))
     server: MCPServer[Coordinator] = MCPServer(
         "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan,
-        subscriptions=bus, token_verifier=verifier, auth=auth, extensions=[TasksExtension()],
+        subscriptions=bus, token_verifier=verifier, auth=auth, extensions=[TasksExtension()], tools=all_tools(),
     )
-    register_tools(server)
     register_resources(server)
     register_prompts(server)
     if prometheus:

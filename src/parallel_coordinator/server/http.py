@@ -16,6 +16,8 @@ from pathlib import Path
 from mcp.server.auth.provider import AccessToken
 
 TOKEN_FILE = "http-token"
+# Shorter tokens can be guessed; the same floor holds for PCOORD_TOKEN and each PCOORD_TOKENS entry.
+MIN_TOKEN_CHARS = 16
 
 
 class StaticTokenVerifier:
@@ -45,18 +47,28 @@ def parse_tokens(text: str) -> dict[str, str]:
     tokens: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, token = item.partition("=")
-        if not sep or not name.strip() or len(token.strip()) < 16:
+        if not sep or not name.strip() or len(token.strip()) < MIN_TOKEN_CHARS:
             raise ValueError(
-                f"PCOORD_TOKENS entry {name.strip()!r} must be name=token with a token of at least 16 characters"
+                f"PCOORD_TOKENS entry {name.strip()!r} must be name=token with a token of at least "
+                f"{MIN_TOKEN_CHARS} characters"
             )
         tokens[name.strip()] = token.strip()
     return tokens
 
 
 def resolve_token(state_dir: Path) -> tuple[str, bool]:
-    """(token, whether it was just generated): PCOORD_TOKEN, else the stored one, else a new one."""
+    """(token, whether it was just generated): PCOORD_TOKEN, else the stored one, else a new one.
+
+    Raises ValueError for a PCOORD_TOKEN shorter than MIN_TOKEN_CHARS (the message never shows it).
+    """
     configured = os.environ.get("PCOORD_TOKEN")
     if configured:
+        if len(configured.strip()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"PCOORD_TOKEN has {len(configured.strip())} characters; a bearer token needs at least "
+                f"{MIN_TOKEN_CHARS}: set a longer one (`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` "
+                "makes one), or unset it to have one generated"
+            )
         return configured, False
     path = state_dir / TOKEN_FILE
     if path.exists():

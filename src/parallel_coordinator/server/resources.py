@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 
 from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.errors import UnknownSessionError
+from parallel_coordinator.errors import UnknownSessionError, shortened
 from parallel_coordinator.events import SessionEvent
 from parallel_coordinator.outputs import read_output
 from parallel_coordinator.tools._context import coordinator_of, principal
@@ -60,7 +60,7 @@ def register_resources(server: MCPServer[Any]) -> None:
             raise ResourceNotFoundError(str(exc)) from exc
         record = coordinator.snapshot(found).tasks.get(task)
         if record is None:
-            raise ResourceNotFoundError(f"session {session_id!r} has no task {task!r}")
+            raise ResourceNotFoundError(f"session {session_id!r} has no task {shortened(task)}")
         # The whole text from its file (read off the event loop: it may be tens of megabytes).
         return await anyio.to_thread.run_sync(read_output, record.kept)
 

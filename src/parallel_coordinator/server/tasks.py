@@ -19,7 +19,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.errors import UnknownSessionError
+from parallel_coordinator.errors import UnknownSessionError, shortened
 from parallel_coordinator.session import Session
 from parallel_coordinator.store import StoredSession
 from parallel_coordinator.tools._context import as_task, principal
@@ -99,7 +99,7 @@ def _find(coordinator: Coordinator, task_id: str) -> Session | StoredSession:
     try:
         return coordinator.get(task_id, principal())
     except UnknownSessionError as exc:
-        raise MCPError(INVALID_PARAMS, f"unknown task {task_id!r}") from exc
+        raise MCPError(INVALID_PARAMS, f"unknown task {shortened(task_id)}") from exc
 
 
 def _structured(result: HandlerResult) -> dict[str, Any] | None:

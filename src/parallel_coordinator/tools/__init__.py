@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 
 from parallel_coordinator.tools import agents, cancel, coordinate, metrics, sessions, status
+from parallel_coordinator.tools._strict import strict_tool
 
 
-def register_tools(server: MCPServer[Any]) -> None:
-    server.add_tool(coordinate.coordinate_task, description=coordinate.DESCRIPTION)
-    server.add_tool(
-        status.get_progress_status, description=status.DESCRIPTION,
-        annotations=ToolAnnotations(read_only_hint=True),
-    )
-    server.add_tool(
-        cancel.cancel_execution, description=cancel.DESCRIPTION,
-        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True),
-    )
-    server.add_tool(
-        metrics.get_performance_metrics, description=metrics.DESCRIPTION,
-        annotations=ToolAnnotations(read_only_hint=True),
-    )
-    server.add_tool(
-        agents.list_agents, description=agents.DESCRIPTION, annotations=ToolAnnotations(read_only_hint=True)
-    )
-    server.add_tool(
-        sessions.list_sessions, description=sessions.DESCRIPTION, annotations=ToolAnnotations(read_only_hint=True)
-    )
+def all_tools() -> list[Tool]:
+    """Every tool the server offers; each refuses arguments it does not take (see _strict)."""
+    read_only = ToolAnnotations(read_only_hint=True)
+    return [
+        strict_tool(coordinate.coordinate_task, description=coordinate.DESCRIPTION),
+        strict_tool(status.get_progress_status, description=status.DESCRIPTION, annotations=read_only),
+        strict_tool(
+            cancel.cancel_execution, description=cancel.DESCRIPTION,
+            annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True),
+        ),
+        strict_tool(metrics.get_performance_metrics, description=metrics.DESCRIPTION, annotations=read_only),
+        strict_tool(agents.list_agents, description=agents.DESCRIPTION, annotations=read_only),
+        strict_tool(sessions.list_sessions, description=sessions.DESCRIPTION, annotations=read_only),
+    ]
 
 
-__all__ = ["register_tools"]
+__all__ = ["all_tools"]

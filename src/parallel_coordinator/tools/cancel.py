@@ -6,6 +6,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 
+from parallel_coordinator.schemas.inputs import SessionId
 from parallel_coordinator.schemas.outputs import CancelResult
 from parallel_coordinator.tools._context import as_tool_errors, coordinator_of, principal
 
@@ -15,7 +16,7 @@ everything they started, and results already completed are kept. Returns how man
 cancelled and how many processes were killed. Calling it again, or on a finished session, is harmless."""
 
 
-async def cancel_execution(session_id: str, ctx: Context[Any, Any] | None = None) -> CancelResult:
+async def cancel_execution(session_id: SessionId, ctx: Context[Any, Any] | None = None) -> CancelResult:
     assert ctx is not None
     with as_tool_errors():
         outcome = await coordinator_of(ctx).cancel(session_id, principal())

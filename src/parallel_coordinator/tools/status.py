@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from parallel_coordinator.schemas.inputs import SessionId
 from parallel_coordinator.schemas.outputs import ProgressStatus
 from parallel_coordinator.session import Session
 from parallel_coordinator.tools._context import as_tool_errors, coordinator_of, principal
@@ -23,7 +24,7 @@ token), instead of polling in a tight loop."""
 
 
 async def get_progress_status(
-    session_id: str,
+    session_id: SessionId,
     wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0,
     ctx: Context[Any, Any] | None = None,
 ) -> ProgressStatus:
