@@ -130,8 +130,8 @@ def test_over_the_size_limit_the_oldest_ended_sessions_go_first_until_under_it(s
     state.retention_mb = 2.5  # five sessions of a little over 1 MB each: two may stay
     result = collect(state, now=NOW)
     assert [r.entry.key for r in result.removals] == ids[:3]
-    assert "ended 5 days ago, the oldest while all kept (5.0 MB) was over the 2.5 MB limit" == \
-        result.removals[0].reason
+    first = result.removals[0].reason
+    assert first == "ended 5 days ago, the oldest while all kept (5.0 MB) was over the 2.5 MB limit"
     assert [session_id for session_id in ids if rows(state, session_id)["sessions"]] == ids[3:]
     assert result.kept_bytes <= 2.5 * MB
 
@@ -151,6 +151,28 @@ def test_the_figures_freed_are_the_files_removed_and_the_shrinking_of_the_databa
     assert result.database_bytes == database_before - database_after
     assert result.database_bytes > 3 * MB  # the outputs' pages went back to the file system
     assert result.reclaim == "incremental vacuum"
+
+
+def test_an_older_database_is_compacted_by_pcoord_gc_and_never_by_a_server_pass(state: Settings) -> None:
+    state.state_dir.mkdir()
+    with sqlite3.connect(state.database) as legacy:  # WAL set first: the file is fixed at auto_vacuum NONE
+        legacy.execute("PRAGMA journal_mode=WAL")
+    legacy.close()
+    stored_session(state, OLD, ended_days_ago=40, output="r" * MB)
+    stored_session(state, "0123456789abcde0", ended_days_ago=35, output="s" * MB)
+    size = state.database.stat().st_size
+    state.retention_days = 38
+    server_pass = collect(state, now=NOW)
+    assert server_pass.sessions == 1 and server_pass.database_bytes == 0
+    assert server_pass.reclaim.startswith("free pages kept for reuse")
+    assert state.database.stat().st_size == size
+    state.retention_days = 30
+    on_demand = collect(state, now=NOW, compact=True)
+    assert on_demand.sessions == 1 and on_demand.reclaim == "compacted with VACUUM"
+    assert on_demand.database_bytes > 1.5 * MB and state.database.stat().st_size < size / 10
+    with sqlite3.connect(state.database) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental from now on
+    db.close()
 
 
 def test_files_of_no_stored_session_go_and_old_one_off_runs_and_reports_go_by_age(state: Settings) -> None:

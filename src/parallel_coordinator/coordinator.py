@@ -159,7 +159,8 @@ class Coordinator:
             remove_session_worktrees(self.worktrees_dir, session_id)
         if self.worktrees_dir.exists():
             prune_orphans(self.worktrees_dir)
-        self._task_group.start_soon(self.retention.run, name="retention")  # after recovery: orphans count as ended
+        # After recovery, so that the sessions of a server that died count as ended.
+        self._task_group.start_soon(self.retention.run, name="retention")
         if recovered:
             log.warning("%d session(s) were running when a server stopped; marked interrupted: %s",
                         len(recovered), ", ".join(recovered))
