@@ -41,7 +41,8 @@ PROJECT = Path(".claude") / "parallel-coordinator.yaml"
 USER = Path(".claude") / "agents" / "system" / "parallel_config.yaml"
 ENV_VARIABLES = ("PCOORD_CONFIG", "PCOORD_STATE_DIR", "PCOORD_MAX_CPU_USAGE", "PCOORD_PERFORMANCE_LOGGING",
                  "PCOORD_POOL_SIZE", "PCOORD_TASK_TIMEOUT", "PCOORD_RETRY_ATTEMPTS", "PCOORD_BACKEND",
-                 "PCOORD_DASK_SCHEDULER", "PCOORD_DASK_WORKERS", "PCOORD_DASK_CALLBACK_HOST")
+                 "PCOORD_DASK_SCHEDULER", "PCOORD_DASK_WORKERS", "PCOORD_DASK_CALLBACK_HOST",
+                 "PCOORD_RETENTION_DAYS", "PCOORD_RETENTION_MB")
 
 
 @pytest.fixture
@@ -192,6 +193,8 @@ def test_a_value_out_of_range_is_named_with_its_line_and_the_constraint(project:
         ("execution: {backend: ray}", "execution.backend: must be 'local' or 'dask', got 'ray'"),
         ("execution: {scheduler: 'host:8786'}",
          "execution.scheduler: must be an address like tcp://host:8786, got 'host:8786'"),
+        ("retention: {max_age_days: -1}", ":1: retention.max_age_days: must be at least 0, got -1"),
+        ("retention: {max_total_gb: 2}", "retention.max_total_gb: unknown key; did you mean 'max_total_mb'?"),
     ],
 )
 def test_a_bad_value_is_named_with_what_it_should_be(project: Path, line: str, expected: str) -> None:
@@ -254,6 +257,24 @@ def test_the_execution_section_and_its_variables_choose_the_dask_backend(project
     assert sources["backend"] == "env PCOORD_BACKEND"
 
 
+def test_the_retention_section_and_its_variables_set_the_limits_and_zero_or_null_turns_one_off(project: Path) -> None:
+    write(PROJECT, """\
+        monitoring: {performance_logging: true}
+        retention:
+          max_age_days: 7.5
+          max_total_mb: null
+    """)
+    settings, sources = load_settings()
+    assert (settings.retention_days, settings.retention_mb) == (7.5, None)
+    assert sources["retention_days"] == ".claude/parallel-coordinator.yaml:3"
+    assert sources["retention_mb"] == ".claude/parallel-coordinator.yaml:4"
+    settings, sources = load_settings(environ={
+        "HOME": str(project), "PCOORD_RETENTION_DAYS": "0", "PCOORD_RETENTION_MB": "512"})
+    assert (settings.retention_days, settings.retention_mb) == (0, 512)
+    assert sources["retention_mb"] == "env PCOORD_RETENTION_MB"
+    assert (Settings().retention_days, Settings().retention_mb) == (30, 2048)
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -264,6 +285,8 @@ def test_the_execution_section_and_its_variables_choose_the_dask_backend(project
         ("PCOORD_PERFORMANCE_LOGGING", "maybe", "env PCOORD_PERFORMANCE_LOGGING='maybe': must be a valid boolean"),
         ("PCOORD_BACKEND", "ray", "env PCOORD_BACKEND='ray': must be 'local' or 'dask'"),
         ("PCOORD_DASK_WORKERS", "0", "env PCOORD_DASK_WORKERS='0': must be between 1 and 64"),
+        ("PCOORD_RETENTION_DAYS", "soon", "env PCOORD_RETENTION_DAYS='soon': must be a valid number"),
+        ("PCOORD_RETENTION_MB", "-5", "env PCOORD_RETENTION_MB='-5': must be at least 0"),
     ],
 )
 def test_a_bad_environment_value_is_an_error_naming_the_variable_and_value(

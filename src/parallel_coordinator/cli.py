@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="the effective settings and where each came from")
     config.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    gc = commands.add_parser(
+        "gc", help="remove old sessions and their files now, by the retention limits (a server does it hourly)"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    gc.add_argument("--json", action="store_true", help="print JSON instead of plain words")
+
     demo = commands.add_parser("demo", help="a real parallel run on bundled agents, through the MCP server")
     demo.add_argument("--target", type=Path, default=None, help="source tree to analyse (default: here)")
     return parser
@@ -140,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             return write_session_report(args.session, args.output)
         if args.command == "config":
             return show_config(args.json)
+        if args.command == "gc":
+            return collect_garbage(args.dry_run, args.json)
         if args.command == "demo":
             from parallel_coordinator.demo import run_demo
 
@@ -469,6 +477,16 @@ def write_session_report(session_id: str, output: Path | None) -> int:
     finally:
         store.close()
     print(path)
+    return EXIT_OK
+
+
+def collect_garbage(dry_run: bool, as_json: bool) -> int:
+    """Apply the retention limits now (or, with dry_run, say what that would remove) and say what was freed."""
+    from parallel_coordinator.cleanup import collect
+    from parallel_coordinator.retention import describe
+
+    result = collect(effective_settings(), dry_run=dry_run, compact=True)
+    print(json.dumps(result.as_dict(), indent=2) if as_json else "\n".join(describe(result)))
     return EXIT_OK
 
 

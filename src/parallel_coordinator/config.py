@@ -94,6 +94,12 @@ class Settings:
     # What agents inherit (environment.py): extra secret-name patterns to remove, and names to let through.
     agent_env_deny: tuple[str, ...] = ()
     agent_env_pass: tuple[str, ...] = ()
+    # Retention (retention.py): ended sessions, with their rows and files, go once older than retention_days
+    # or, oldest first, while everything kept passes retention_mb (MB of 2**20 bytes). None or 0: no such limit.
+    retention_days: float | None = 30.0
+    retention_mb: float | None = 2048.0
+    # A server applies them at start and then this often.
+    retention_interval_s: float = 3600.0
     # The configuration file these settings were read from (settings_file.load_settings), if any.
     config_file: Path | None = None
 

@@ -30,6 +30,7 @@ import anyio.abc
 
 from parallel_coordinator.admission import DEFAULT_NEED_MB, MachineGate
 from parallel_coordinator.agents import AgentCatalog, AgentSpec, discover_agents
+from parallel_coordinator.cleanup import Retention
 from parallel_coordinator.config import Settings
 from parallel_coordinator.errors import (
     PlanError,
@@ -138,6 +139,7 @@ class Coordinator:
             self.performance_log = PerformanceLog(self.settings.logs_dir)
             self.events.subscribe(self.performance_log)
         self._task_group: anyio.abc.TaskGroup | None = None
+        self.retention = Retention(self.settings)
         self._exit_stack = AsyncExitStack()
         self.started_at = time.time()
 
@@ -163,6 +165,8 @@ class Coordinator:
             remove_session_worktrees(self.worktrees_dir, session_id)
         if self.worktrees_dir.exists():
             prune_orphans(self.worktrees_dir)
+        # After recovery, so that the sessions of a server that died count as ended.
+        self._task_group.start_soon(self.retention.run, name="retention")
         if recovered:
             log.warning("%d session(s) were running when a server stopped; marked interrupted: %s",
                         len(recovered), ", ".join(recovered))

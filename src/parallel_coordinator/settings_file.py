@@ -110,6 +110,13 @@ class AgentEnvironment(_Section):
     allow: tuple[str, ...] = ()
 
 
+class Retention(_Section):
+    """How long ended sessions and their files are kept (retention.py); 0 or null: no limit of that kind."""
+
+    max_age_days: Number | None = Field(30.0, ge=0)
+    max_total_mb: Number | None = Field(2048.0, ge=0)
+
+
 class SettingsFile(_Section):
     """The whole file. A section left empty (`monitoring:` with nothing under it) is the same as no section."""
 
@@ -122,6 +129,7 @@ class SettingsFile(_Section):
     models: Models | None = None
     execution: Execution | None = None
     agent_environment: AgentEnvironment | None = None
+    retention: Retention | None = None
 
 
 # Key path in the file -> the Settings field it sets. agent_pool and models are applied on their own.
@@ -145,6 +153,8 @@ FILE_KEYS: dict[tuple[str, ...], str] = {
     ("execution", "callback_host"): "dask_callback_host",
     ("agent_environment", "deny"): "agent_env_deny",
     ("agent_environment", "allow"): "agent_env_pass",
+    ("retention", "max_age_days"): "retention_days",
+    ("retention", "max_total_mb"): "retention_mb",
     ("planner",): "planner",
     ("synthesizer",): "synthesizer",
 }
@@ -160,6 +170,8 @@ ENV_KEYS: dict[str, tuple[str, type[BaseModel], str]] = {
     "PCOORD_DASK_SCHEDULER": ("dask_scheduler", Execution, "scheduler"),
     "PCOORD_DASK_WORKERS": ("dask_local_workers", Execution, "local_workers"),
     "PCOORD_DASK_CALLBACK_HOST": ("dask_callback_host", Execution, "callback_host"),
+    "PCOORD_RETENTION_DAYS": ("retention_days", Retention, "max_age_days"),
+    "PCOORD_RETENTION_MB": ("retention_mb", Retention, "max_total_mb"),
 }
 
 

@@ -199,6 +199,8 @@ class Store:
             make_private(path.with_name(path.name + suffix))
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        # Only takes on a new database, and only before WAL is set: lets cleanup.py give freed pages back in steps.
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
