@@ -107,7 +107,7 @@ async def test_without_waiting_the_call_returns_running_with_a_way_to_follow(
 
     cancelled = await call(client, "cancel_execution", session_id=started["session_id"])
     assert cancelled == {"session_id": started["session_id"], "status": "CANCELLED",
-                         "cancelled_tasks": 1, "killed_processes": 2}
+                         "cancelled_tasks": 1, "killed_processes": 2, "note": None}
     assert alive(pids) == []
 
 
