@@ -60,6 +60,7 @@ def test_package_exports_exactly_the_public_names() -> None:
     assert set(parallel_coordinator.agents.__all__) == {
         "AgentCatalog",
         "AgentSpec",
+        "CatalogCache",
         "Diagnostic",
         "default_agent_dirs",
         "discover_agents",

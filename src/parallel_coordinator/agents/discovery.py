@@ -10,15 +10,22 @@ import math
 import os
 import shlex
 import stat
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from parallel_coordinator.agents.frontmatter import read_front_matter
-from parallel_coordinator.agents.spec import AgentSpec, Diagnostic, Priority, RunnerKind, SourceKind
+from parallel_coordinator.agents.scan import scan_agent_dirs
+from parallel_coordinator.agents.spec import (
+    AgentCatalog,
+    AgentSpec,
+    Diagnostic,
+    Priority,
+    RunnerKind,
+    SourceKind,
+)
 from parallel_coordinator.errors import AgentFileError
 
 MAX_AGENT_FILE_BYTES = 1024 * 1024
@@ -252,107 +259,10 @@ def default_agent_dirs(cwd: Path | None = None) -> list[tuple[Path, SourceKind]]
     return dirs
 
 
-@dataclass
-class AgentCatalog:
-    """The agents found, by name, and a diagnostic for every file skipped, repaired or shadowed."""
-
-    agents: dict[str, AgentSpec] = field(default_factory=dict)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-    def get(self, name: str) -> AgentSpec | None:
-        return self.agents.get(name)
-
-    def names(self) -> list[str]:
-        return sorted(self.agents)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.agents
-
-    def __len__(self) -> int:
-        return len(self.agents)
-
-
-def _is_protocol_file(path: Path) -> bool:
-    # system/PROTOCOL.md is shared instructions for a collection's agents, not an agent itself.
-    return path.name == "PROTOCOL.md" and path.parent.name == "system"
-
-
-def _agent_files(root: Path, diagnostics: list[Diagnostic]) -> Iterator[Path]:
-    """Every *.md under root, sorted, following symlinks but never the same directory twice."""
-    seen: set[tuple[int, int]] = set()
-
-    def unreadable(exc: OSError) -> None:
-        diagnostics.append(
-            Diagnostic(
-                path=str(exc.filename or root),
-                problem=f"skipped: cannot read the directory: {exc.strerror or exc}",
-            )
-        )
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
-        try:
-            info = os.stat(dirpath)
-        except OSError:
-            dirnames[:] = []
-            continue
-        identity = (info.st_dev, info.st_ino)
-        if identity in seen:
-            dirnames[:] = []  # a symlink loop, or a directory already reached another way
-            continue
-        seen.add(identity)
-        # Hidden directories (.git, .github) hold templates and history, not agents.
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-        for filename in sorted(filenames):
-            if filename.endswith(".md") and not filename.startswith("."):
-                path = Path(dirpath) / filename
-                if not _is_protocol_file(path):
-                    yield path
-
-
 def discover_agents(dirs: Sequence[tuple[Path, SourceKind]] | None = None) -> AgentCatalog:
-    """Scan the agent directories (default_agent_dirs() when None); later sources win a name clash."""
-    catalog = AgentCatalog()
-    candidates: list[tuple[Path, SourceKind, Path]] = []
-    for root, source in default_agent_dirs() if dirs is None else dirs:
-        try:
-            is_dir, exists = root.is_dir(), root.exists()
-        except OSError as exc:
-            catalog.diagnostics.append(
-                Diagnostic(
-                    path=str(root), problem=f"skipped: cannot read the directory: {exc.strerror or exc}"
-                )
-            )
-            continue
-        if not exists:
-            continue  # a directory that is not there is simply not used
-        if not is_dir:
-            catalog.diagnostics.append(Diagnostic(path=str(root), problem="skipped: not a directory"))
-            continue
-        candidates.extend((path, source, root) for path in _agent_files(root, catalog.diagnostics))
-
-    # A file reachable twice (overlapping directories, a symlink) is read once, at its highest precedence.
-    last_seen = {os.path.realpath(path): index for index, (path, _, _) in enumerate(candidates)}
-    for index, (path, source, root) in enumerate(candidates):
-        if last_seen[os.path.realpath(path)] != index:
-            continue
-        spec, diagnostics = parse_agent_file(path, source=source, root=root)
-        catalog.diagnostics.extend(diagnostics)
-        if spec is None:
-            continue
-        previous = catalog.agents.get(spec.name)
-        if previous is not None:
-            reason = (
-                f"a later file in the same {source} directory wins"
-                if previous.source == source
-                else f"{source} agents override {previous.source} agents"
-            )
-            catalog.diagnostics.append(
-                Diagnostic(
-                    path=str(previous.path),
-                    problem=f"shadowed: agent {spec.name!r} is also defined in {spec.path}, "
-                    f"which is used instead ({reason})",
-                    skipped=False,
-                )
-            )
-        catalog.agents[spec.name] = spec
-    return catalog
+    """Scan the agent directories (default_agent_dirs() when None), within scan.py's bounds, parsing
+    every file; later sources win a name clash. The server reads through CatalogCache instead."""
+    return scan_agent_dirs(
+        default_agent_dirs() if dirs is None else dirs,
+        lambda path, source, root, _stamp: parse_agent_file(path, source=source, root=root),
+    ).catalog
