@@ -6,6 +6,7 @@ Every file that cannot be used, or was repaired on the way, becomes a Diagnostic
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import os
 import shlex
@@ -30,6 +31,10 @@ from parallel_coordinator.errors import AgentFileError
 
 MAX_AGENT_FILE_BYTES = 1024 * 1024
 AGENT_DIRS_ENV = "PCOORD_AGENT_DIRS"
+# Runners CONTRACT.md names for a later version: a file asking for one is skipped, told it is not here yet.
+PLANNED_RUNNERS = ("codex", "gemini")
+# Linux's MAX_ARG_STRLEN: exec refuses a longer argument (E2BIG), so such an agent could never start.
+MAX_ARG_BYTES = 128 * 1024 - 1
 
 # Front-matter keys we interpret; everything else lands in AgentSpec.extra untouched.
 _KNOWN_KEYS = frozenset(
@@ -54,6 +59,39 @@ class _Invalid(ValueError):
     """An optional key's value we cannot use; the key is dropped and the reason reported."""
 
 
+class _Unusable(_Invalid):
+    """A value that leaves no right way to run the agent: the file is skipped, not run some other way."""
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _unpassable(text: str) -> str | None:
+    """Why exec could never be given this string, or None: what subprocess refuses before any spawn."""
+    if "\0" in text:
+        return "holds a NUL byte, which no program can be given"
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return "holds a character this system cannot pass to a program (a lone surrogate)"
+    return None
+
+
+def _unpassable_value(value: Any, where: str) -> str | None:
+    """The first string in a front-matter value (lists and mappings included) that no program could be given."""
+    if isinstance(value, str):
+        reason = _unpassable(value)
+        return f"{where} ({_shown(value)}) {reason}" if reason else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _unpassable_value(item, f"{where}[{key!r}]" if isinstance(value, dict) else f"{where}[{key}]")
+        if found:
+            return found
+    return None
+
+
 def _string_list(value: Any, *, key: str) -> list[str]:
     """A comma string ("Read, Grep") or a YAML list of strings, as Claude Code accepts for `tools`."""
     if isinstance(value, str):
@@ -73,10 +111,18 @@ def _text(value: Any, *, key: str) -> str:
 
 def _runner(value: Any) -> RunnerKind:
     kinds: tuple[RunnerKind, ...] = get_args(RunnerKind)
+    offered = f"this version runs {' and '.join(kinds)} agents"
+    if not isinstance(value, str):
+        raise _Unusable(f"'runner' must be one of {', '.join(kinds)}, got {_shown(value)}")
+    wanted = value.strip().lower()
     for kind in kinds:
-        if isinstance(value, str) and value.strip().lower() == kind:
+        if wanted == kind:
             return kind
-    raise _Invalid(f"'runner' must be one of {', '.join(kinds)}, got {value!r}")
+    if wanted in PLANNED_RUNNERS:
+        raise _Unusable(f"runner {value.strip()!r} is not supported yet by this version ({offered})")
+    close = difflib.get_close_matches(wanted, kinds, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise _Unusable(f"unknown runner {_shown(value)}{hint} ({offered})")
 
 
 def _command(value: Any) -> list[str]:
@@ -92,8 +138,15 @@ def _command(value: Any) -> list[str]:
         argv = [str(item) for item in value]
     else:
         raise _Invalid(f"'command' must be an argv list of strings or a command line, got {value!r}")
-    if not argv or not argv[0]:
-        raise _Invalid(f"'command' names no program: {value!r}")
+    if not argv or not argv[0].strip():
+        raise _Invalid(f"'command' names no program: {_shown(value)}")
+    for index, element in enumerate(argv):
+        size = len(os.fsencode(element))  # encodable: the front-matter check ran first
+        if size > MAX_ARG_BYTES:
+            raise _Invalid(
+                f"command[{index}] is {size} bytes, over the {MAX_ARG_BYTES + 1} a program can be given in one "
+                "argument; pass large text in a file"
+            )
     return argv
 
 
@@ -205,31 +258,50 @@ def parse_agent_file(
         return None, [Diagnostic(path=where, problem=f"skipped: {exc}{context}")]
 
     diagnostics = [Diagnostic(path=where, problem=f"repaired: {note}", skipped=False) for note in repairs]
+
+    def skipped(problem: str) -> tuple[None, list[Diagnostic]]:
+        return None, [*diagnostics, Diagnostic(path=where, problem=f"skipped: agent {name!r}: {problem}")]
+
+    # A \0 escape in YAML is a NUL byte all the same: refused here as in the raw file, not at every spawn.
+    for key, value in front.data.items():
+        unpassable = _unpassable_value(value, str(key))
+        if unpassable:
+            return skipped(f"{unpassable}; remove it")
+
     fields: dict[str, Any] = {}
+    invalid: dict[str, str] = {}
     for key, (field_name, convert) in _OPTIONAL.items():
         if key not in front.data or front.data[key] is None:
             continue  # absent and `key:` with no value both mean "not set"
         try:
             fields[field_name] = convert(front.data[key])
+        except _Unusable as exc:
+            return skipped(str(exc))
         except _Invalid as exc:
-            diagnostics.append(
-                Diagnostic(path=where, problem=f"repaired: {exc}; the key was ignored", skipped=False)
-            )
+            invalid[key] = str(exc)
 
-    if fields.get("runner") == "command" and not fields.get("command"):
-        return None, [
-            *diagnostics,
-            Diagnostic(
-                path=where,
-                problem=f"skipped: agent {name!r} has 'runner: command' but no usable 'command' "
-                "(give an argv list such as [python, agent.py])",
-            ),
-        ]
+    runs_command = fields.get("runner") == "command"
+    diagnostics += [
+        Diagnostic(path=where, problem=f"repaired: {problem}; the key was ignored", skipped=False)
+        for key, problem in invalid.items()
+        if not (runs_command and key == "command")  # that one is the reason the file is skipped, below
+    ]
+    if runs_command and not fields.get("command"):
+        why = invalid.get("command", "there is none")
+        return skipped(
+            f"it has 'runner: command' but no usable 'command' ({why}); give an argv list such as [python, agent.py]"
+        )
+    body = front.body.strip()
+    if not runs_command and len(body.encode()) > MAX_ARG_BYTES:
+        return skipped(
+            f"its body is {len(body.encode())} bytes, over the {MAX_ARG_BYTES + 1} that one argument to a program "
+            "can hold, and the claude runner passes it as the system prompt; shorten it"
+        )
 
     try:
         spec = AgentSpec(
             name=name,
-            body=front.body.strip(),
+            body=body,
             path=path,
             source=source,
             root=root,
