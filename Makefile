@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py --tasks 10000 --rounds 3
 	$(BIN)/python benchmarks/overhead.py --rounds 5
 	$(BIN)/python benchmarks/cancel_latency.py 3
+	$(BIN)/python benchmarks/discovery.py --agents 5000 --calls 10
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

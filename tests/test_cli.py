@@ -36,6 +36,20 @@ def test_agents_json_lists_agents_and_diagnostics(tmp_path: Path, agents: AgentF
     assert [Path(d["path"]).name for d in listing["diagnostics"]] == ["broken.md"]
 
 
+def test_agents_says_where_a_symlinked_tree_took_the_search_past_its_bounds(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    deep = tmp_path.joinpath("elsewhere", *(f"level-{i}" for i in range(12)))
+    deep.mkdir(parents=True)
+    (agents.root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    done = pcoord("agents", env={**environment(tmp_path, agents), "COLUMNS": "400"})
+    assert done.returncode == 0, done.stderr
+    assert "2 agents" in done.stdout
+    assert "1 files skipped or repaired" in done.stdout
+    assert f"{agents.root}" in done.stdout and "levels deep was not searched" in done.stdout
+    assert f"{agents.root / 'linked' / 'level-0'}" in done.stdout
+
+
 def test_run_executes_a_plan_file_and_exits_by_its_outcome(tmp_path: Path, agents: AgentFactory) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(yaml.safe_dump({

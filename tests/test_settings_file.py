@@ -354,7 +354,7 @@ async def test_the_configuration_file_shapes_defaults_and_agents_of_a_real_coord
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     settings, _ = load_settings(cwd=tmp_path)
     async with Coordinator(settings) as coordinator:
-        echo = coordinator.catalog().get("echo")
+        echo = (await coordinator.catalog()).get("echo")
         assert echo is not None and (echo.max_concurrent, echo.priority) == (2, "critical")
         options = coordinator.with_defaults(CoordinateOptions.model_validate({"max_agents": 3}))
         assert (options.retry_attempts, options.max_agents, options.synthesizer) == (1, 3, "echo")

@@ -29,7 +29,7 @@ import anyio
 import anyio.abc
 
 from parallel_coordinator.admission import DEFAULT_NEED_MB, MachineGate
-from parallel_coordinator.agents import AgentCatalog, AgentSpec, discover_agents
+from parallel_coordinator.agents import AgentCatalog, AgentSpec, CatalogCache
 from parallel_coordinator.cleanup import Retention
 from parallel_coordinator.config import Settings
 from parallel_coordinator.errors import (
@@ -124,6 +124,7 @@ class Coordinator:
         self.sessions: dict[str, Session] = {}
         self._ended = EndedSessions()
         self.store = Store(self.settings.database)
+        self.agent_files = CatalogCache(self.settings.agent_dirs)
         self._agent_running: Counter[str] = Counter()
         self._capacity = anyio.Event()
         self._sampled = anyio.Event()
@@ -186,10 +187,19 @@ class Coordinator:
 
     # Agents -------------------------------------------------------------------------------------
 
-    def catalog(self) -> AgentCatalog:
-        """The agents on disk now (re-read on every call, so edits apply without a restart),
-        with the configuration file's agent_pool overrides applied."""
-        catalog = discover_agents(self.settings.agent_dirs)
+    async def catalog(self) -> AgentCatalog:
+        """The agents on disk now, with the configuration file's agent_pool overrides applied.
+
+        Read off the event loop; only files that changed since the last call are parsed again, so
+        edits apply without a restart and an unchanged folder costs a stat per file.
+        """
+        return self._with_pool_overrides(await self.agent_files.read())
+
+    def catalog_now(self) -> AgentCatalog:
+        """The same, read on the calling thread: for scripts and tests; the engine awaits catalog()."""
+        return self._with_pool_overrides(self.agent_files.read_now())
+
+    def _with_pool_overrides(self, catalog: AgentCatalog) -> AgentCatalog:
         for name, override in self.settings.agent_pool.items():
             agent = catalog.agents.get(name)
             if agent is None:
@@ -217,11 +227,16 @@ class Coordinator:
 
     # Planning -----------------------------------------------------------------------------------
 
-    def plan(self, subtasks: Sequence[Subtask], options: CoordinateOptions) -> PlannedSession:
-        """Validate a caller's subtasks into a graph; route subtasks that name no agent."""
+    def plan(
+        self, subtasks: Sequence[Subtask], options: CoordinateOptions, catalog: AgentCatalog | None = None
+    ) -> PlannedSession:
+        """Validate a caller's subtasks into a graph; route subtasks that name no agent.
+
+        On the event loop, pass `await self.catalog()`: without one, the catalogue is read on this thread.
+        """
         if not subtasks:
             raise PlanError("the plan has no subtasks; pass at least one in `subtasks`")
-        catalog = self.catalog()
+        catalog = catalog if catalog is not None else self.catalog_now()
         router: Router | None = None
         nodes, agents, notes = [], {}, {}
         for sub in subtasks:
@@ -265,7 +280,7 @@ class Coordinator:
             )
         return PlannedSession(TaskGraph(nodes), agents, notes)
 
-    def resume_plan(
+    async def resume_plan(
         self, session_id: str, principal: str | None = None
     ) -> tuple[str, PlannedSession, dict[str, StoredTask]]:
         """The graph of an ended session, and the tasks of it that succeeded (kept, not re-run)."""
@@ -275,7 +290,7 @@ class Coordinator:
                 raise PlanError(f"session {session_id!r} is still running; only an ended session can be resumed")
             found = self.store.load_session(session_id) or found
         assert not isinstance(found, Session)
-        catalog = self.catalog()
+        catalog = await self.catalog()
         nodes, agents = [], {}
         for task in found.tasks:
             spec = task.spec
@@ -302,17 +317,20 @@ class Coordinator:
     ) -> tuple[PlannedSession, list[str]]:
         """A validated graph for a call, and notes on how it was made (planned, routed, repaired)."""
         notes: list[str] = []
+        catalog = await self.catalog()
         if subtasks is None:
-            decomposition = await self.decompose(task_description, options)
+            decomposition = await self.decompose(task_description, options, catalog)
             subtasks, notes = decomposition.subtasks, decomposition.notes
         subtasks = apply_strategy(subtasks, strategy)
-        planned = self.plan(subtasks, options)
+        planned = self.plan(subtasks, options, catalog)
         notes += [planned.routing_notes[s.id] for s in subtasks if s.id in planned.routing_notes]
         return planned, notes
 
-    async def decompose(self, task_description: str, options: CoordinateOptions) -> Decomposition:
+    async def decompose(
+        self, task_description: str, options: CoordinateOptions, catalog: AgentCatalog | None = None
+    ) -> Decomposition:
         """Ask the planner for a subtasks graph; fall back to the whole task on the best agent."""
-        catalog = self.catalog()
+        catalog = catalog if catalog is not None else await self.catalog()
         if not len(catalog):
             raise PlanError(
                 "no agents were found to run this task; run `pcoord agents` to see where they are looked for"
@@ -339,7 +357,7 @@ class Coordinator:
                 return whole_task(task_description, str(exc))
             subtasks, notes = repair_agents(subtasks, set(catalog.names()))
             try:
-                self.plan(subtasks, options)
+                self.plan(subtasks, options, catalog)
             except PlanError as exc:
                 if error is None:
                     error = str(exc)  # asked again, once, with what was wrong
@@ -393,7 +411,7 @@ class Coordinator:
         name = session.options.synthesizer
         if not name or session.stop_reason is not None:
             return
-        agent = self.catalog().get(name)
+        agent = (await self.catalog()).get(name)
         if agent is None:
             session.notes.append(f"synthesizer {name!r} was not found among the agents; summary given instead")
             return

@@ -60,6 +60,7 @@ def test_package_exports_exactly_the_public_names() -> None:
     assert set(parallel_coordinator.agents.__all__) == {
         "AgentCatalog",
         "AgentSpec",
+        "CatalogCache",
         "Diagnostic",
         "default_agent_dirs",
         "discover_agents",
@@ -173,6 +174,104 @@ def test_runner_command_without_a_usable_command_is_skipped(tmp_path: Path) -> N
         assert "'runner: command' but no usable 'command'" in diagnostics[-1].problem
 
 
+def test_an_unusable_command_is_the_reason_given_when_a_command_agent_is_skipped(tmp_path: Path) -> None:
+    spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", runner="command", command="\"'oops\"")))
+
+    assert spec is None
+    [skip] = diagnostics  # the reason is in the skip, not also in a "repaired" note
+    assert skip.problem.startswith("skipped: agent 'a': it has 'runner: command' but no usable 'command' (")
+    assert "cannot be split into arguments" in skip.problem
+
+
+@pytest.mark.parametrize(
+    ("runner", "hint"),
+    [("clade", "did you mean 'claude'?"), ("Comand", "did you mean 'command'?"), ("docker", None), ("", None)],
+)
+def test_an_unknown_runner_skips_the_agent_and_names_the_closest_runner(
+    tmp_path: Path, runner: str, hint: str | None
+) -> None:
+    spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", runner=f'"{runner}"')))
+
+    assert spec is None
+    [skip] = diagnostics
+    assert skip.skipped and skip.path == str(tmp_path / "a.md")
+    assert skip.problem.startswith(f"skipped: agent 'a': unknown runner {runner!r}")
+    assert "(this version runs claude and command agents)" in skip.problem
+    assert (hint in skip.problem) if hint else ("did you mean" not in skip.problem)
+
+
+@pytest.mark.parametrize("runner", ["codex", "Gemini"])
+def test_a_runner_planned_for_a_later_version_is_skipped_as_not_supported_yet(tmp_path: Path, runner: str) -> None:
+    spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", runner=runner)))
+
+    assert spec is None
+    assert [d.problem for d in diagnostics] == [
+        f"skipped: agent 'a': runner {runner!r} is not supported yet by this version "
+        "(this version runs claude and command agents)"
+    ]
+
+
+def test_a_runner_that_is_not_text_skips_the_agent(tmp_path: Path) -> None:
+    spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", runner="[claude]")))
+
+    assert spec is None
+    assert diagnostics[0].problem == "skipped: agent 'a': 'runner' must be one of claude, command, got ['claude']"
+
+
+def test_a_nul_byte_in_a_command_element_skips_the_agent_and_names_the_element(tmp_path: Path) -> None:
+    text = agent_text("a", runner="command", command=r'[python3, -c, "print(1)\0"]')
+
+    spec, diagnostics = parse(write(tmp_path, "a.md", text))
+
+    assert spec is None
+    assert [d.problem for d in diagnostics] == [
+        "skipped: agent 'a': command[2] ('print(1)\\x00') holds a NUL byte, which no program can be given; remove it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "where"),
+    [("model", r'"sonnet\0"', "model ('sonnet\\x00')"), ("tools", r'[Read, "Gr\0ep"]', "tools[1]"),
+     ("permissionMode", r'"plan\0"', "permissionMode"), ("hooks", r'{Stop: ["a\0"]}', "hooks['Stop'][0]")],
+)
+def test_a_nul_byte_anywhere_in_the_front_matter_skips_the_agent(
+    tmp_path: Path, key: str, value: str, where: str
+) -> None:
+    spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", **{key: value})))
+
+    assert spec is None
+    assert diagnostics[0].problem.startswith(f"skipped: agent 'a': {where}")
+    assert "holds a NUL byte" in diagnostics[0].problem
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        ('["", x]', "'command' names no program"),
+        ('["  ", x]', "'command' names no program"),
+        (r'[echo, "\ud800"]', "command[1] ('\\ud800') holds a character this system cannot pass to a program"),
+        (f"[echo, {'x' * 131_072}]", "command[1] is 131072 bytes, over the 131072 a program can be given"),
+    ],
+)
+def test_a_command_that_exec_would_refuse_skips_the_agent_and_says_why(
+    tmp_path: Path, command: str, problem: str
+) -> None:
+    spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", runner="command", command=command)))
+
+    assert spec is None
+    [skip] = diagnostics
+    assert skip.skipped and problem in skip.problem
+
+
+def test_a_claude_agent_whose_body_cannot_be_one_argument_is_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.md", "---\nname: a\n---\n" + "x" * 131_072 + "\n")
+
+    spec, diagnostics = parse(path)
+
+    assert spec is None
+    assert "its body is 131072 bytes, over the 131072 that one argument" in diagnostics[0].problem
+
+
 def test_bad_max_concurrent_is_dropped_and_reported_as_repaired(tmp_path: Path) -> None:
     spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", max_concurrent="0")))
 
@@ -192,7 +291,6 @@ def test_bad_max_concurrent_is_dropped_and_reported_as_repaired(tmp_path: Path) 
         ("priority", "urgent"),
         ("timeout", "-3"),
         ("timeout", ".inf"),
-        ("runner", "docker"),
         ("fallback_agents", "{a: 1}"),
         ("tools", "[Read, 3]"),
         ("description", "[a, b]"),

@@ -6,23 +6,35 @@ Every file that cannot be used, or was repaired on the way, becomes a Diagnostic
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import os
 import shlex
 import stat
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from parallel_coordinator.agents.frontmatter import read_front_matter
-from parallel_coordinator.agents.spec import AgentSpec, Diagnostic, Priority, RunnerKind, SourceKind
+from parallel_coordinator.agents.scan import scan_agent_dirs
+from parallel_coordinator.agents.spec import (
+    AgentCatalog,
+    AgentSpec,
+    Diagnostic,
+    Priority,
+    RunnerKind,
+    SourceKind,
+)
 from parallel_coordinator.errors import AgentFileError
 
 MAX_AGENT_FILE_BYTES = 1024 * 1024
 AGENT_DIRS_ENV = "PCOORD_AGENT_DIRS"
+# Runners CONTRACT.md names for a later version: a file asking for one is skipped, told it is not here yet.
+PLANNED_RUNNERS = ("codex", "gemini")
+# Linux's MAX_ARG_STRLEN: exec refuses a longer argument (E2BIG), so such an agent could never start.
+MAX_ARG_BYTES = 128 * 1024 - 1
 
 # Front-matter keys we interpret; everything else lands in AgentSpec.extra untouched.
 _KNOWN_KEYS = frozenset(
@@ -48,6 +60,39 @@ class _Invalid(ValueError):
     """An optional key's value we cannot use; the key is dropped and the reason reported."""
 
 
+class _Unusable(_Invalid):
+    """A value that leaves no right way to run the agent: the file is skipped, not run some other way."""
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _unpassable(text: str) -> str | None:
+    """Why exec could never be given this string, or None: what subprocess refuses before any spawn."""
+    if "\0" in text:
+        return "holds a NUL byte, which no program can be given"
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return "holds a character this system cannot pass to a program (a lone surrogate)"
+    return None
+
+
+def _unpassable_value(value: Any, where: str) -> str | None:
+    """The first string in a front-matter value (lists and mappings included) that no program could be given."""
+    if isinstance(value, str):
+        reason = _unpassable(value)
+        return f"{where} ({_shown(value)}) {reason}" if reason else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _unpassable_value(item, f"{where}[{key!r}]" if isinstance(value, dict) else f"{where}[{key}]")
+        if found:
+            return found
+    return None
+
+
 def _string_list(value: Any, *, key: str) -> list[str]:
     """A comma string ("Read, Grep") or a YAML list of strings, as Claude Code accepts for `tools`."""
     if isinstance(value, str):
@@ -67,10 +112,18 @@ def _text(value: Any, *, key: str) -> str:
 
 def _runner(value: Any) -> RunnerKind:
     kinds: tuple[RunnerKind, ...] = get_args(RunnerKind)
+    offered = f"this version runs {' and '.join(kinds)} agents"
+    if not isinstance(value, str):
+        raise _Unusable(f"'runner' must be one of {', '.join(kinds)}, got {_shown(value)}")
+    wanted = value.strip().lower()
     for kind in kinds:
-        if isinstance(value, str) and value.strip().lower() == kind:
+        if wanted == kind:
             return kind
-    raise _Invalid(f"'runner' must be one of {', '.join(kinds)}, got {value!r}")
+    if wanted in PLANNED_RUNNERS:
+        raise _Unusable(f"runner {value.strip()!r} is not supported yet by this version ({offered})")
+    close = difflib.get_close_matches(wanted, kinds, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise _Unusable(f"unknown runner {_shown(value)}{hint} ({offered})")
 
 
 def _command(value: Any) -> list[str]:
@@ -86,8 +139,15 @@ def _command(value: Any) -> list[str]:
         argv = [str(item) for item in value]
     else:
         raise _Invalid(f"'command' must be an argv list of strings or a command line, got {value!r}")
-    if not argv or not argv[0]:
-        raise _Invalid(f"'command' names no program: {value!r}")
+    if not argv or not argv[0].strip():
+        raise _Invalid(f"'command' names no program: {_shown(value)}")
+    for index, element in enumerate(argv):
+        size = len(os.fsencode(element))  # encodable: the front-matter check ran first
+        if size > MAX_ARG_BYTES:
+            raise _Invalid(
+                f"command[{index}] is {size} bytes, over the {MAX_ARG_BYTES + 1} a program can be given in one "
+                "argument; pass large text in a file"
+            )
     return argv
 
 
@@ -200,31 +260,50 @@ def parse_agent_file(
         return None, [Diagnostic(path=where, problem=f"skipped: {exc}{context}")]
 
     diagnostics = [Diagnostic(path=where, problem=f"repaired: {note}", skipped=False) for note in repairs]
+
+    def skipped(problem: str) -> tuple[None, list[Diagnostic]]:
+        return None, [*diagnostics, Diagnostic(path=where, problem=f"skipped: agent {name!r}: {problem}")]
+
+    # A \0 escape in YAML is a NUL byte all the same: refused here as in the raw file, not at every spawn.
+    for key, value in front.data.items():
+        unpassable = _unpassable_value(value, str(key))
+        if unpassable:
+            return skipped(f"{unpassable}; remove it")
+
     fields: dict[str, Any] = {}
+    invalid: dict[str, str] = {}
     for key, (field_name, convert) in _OPTIONAL.items():
         if key not in front.data or front.data[key] is None:
             continue  # absent and `key:` with no value both mean "not set"
         try:
             fields[field_name] = convert(front.data[key])
+        except _Unusable as exc:
+            return skipped(str(exc))
         except _Invalid as exc:
-            diagnostics.append(
-                Diagnostic(path=where, problem=f"repaired: {exc}; the key was ignored", skipped=False)
-            )
+            invalid[key] = str(exc)
 
-    if fields.get("runner") == "command" and not fields.get("command"):
-        return None, [
-            *diagnostics,
-            Diagnostic(
-                path=where,
-                problem=f"skipped: agent {name!r} has 'runner: command' but no usable 'command' "
-                "(give an argv list such as [python, agent.py])",
-            ),
-        ]
+    runs_command = fields.get("runner") == "command"
+    diagnostics += [
+        Diagnostic(path=where, problem=f"repaired: {problem}; the key was ignored", skipped=False)
+        for key, problem in invalid.items()
+        if not (runs_command and key == "command")  # that one is the reason the file is skipped, below
+    ]
+    if runs_command and not fields.get("command"):
+        why = invalid.get("command", "there is none")
+        return skipped(
+            f"it has 'runner: command' but no usable 'command' ({why}); give an argv list such as [python, agent.py]"
+        )
+    body = front.body.strip()
+    if not runs_command and len(body.encode()) > MAX_ARG_BYTES:
+        return skipped(
+            f"its body is {len(body.encode())} bytes, over the {MAX_ARG_BYTES + 1} that one argument to a program "
+            "can hold, and the claude runner passes it as the system prompt; shorten it"
+        )
 
     try:
         spec = AgentSpec(
             name=name,
-            body=front.body.strip(),
+            body=body,
             path=path,
             source=source,
             root=root,
@@ -254,107 +333,10 @@ def default_agent_dirs(cwd: Path | None = None) -> list[tuple[Path, SourceKind]]
     return dirs
 
 
-@dataclass
-class AgentCatalog:
-    """The agents found, by name, and a diagnostic for every file skipped, repaired or shadowed."""
-
-    agents: dict[str, AgentSpec] = field(default_factory=dict)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-    def get(self, name: str) -> AgentSpec | None:
-        return self.agents.get(name)
-
-    def names(self) -> list[str]:
-        return sorted(self.agents)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.agents
-
-    def __len__(self) -> int:
-        return len(self.agents)
-
-
-def _is_protocol_file(path: Path) -> bool:
-    # system/PROTOCOL.md is shared instructions for a collection's agents, not an agent itself.
-    return path.name == "PROTOCOL.md" and path.parent.name == "system"
-
-
-def _agent_files(root: Path, diagnostics: list[Diagnostic]) -> Iterator[Path]:
-    """Every *.md under root, sorted, following symlinks but never the same directory twice."""
-    seen: set[tuple[int, int]] = set()
-
-    def unreadable(exc: OSError) -> None:
-        diagnostics.append(
-            Diagnostic(
-                path=str(exc.filename or root),
-                problem=f"skipped: cannot read the directory: {exc.strerror or exc}",
-            )
-        )
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
-        try:
-            info = os.stat(dirpath)
-        except OSError:
-            dirnames[:] = []
-            continue
-        identity = (info.st_dev, info.st_ino)
-        if identity in seen:
-            dirnames[:] = []  # a symlink loop, or a directory already reached another way
-            continue
-        seen.add(identity)
-        # Hidden directories (.git, .github) hold templates and history, not agents.
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-        for filename in sorted(filenames):
-            if filename.endswith(".md") and not filename.startswith("."):
-                path = Path(dirpath) / filename
-                if not _is_protocol_file(path):
-                    yield path
-
-
 def discover_agents(dirs: Sequence[tuple[Path, SourceKind]] | None = None) -> AgentCatalog:
-    """Scan the agent directories (default_agent_dirs() when None); later sources win a name clash."""
-    catalog = AgentCatalog()
-    candidates: list[tuple[Path, SourceKind, Path]] = []
-    for root, source in default_agent_dirs() if dirs is None else dirs:
-        try:
-            is_dir, exists = root.is_dir(), root.exists()
-        except OSError as exc:
-            catalog.diagnostics.append(
-                Diagnostic(
-                    path=str(root), problem=f"skipped: cannot read the directory: {exc.strerror or exc}"
-                )
-            )
-            continue
-        if not exists:
-            continue  # a directory that is not there is simply not used
-        if not is_dir:
-            catalog.diagnostics.append(Diagnostic(path=str(root), problem="skipped: not a directory"))
-            continue
-        candidates.extend((path, source, root) for path in _agent_files(root, catalog.diagnostics))
-
-    # A file reachable twice (overlapping directories, a symlink) is read once, at its highest precedence.
-    last_seen = {os.path.realpath(path): index for index, (path, _, _) in enumerate(candidates)}
-    for index, (path, source, root) in enumerate(candidates):
-        if last_seen[os.path.realpath(path)] != index:
-            continue
-        spec, diagnostics = parse_agent_file(path, source=source, root=root)
-        catalog.diagnostics.extend(diagnostics)
-        if spec is None:
-            continue
-        previous = catalog.agents.get(spec.name)
-        if previous is not None:
-            reason = (
-                f"a later file in the same {source} directory wins"
-                if previous.source == source
-                else f"{source} agents override {previous.source} agents"
-            )
-            catalog.diagnostics.append(
-                Diagnostic(
-                    path=str(previous.path),
-                    problem=f"shadowed: agent {spec.name!r} is also defined in {spec.path}, "
-                    f"which is used instead ({reason})",
-                    skipped=False,
-                )
-            )
-        catalog.agents[spec.name] = spec
-    return catalog
+    """Scan the agent directories (default_agent_dirs() when None), within scan.py's bounds, parsing
+    every file; later sources win a name clash. The server reads through CatalogCache instead."""
+    return scan_agent_dirs(
+        default_agent_dirs() if dirs is None else dirs,
+        lambda path, source, root, _stamp: parse_agent_file(path, source=source, root=root),
+    ).catalog

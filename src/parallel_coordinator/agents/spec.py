@@ -1,7 +1,11 @@
-"""What one agent is: the parsed form of a Claude Code agent file plus the coordinator's own keys."""
+"""What one agent is: the parsed form of a Claude Code agent file plus the coordinator's own keys.
+
+And what a catalog of them holds: the agents by name, and a diagnostic for every file not used as is.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,3 +55,23 @@ class Diagnostic(BaseModel):
     path: str
     problem: str
     skipped: bool = True
+
+
+@dataclass
+class AgentCatalog:
+    """The agents found, by name, and a diagnostic for every file skipped, repaired or shadowed."""
+
+    agents: dict[str, AgentSpec] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def get(self, name: str) -> AgentSpec | None:
+        return self.agents.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self.agents)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.agents
+
+    def __len__(self) -> int:
+        return len(self.agents)

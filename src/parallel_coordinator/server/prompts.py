@@ -40,7 +40,7 @@ def register_prompts(server: MCPServer[Any]) -> None:
         description="How to turn a task into a good subtasks graph for coordinate_task, with the agents available.",
     )
     async def parallelize(task: str, ctx: Context[Any, Any]) -> str:
-        catalog = coordinator_of(ctx).catalog()
+        catalog = await coordinator_of(ctx).catalog()
         lines = [
             f"- {agent.name}: {agent.description.strip().splitlines()[0][:160] if agent.description.strip() else ''}"
             for agent in sorted(catalog.agents.values(), key=lambda a: a.name)

@@ -17,7 +17,7 @@ name, description, runner, model, tools, source and concurrency limit. Use the n
 
 async def list_agents(ctx: Context[Any, Any] | None = None) -> AgentListing:
     assert ctx is not None
-    catalog = coordinator_of(ctx).catalog()
+    catalog = await coordinator_of(ctx).catalog()
     return AgentListing(
         agents=[
             AgentInfo(

@@ -59,7 +59,7 @@ async def coordinate_task(
     options = coordinator.with_defaults(options)
     with as_tool_errors():
         if options.resume_session is not None:
-            description, planned, kept = coordinator.resume_plan(options.resume_session, principal())
+            description, planned, kept = await coordinator.resume_plan(options.resume_session, principal())
             if options.dry_run:
                 return dry_run_result(planned.graph)
             session = await coordinator.start(
