@@ -106,6 +106,34 @@ def test_ctrl_c_cancels_the_run_kills_its_agents_and_exits_130(tmp_path: Path, a
     assert alive(pids) == []
 
 
+def test_ctrl_c_at_a_terminal_cancels_the_tasks_and_counts_no_error(tmp_path: Path, agents: AgentFactory) -> None:
+    """A terminal's Ctrl-C reaches the whole foreground group, pool workers included, not just pcoord."""
+    agents.script("hang", HANG_AND_REPORT)
+    fifo = tmp_path / "pids.fifo"
+    os.mkfifo(fifo)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({
+        "task_description": "hang", "subtasks": [{"id": "h", "description": str(fifo), "agent_type": "hang"}],
+    }))
+    env = {**os.environ, **environment(tmp_path, agents)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "parallel_coordinator", "run", str(plan), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    ) as run:
+        pids = json.loads(fifo.read_text())  # blocks until the agent is up
+        os.killpg(run.pid, signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    (task,) = json.loads(stdout)["results"]
+    assert task["status"] == "cancelled" and "died" not in (task["error"] or "")
+    assert [a["outcome"] for a in task["attempt_log"]] == ["cancelled"]
+    assert alive(pids) == []
+    metrics = subprocess.run([sys.executable, "-m", "parallel_coordinator", "metrics", "--json"],
+                             capture_output=True, text=True, env=env, timeout=60, check=True)
+    figures = json.loads(metrics.stdout)
+    assert figures["system_health"]["error_rate"] == 0 and figures["alerts"] == []
+
+
 def test_demo_runs_the_bundled_agents_through_the_server_and_writes_a_report(tmp_path: Path) -> None:
     target = tmp_path / "project"
     (target / "pkg").mkdir(parents=True)

@@ -37,6 +37,7 @@ from parallel_coordinator.errors import (
     RunnerUnavailableError,
     UnknownAgentError,
     UnknownSessionError,
+    WorkerLostError,
 )
 from parallel_coordinator.estimates import DurationEstimator
 from parallel_coordinator.events import EventBus, PerformanceLog, SessionEvent
@@ -1041,9 +1042,15 @@ class Coordinator:
             return AttemptOutcome(reason="cancelled", error=session.stop_reason)
         try:
             return await self.backend.run(job, on_event)
-        except Exception as exc:  # a pool worker that died takes only its own attempt with it
-            log.warning("attempt %s of task %r lost its worker: %r", attempt_id, record.task_id, exc)
-            return AttemptOutcome(reason="lost", error=f"the pool worker running it died ({exc!r})")
+        except WorkerLostError as exc:  # a worker that died takes only its own attempt with it
+            log.warning("attempt %s of task %r lost its worker: %s", attempt_id, record.task_id, exc)
+            return AttemptOutcome(reason="lost", error=str(exc))
+        except Exception as exc:
+            # Not the agent's failure, not a lost worker: ours. Say so, keep serving, do not retry.
+            log.exception("attempt %s of task %r failed inside Parallel Coordinator", attempt_id, record.task_id)
+            return AttemptOutcome(reason="spawn_failed", error=(
+                f"internal error in Parallel Coordinator while running it ({exc!r}); this is a bug, please report it"
+            ))
         finally:
             record.attempt_id = None
 

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 
 from parallel_coordinator.channel import AttemptHub, EventHandler
-from parallel_coordinator.errors import CoordinatorError
+from parallel_coordinator.errors import CoordinatorError, WorkerLostError
 from parallel_coordinator.pool import STOP_GRACE_S, HubBackend
 from parallel_coordinator.runners.base import AttemptOutcome
 from parallel_coordinator.supervisor import SupervisorJob, split_address, supervise_in_subprocess
@@ -51,6 +51,14 @@ def callback_host(scheduler: str | None) -> str:
             return str(probe.getsockname()[0])
     except OSError:
         return "127.0.0.1"
+
+
+def _worker_losses() -> tuple[type[BaseException], ...]:
+    """What Dask raises when the worker (or its connection) running a task is gone."""
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    return (KilledWorker, CommClosedError)
 
 
 class DaskBackend(HubBackend):
@@ -136,6 +144,8 @@ class DaskBackend(HubBackend):
             try:
                 outcome: AttemptOutcome = await future
                 return outcome
+            except _worker_losses() as exc:
+                raise WorkerLostError(f"the Dask worker running it died ({exc!r})") from exc
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self.hub.cancel(job.attempt_id)

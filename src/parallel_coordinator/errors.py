@@ -10,7 +10,8 @@
     ├── UnknownArgumentError         a tool call passes an argument the tool does not take
     ├── AgentFileError               an agent file that cannot be used (becomes a diagnostic)
     ├── ConfigError                  a configuration file or PCOORD_* variable that cannot be used
-    └── RunnerUnavailableError       a runner's executable is missing (becomes a task error)
+    ├── RunnerUnavailableError       a runner's executable is missing (becomes a task error)
+    └── WorkerLostError              the pool worker (or Dask worker) running an attempt died
 """
 
 from __future__ import annotations
@@ -119,3 +120,7 @@ class ConfigError(CoordinatorError):
 
 class RunnerUnavailableError(CoordinatorError):
     """A runner cannot start (its executable is missing); the attempt fails with this text."""
+
+
+class WorkerLostError(CoordinatorError):
+    """The process or machine running an attempt's supervisor died; each backend maps its own failures to this."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -19,6 +20,7 @@ import anyio
 import anyio.to_thread
 
 from parallel_coordinator.channel import AttemptHub, EventHandler
+from parallel_coordinator.errors import WorkerLostError
 from parallel_coordinator.runners.base import AttemptOutcome
 from parallel_coordinator.supervisor import SupervisorJob, supervise, worker_init
 
@@ -198,6 +200,8 @@ class LocalPoolBackend(HubBackend):
             try:
                 outcome: AttemptOutcome = await asyncio.wrap_future(future)
                 return outcome
+            except BrokenProcessPool as exc:  # loky's TerminatedWorkerError is one: the worker died
+                raise WorkerLostError(f"the pool worker running it died ({exc!r})") from exc
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self.hub.cancel(job.attempt_id)

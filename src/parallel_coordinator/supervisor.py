@@ -81,6 +81,9 @@ def worker_init(coordinator_pid: int, environ: dict[str, str] | None = None) -> 
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
+    # A terminal's Ctrl-C reaches the whole foreground group: the coordinator cancels on it, and the
+    # workers must live to kill their agents and report them cancelled, not die as "lost".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     watched = os.getppid()
     if watched != coordinator_pid:
         _drop_fork_server_alive_fd()

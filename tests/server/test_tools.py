@@ -344,3 +344,10 @@ async def test_a_large_session_lists_its_failures_first_and_says_how_many_result
     listed = {result["task_id"] for result in ended["results"]}
     assert {"bad0", "bad1", "bad2"} <= listed
     assert [r["task_id"] for r in ended["results"]] == sorted(listed, key=lambda t: (t.startswith("bad"), t))
+
+
+async def test_a_working_directory_with_a_nul_byte_is_a_tool_error_not_a_lost_worker(client: Client) -> None:
+    text = await call_error(client, "coordinate_task", task_description="bad",
+                            subtasks=[{"id": "a", "description": "x", "agent_type": "echo"}],
+                            options={"working_directory": "/tmp/a\u0000b"})
+    assert "working_directory" in text and "NUL byte" in text

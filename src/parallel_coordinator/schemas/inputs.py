@@ -142,6 +142,13 @@ class CoordinateOptions(BaseModel):
         parse_megabytes(value)
         return value
 
+    @field_validator("working_directory")
+    @classmethod
+    def _a_usable_path(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError(f"working_directory {value[:80]!r} holds a NUL byte, which no path can contain")
+        return value
+
     @property
     def memory_limit_mb(self) -> float:
         return parse_megabytes(self.max_memory_per_agent)
