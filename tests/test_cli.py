@@ -85,7 +85,8 @@ def test_run_names_a_plan_file_it_cannot_use(tmp_path: Path, agents: AgentFactor
     assert "missing.yaml" in done.stderr
 
 
-def test_ctrl_c_cancels_the_run_kills_its_agents_and_exits_130(tmp_path: Path, agents: AgentFactory) -> None:
+def hanging_plan(tmp_path: Path, agents: AgentFactory) -> tuple[Path, Path]:
+    """A plan file of one agent that hangs once up, and the FIFO it reports its pids on when it is."""
     agents.script("hang", HANG_AND_REPORT)
     fifo = tmp_path / "pids.fifo"
     os.mkfifo(fifo)
@@ -93,6 +94,11 @@ def test_ctrl_c_cancels_the_run_kills_its_agents_and_exits_130(tmp_path: Path, a
     plan.write_text(json.dumps({
         "task_description": "hang", "subtasks": [{"id": "h", "description": str(fifo), "agent_type": "hang"}],
     }))
+    return fifo, plan
+
+
+def test_ctrl_c_cancels_the_run_kills_its_agents_and_exits_130(tmp_path: Path, agents: AgentFactory) -> None:
+    fifo, plan = hanging_plan(tmp_path, agents)
     with subprocess.Popen(
         [sys.executable, "-m", "parallel_coordinator", "run", str(plan)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -108,13 +114,7 @@ def test_ctrl_c_cancels_the_run_kills_its_agents_and_exits_130(tmp_path: Path, a
 
 def test_ctrl_c_at_a_terminal_cancels_the_tasks_and_counts_no_error(tmp_path: Path, agents: AgentFactory) -> None:
     """A terminal's Ctrl-C reaches the whole foreground group, pool workers included, not just pcoord."""
-    agents.script("hang", HANG_AND_REPORT)
-    fifo = tmp_path / "pids.fifo"
-    os.mkfifo(fifo)
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({
-        "task_description": "hang", "subtasks": [{"id": "h", "description": str(fifo), "agent_type": "hang"}],
-    }))
+    fifo, plan = hanging_plan(tmp_path, agents)
     env = {**os.environ, **environment(tmp_path, agents)}
     with subprocess.Popen(
         [sys.executable, "-m", "parallel_coordinator", "run", str(plan), "--json"],
@@ -175,13 +175,7 @@ def test_status_and_metrics_read_what_a_run_left_in_the_state_directory(tmp_path
 def test_watch_follows_a_session_that_runs_in_another_process(tmp_path: Path, agents: AgentFactory) -> None:
     from parallel_coordinator.store import Store
 
-    agents.script("hang", HANG_AND_REPORT)
-    fifo = tmp_path / "pids.fifo"
-    os.mkfifo(fifo)
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({
-        "task_description": "hang", "subtasks": [{"id": "h", "description": str(fifo), "agent_type": "hang"}],
-    }))
+    fifo, plan = hanging_plan(tmp_path, agents)
     env = {**os.environ, **environment(tmp_path, agents)}
     with subprocess.Popen(
         [sys.executable, "-m", "parallel_coordinator", "run", str(plan)],

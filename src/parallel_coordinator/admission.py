@@ -55,9 +55,10 @@ class MachineGate:
     _read_at: float = -1.0
     _own: OwnProcesses = field(default_factory=OwnProcesses)
 
-    def sample_cpu(self) -> float:
+    def sample_cpu(self, *, ours: bool = True) -> float:
+        """Sample the machine's CPU, and ours when asked (a walk of our process tree: only worth it while we run)."""
         self.cpu_percent = psutil.cpu_percent(None)
-        self.own_cpu_percent = self._own.cpu_percent()
+        self.own_cpu_percent = self._own.cpu_percent() if ours else 0.0
         return self.cpu_percent
 
     @staticmethod

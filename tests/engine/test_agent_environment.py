@@ -42,6 +42,13 @@ SECRETS = {
 }
 
 
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's environment holds credentials, secrets and a plain setting."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+
 async def run_show_env(settings: Settings) -> dict[str, object]:
     async with Coordinator(settings) as coordinator:
         options = coordinator.with_defaults(CoordinateOptions())
@@ -58,10 +65,8 @@ async def run_show_env(settings: Settings) -> dict[str, object]:
 
 @pytest.mark.anyio
 async def test_an_agent_gets_neither_the_servers_credentials_nor_obvious_secrets(
-    settings: Settings, agents: AgentFactory, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, agents: AgentFactory, secrets: None
 ) -> None:
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
     agents.script("show-env", SHOW_ENV)
     seen = await run_show_env(settings)
     names = set(seen["names"])  # type: ignore[arg-type]
@@ -73,10 +78,8 @@ async def test_an_agent_gets_neither_the_servers_credentials_nor_obvious_secrets
 
 @pytest.mark.anyio
 async def test_an_agent_file_or_the_configuration_lets_a_named_secret_through_but_never_a_credential(
-    settings: Settings, agents: AgentFactory, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, agents: AgentFactory, secrets: None
 ) -> None:
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
     agents.script("show-env", SHOW_ENV, pass_env=["GITHUB_TOKEN", "PCOORD_TOKEN*"])
     settings.agent_env_pass = ("MY_SERVICE_*",)
     seen = await run_show_env(settings)

@@ -24,6 +24,7 @@ from parallel_coordinator.server import create_server
 from parallel_coordinator.session import Session
 from parallel_coordinator.store import StoredSession
 from tests.conftest import AgentFactory, wait_until
+from tests.engine.test_failures import BARRIER
 
 # Prints `size` characters of 'o' (from its description) and a line of stderr.
 PRINT_SIZE = """
@@ -53,17 +54,6 @@ FAN_IN = """
         "file_lengths": {k: len(open(p, encoding="utf-8").read()) for k, p in files.items()},
     }))
 """
-
-# Creates its marker file, then waits until `n` markers exist: n of them provably run at once.
-BARRIER = """
-    import json, os, sys, time
-    folder, name, n = json.load(sys.stdin)["description"].split()
-    open(os.path.join(folder, name), "w").close()
-    while len(os.listdir(folder)) < int(n):
-        time.sleep(0.01)
-    print(name)
-"""
-
 
 def options(**overrides: Any) -> CoordinateOptions:
     return CoordinateOptions.model_validate({"wait_seconds": 0, "retry_attempts": 1, **overrides})

@@ -5,13 +5,13 @@ Copes with any subset: a section that is missing or empty is named in the summar
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from parallel_coordinator.demo_agents import complexity, loc, secret_scan, todos
 from parallel_coordinator.demo_agents._protocol import AgentError, Request, log, plural, progress, run
+from parallel_coordinator.private_files import write_private
 
 DEFAULT_TITLE = "Code analysis report"
 KNOWN_SECTIONS = (loc.TITLE, todos.TITLE, complexity.TITLE, secret_scan.TITLE)
@@ -88,8 +88,7 @@ def analyse(request: Request) -> str:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # The report may sit in the coordinator's state directory: owner-only, as everything there.
-            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
-                out.write(report)
+            write_private(path, report.encode("utf-8"))
         except OSError as exc:
             raise AgentError(f"cannot write the report to {str(path)!r}: {exc.strerror or exc}") from None
         log(f"wrote the report to {path.resolve()}")
