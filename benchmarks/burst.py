@@ -19,8 +19,8 @@ from pathlib import Path
 import anyio
 import psutil
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.runners.base import Invocation
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.supervisor import SupervisorJob
@@ -64,7 +64,7 @@ def coordinator_run(root: Path) -> Callable[[int], None]:
 
 def raw_loky(root: Path) -> Callable[[int], None]:
     """The floor of our design: loky plus one supervisor per task, no scheduler, no store."""
-    from parallel_coordinator.pool import LocalPoolBackend
+    from parallel_coordinator.execution.pool import LocalPoolBackend
 
     def run(count: int) -> None:
         async def main() -> None:

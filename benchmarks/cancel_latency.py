@@ -15,8 +15,8 @@ from pathlib import Path
 import anyio
 import psutil
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 
 AGENT = textwrap.dedent("""

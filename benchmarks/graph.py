@@ -172,8 +172,8 @@ def dask_worker_mode(slots: int) -> None:
 
 def coordinator_alternative(root: Path) -> tuple[Callable[[Dag, int, bool], Awaitable[float]], Any]:
     """Our scheduler in this process: one warm Coordinator for every run. Returns (run, async context)."""
-    from parallel_coordinator.config import Settings
-    from parallel_coordinator.coordinator import Coordinator
+    from parallel_coordinator.config.settings import Settings
+    from parallel_coordinator.engine.coordinator import Coordinator
     from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 
     # A 2-core machine running 64 agents is at 100% CPU: the coordinator's alerts about it are expected here.

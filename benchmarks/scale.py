@@ -49,8 +49,8 @@ def plan(tasks: int, seed: int = 7) -> list[dict[str, Any]]:
 
 def in_process(root_agents: Any, state: Any, subtasks: list[dict[str, Any]]) -> tuple[float, float]:
     """Seconds to validate the subtasks as pydantic models, then to plan them (no wire, no session)."""
-    from parallel_coordinator.config import Settings
-    from parallel_coordinator.coordinator import Coordinator
+    from parallel_coordinator.config.settings import Settings
+    from parallel_coordinator.engine.coordinator import Coordinator
     from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 
     coordinator = Coordinator(Settings(state_dir=state, agent_dirs=[(root_agents, "env")], performance_logging=False))

@@ -13,9 +13,9 @@ import anyio
 import psutil
 import pytest
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.session import Session
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.session import Session
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -84,7 +84,7 @@ def dask_cluster() -> Iterator[str]:
     import dask
     from distributed import LocalCluster
 
-    from parallel_coordinator.dask_backend import DASHBOARD_ADDRESS
+    from parallel_coordinator.execution.dask import DASHBOARD_ADDRESS
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.environment import EnvironmentPolicy
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.execution.environment import EnvironmentPolicy
 from parallel_coordinator.runners.claude import ClaudeRunner
 from parallel_coordinator.runners.command import CommandRunner
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask

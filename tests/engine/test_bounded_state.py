@@ -13,16 +13,16 @@ import anyio
 import pytest
 from mcp import Client
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.outputs import INLINE_CHARS
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.session import Session
 from parallel_coordinator.report import write_report
-from parallel_coordinator.retained import MAX_ENDED_SESSIONS, EndedSessions, ServerResultCache
 from parallel_coordinator.runners.base import RunResult
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.server import create_server
-from parallel_coordinator.session import Session
-from parallel_coordinator.store import StoredSession
+from parallel_coordinator.state.outputs import INLINE_CHARS
+from parallel_coordinator.state.retained import MAX_ENDED_SESSIONS, EndedSessions, ServerResultCache
+from parallel_coordinator.state.store import StoredSession
 from tests.conftest import AgentFactory, wait_until
 from tests.engine.test_failures import BARRIER
 
@@ -254,7 +254,7 @@ def test_the_ended_sessions_kept_in_memory_are_bounded_by_count_and_by_character
     kept = EndedSessions(max_sessions=3, max_chars=1000)
 
     def ended(name: str, chars: int) -> Session:
-        from parallel_coordinator.graph import TaskGraph, TaskNode
+        from parallel_coordinator.planning.graph import TaskGraph, TaskNode
 
         session = Session(id=name, task_description="x", options=CoordinateOptions(),
                           graph=TaskGraph([TaskNode(id="t", description="x", agent="a")]))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.scheduler import TaskState
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from tests.conftest import AgentFactory
 from tests.engine.test_claude_agents import FAKE_CLAUDE

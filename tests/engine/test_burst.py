@@ -8,9 +8,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from parallel_coordinator.coordinator import Coordinator, batch_prompt, split_batch
-from parallel_coordinator.graph import TaskNode
-from parallel_coordinator.scheduler import TaskState
+from parallel_coordinator.engine.coordinator import Coordinator, batch_prompt, split_batch
+from parallel_coordinator.planning.graph import TaskNode
+from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from tests.conftest import AgentFactory
 from tests.engine.test_claude_agents import FAKE_CLAUDE, REVIEWER

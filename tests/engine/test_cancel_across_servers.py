@@ -11,10 +11,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
-from parallel_coordinator.store import Store
+from parallel_coordinator.state.store import Store
 from tests.conftest import AgentFactory, alive, wait_until
 from tests.engine.test_coordinator import HANG_WITH_CHILD
 
@@ -51,7 +51,7 @@ async def test_cancelling_a_session_whose_server_is_gone_says_it_was_already_int
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from parallel_coordinator.store import Store
+        from parallel_coordinator.state.store import Store
         store = Store(Path({str(settings.database)!r}))
         store.create_session("deadbeef00000000", "orphan", {{}}, 0.0, 4, [("t", "echo", "x", [], 3, {{}})])
         store.update_task("deadbeef00000000", "t", status="running")

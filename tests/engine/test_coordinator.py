@@ -10,8 +10,8 @@ import anyio
 import psutil
 import pytest
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.errors import (
     CycleError,
     DuplicateTaskError,
@@ -20,7 +20,7 @@ from parallel_coordinator.errors import (
     UnknownDependencyError,
     UnknownSessionError,
 )
-from parallel_coordinator.scheduler import TaskState
+from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from tests.conftest import AgentFactory, alive, on_both_backends, wait_until
 

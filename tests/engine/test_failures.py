@@ -15,12 +15,12 @@ import anyio
 import psutil
 import pytest
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.session import Session
 from parallel_coordinator.errors import PlanError
-from parallel_coordinator.scheduler import TaskState
+from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
-from parallel_coordinator.session import Session
 from tests.conftest import AgentFactory, alive, on_both_backends, wait_until
 from tests.engine.test_claude_agents import FAKE_CLAUDE, REVIEWER
 from tests.engine.test_coordinator import HANG_WITH_CHILD

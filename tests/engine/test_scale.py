@@ -9,7 +9,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.server import create_server
 from tests.conftest import AgentFactory, wait_until

@@ -13,8 +13,8 @@ import psutil
 import pytest
 from mcp import Client
 
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.server import create_server
 from tests.conftest import AgentFactory
 from tests.server.test_stdio import HANG_AND_REPORT

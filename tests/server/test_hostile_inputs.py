@@ -26,7 +26,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ValidationError
 
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.schemas import CoordinateOptions, CoordinationResult, RetryPolicy, Subtask
 from parallel_coordinator.server import create_server
 

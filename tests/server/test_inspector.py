@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from parallel_coordinator.demo import BUNDLED_AGENTS, demo_plan
+from parallel_coordinator.cli.demo import BUNDLED_AGENTS, demo_plan
 from tests.server.test_http import running_http_server
 
 PEERS = Path(os.environ.get("PCOORD_PEERS_DIR", Path.home() / ".cache" / "parallel-coordinator" / "peers"))

@@ -13,7 +13,7 @@ from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp_types import CallToolResult, Request, RequestParams, Result
 from pydantic import ConfigDict
 
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.server import create_server
 from tests.conftest import AgentFactory, alive, wait_until
 from tests.engine.test_coordinator import HANG_WITH_CHILD

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.server import create_server
 from tests.conftest import AgentFactory

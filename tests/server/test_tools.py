@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.server import create_server
 from tests.conftest import AgentFactory, alive, wait_until
 from tests.engine.test_coordinator import HANG_WITH_CHILD

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from parallel_coordinator.demo_agents import complexity, loc, secret_scan, todos
 from parallel_coordinator.demo_agents._protocol import AgentError, Request, log, plural, progress, run
-from parallel_coordinator.private_files import write_private
+from parallel_coordinator.state.private_files import write_private
 
 DEFAULT_TITLE = "Code analysis report"
 KNOWN_SECTIONS = (loc.TITLE, todos.TITLE, complexity.TITLE, secret_scan.TITLE)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from parallel_coordinator.outputs import KeptOutput
 from parallel_coordinator.runners.streams import StreamKind
+from parallel_coordinator.state.outputs import KeptOutput
 
 if TYPE_CHECKING:
     from parallel_coordinator.agents.spec import AgentSpec

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from parallel_coordinator import __version__
-from parallel_coordinator.config import Settings
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.server.http import StaticTokenVerifier
 from parallel_coordinator.server.prometheus import exposition
 from parallel_coordinator.server.prompts import register_prompts

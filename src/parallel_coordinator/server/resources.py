@@ -17,10 +17,10 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.events import SessionEvent
 from parallel_coordinator.errors import UnknownSessionError, shortened
-from parallel_coordinator.events import SessionEvent
-from parallel_coordinator.outputs import read_output
+from parallel_coordinator.state.outputs import read_output
 from parallel_coordinator.tools._context import coordinator_of, principal
 from parallel_coordinator.views import progress_status, session_uri, task_uri
 

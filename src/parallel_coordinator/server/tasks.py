@@ -18,10 +18,10 @@ from mcp_types import INVALID_PARAMS, CallToolRequestParams, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
-from parallel_coordinator.coordinator import Coordinator
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.session import Session
 from parallel_coordinator.errors import UnknownSessionError, shortened
-from parallel_coordinator.session import Session
-from parallel_coordinator.store import StoredSession
+from parallel_coordinator.state.store import StoredSession
 from parallel_coordinator.tools._context import as_task, principal
 from parallel_coordinator.tools._progress import progress_message
 from parallel_coordinator.views import coordination_result, iso

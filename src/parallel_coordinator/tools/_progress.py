@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context
 
-from parallel_coordinator.events import EventBus, SessionEvent
-from parallel_coordinator.scheduler import FINAL_STATES
-from parallel_coordinator.session import Session
+from parallel_coordinator.engine.events import EventBus, SessionEvent
+from parallel_coordinator.engine.session import Session
+from parallel_coordinator.planning.scheduler import FINAL_STATES
 
 
 def progress_message(session: Session, limit: int = 4) -> str:

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from parallel_coordinator.coordinator import Coordinator
-from parallel_coordinator.graph import TaskGraph
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.planning.graph import TaskGraph
+from parallel_coordinator.planning.strategies import Strategy
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
-from parallel_coordinator.strategies import Strategy
 from parallel_coordinator.tools._context import as_task, as_tool_errors, coordinator_of, principal
 from parallel_coordinator.tools._progress import follow
 from parallel_coordinator.views import coordination_result, planned_tasks

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from parallel_coordinator.engine.session import Session
 from parallel_coordinator.schemas.inputs import SessionId
 from parallel_coordinator.schemas.outputs import ProgressStatus
-from parallel_coordinator.session import Session
 from parallel_coordinator.tools._context import as_tool_errors, coordinator_of, principal
 from parallel_coordinator.tools._progress import follow
 from parallel_coordinator.tools.coordinate import result_caps

@@ -1,0 +1,1 @@
+"""Configuration: the server's settings and the file they are read from."""

@@ -1,0 +1,408 @@
+"""The configuration file: find it, validate it (errors name the file, line and key), apply PCOORD_* overrides.
+
+`load_settings()` returns the effective `Settings` and, for every setting, where its value came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import annotated_types
+import yaml
+from platformdirs import user_state_dir
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+from parallel_coordinator.agents.spec import Priority
+from parallel_coordinator.config.settings import AgentOverrides, Settings
+from parallel_coordinator.errors import ConfigError
+from parallel_coordinator.schemas.inputs import parse_megabytes
+
+CONFIG_ENV = "PCOORD_CONFIG"
+PROJECT_CONFIG = Path(".claude") / "parallel-coordinator.yaml"
+USER_CONFIG = Path(".claude") / "agents" / "system" / "parallel_config.yaml"
+
+
+def _not_bool(value: object) -> object:
+    # YAML reads `yes` as true, and pydantic would take true for 1: a number must be written as one.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_bool)]
+Number = Annotated[float, BeforeValidator(_not_bool)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParallelConfig(_Section):
+    max_concurrent_agents: Count = Field(64, ge=1, le=64)
+    task_timeout: Number = Field(300.0, gt=0, le=86_400)
+    retry_attempts: Count = Field(3, ge=1, le=20)
+    load_balancing: str = Field("intelligent", min_length=1)
+    progress_update_interval: Number = Field(1.0, ge=0.1, le=60)
+
+
+class ResourceLimits(_Section):
+    max_memory_per_agent: int | float | str = "512MB"
+    max_cpu_usage: Number = Field(80.0, ge=1, le=100)
+    token_budget_per_agent: Count | None = Field(50_000, ge=1)
+
+    @field_validator("max_memory_per_agent")
+    @classmethod
+    def _readable_memory(cls, value: int | float | str) -> int | float | str:
+        parse_megabytes(value)
+        return value
+
+
+class AlertThresholds(_Section):
+    error_rate: Number = Field(0.05, ge=0, le=1)
+    memory_percent: Number = Field(90.0, ge=1, le=100)
+    min_throughput_per_min: Number | None = Field(None, ge=0)
+
+
+class Monitoring(_Section):
+    performance_logging: bool = True
+    metrics_collection: bool = True
+    alert_thresholds: AlertThresholds | None = None
+
+
+class AgentPoolEntry(_Section):
+    max_concurrent: Count | None = Field(None, ge=1)
+    priority: Priority | None = None
+
+
+class Execution(_Section):
+    """Where supervisors run: the local loky pool, or a Dask cluster (an address, or a LocalCluster)."""
+
+    backend: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+    local_workers: Count = Field(2, ge=1, le=64)
+    callback_host: str | None = Field(None, min_length=1)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z]+://\S+", value):
+            raise ValueError("must be an address like tcp://host:8786")
+        return value
+
+
+class Models(_Section):
+    simple: str = Field("haiku", min_length=1)
+    default: str = Field("sonnet", min_length=1)
+    critical: str = Field("opus", min_length=1)
+
+
+class AgentEnvironment(_Section):
+    """What agents inherit (environment.py): more secret-name patterns to remove, names to let through."""
+
+    deny: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+
+
+class Retention(_Section):
+    """How long ended sessions and their files are kept (retention.py); 0 or null: no limit of that kind."""
+
+    max_age_days: Number | None = Field(30.0, ge=0)
+    max_total_mb: Number | None = Field(2048.0, ge=0)
+
+
+class SettingsFile(_Section):
+    """The whole file. A section left empty (`monitoring:` with nothing under it) is the same as no section."""
+
+    parallel_config: ParallelConfig | None = None
+    resource_limits: ResourceLimits | None = None
+    monitoring: Monitoring | None = None
+    agent_pool: dict[str, AgentPoolEntry] | None = None
+    planner: str | None = Field(None, min_length=1)
+    synthesizer: str | None = Field(None, min_length=1)
+    models: Models | None = None
+    execution: Execution | None = None
+    agent_environment: AgentEnvironment | None = None
+    retention: Retention | None = None
+
+
+# Key path in the file -> the Settings field it sets. agent_pool and models are applied on their own.
+FILE_KEYS: dict[tuple[str, ...], str] = {
+    ("parallel_config", "max_concurrent_agents"): "pool_size",
+    ("parallel_config", "task_timeout"): "task_timeout_s",
+    ("parallel_config", "retry_attempts"): "retry_attempts",
+    ("parallel_config", "load_balancing"): "load_balancing",
+    ("parallel_config", "progress_update_interval"): "progress_update_interval_s",
+    ("resource_limits", "max_memory_per_agent"): "max_memory_per_agent",
+    ("resource_limits", "max_cpu_usage"): "max_cpu_usage",
+    ("resource_limits", "token_budget_per_agent"): "token_budget_per_agent",
+    ("monitoring", "performance_logging"): "performance_logging",
+    ("monitoring", "metrics_collection"): "metrics_collection",
+    ("monitoring", "alert_thresholds", "error_rate"): "alert_max_error_rate",
+    ("monitoring", "alert_thresholds", "memory_percent"): "alert_max_memory_percent",
+    ("monitoring", "alert_thresholds", "min_throughput_per_min"): "alert_min_throughput_per_min",
+    ("execution", "backend"): "backend",
+    ("execution", "scheduler"): "dask_scheduler",
+    ("execution", "local_workers"): "dask_local_workers",
+    ("execution", "callback_host"): "dask_callback_host",
+    ("agent_environment", "deny"): "agent_env_deny",
+    ("agent_environment", "allow"): "agent_env_pass",
+    ("retention", "max_age_days"): "retention_days",
+    ("retention", "max_total_mb"): "retention_mb",
+    ("planner",): "planner",
+    ("synthesizer",): "synthesizer",
+}
+
+# Variable -> (Settings field, the file key whose rules its value must meet).
+ENV_KEYS: dict[str, tuple[str, type[BaseModel], str]] = {
+    "PCOORD_POOL_SIZE": ("pool_size", ParallelConfig, "max_concurrent_agents"),
+    "PCOORD_TASK_TIMEOUT": ("task_timeout_s", ParallelConfig, "task_timeout"),
+    "PCOORD_RETRY_ATTEMPTS": ("retry_attempts", ParallelConfig, "retry_attempts"),
+    "PCOORD_MAX_CPU_USAGE": ("max_cpu_usage", ResourceLimits, "max_cpu_usage"),
+    "PCOORD_PERFORMANCE_LOGGING": ("performance_logging", Monitoring, "performance_logging"),
+    "PCOORD_BACKEND": ("backend", Execution, "backend"),
+    "PCOORD_DASK_SCHEDULER": ("dask_scheduler", Execution, "scheduler"),
+    "PCOORD_DASK_WORKERS": ("dask_local_workers", Execution, "local_workers"),
+    "PCOORD_DASK_CALLBACK_HOST": ("dask_callback_host", Execution, "callback_host"),
+    "PCOORD_RETENTION_DAYS": ("retention_days", Retention, "max_age_days"),
+    "PCOORD_RETENTION_MB": ("retention_mb", Retention, "max_total_mb"),
+}
+
+
+def search_paths(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the configuration file is looked for, first match wins."""
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    paths = [cwd / PROJECT_CONFIG, home / USER_CONFIG]
+    if environ.get(CONFIG_ENV):
+        paths.insert(0, cwd / Path(environ[CONFIG_ENV]).expanduser())
+    return paths
+
+
+def find_config_file(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The configuration file in use: PCOORD_CONFIG (which must exist), else the first of the standard places."""
+    environ = os.environ if environ is None else environ
+    paths = search_paths(cwd, environ)
+    if environ.get(CONFIG_ENV) and not paths[0].is_file():
+        raise ConfigError(
+            f"{CONFIG_ENV}={environ[CONFIG_ENV]!r}, but there is no file at {str(paths[0])!r};"
+            f" create it or unset {CONFIG_ENV}"
+        )
+    return next((path for path in paths if path.is_file()), None)
+
+
+def load_settings(
+    cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, dict[str, str]]:
+    """Defaults, then the configuration file, then PCOORD_* variables.
+
+    Returns the settings and, for each Settings field, where its value came from: "default",
+    "<file>:<line>" or "env PCOORD_...".
+    """
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    values: dict[str, Any] = {
+        "state_dir": Path(user_state_dir("parallel-coordinator")), "max_cpu_usage": 80.0, "performance_logging": True,
+    }
+    sources = {f.name: "default" for f in dataclasses.fields(Settings)}
+
+    path = find_config_file(cwd, environ)
+    if path is not None:
+        shown = _shown(path, cwd)
+        values["config_file"] = path
+        sources["config_file"] = f"env {CONFIG_ENV}" if environ.get(CONFIG_ENV) else "search path"
+        for field_name, (value, line) in read_config_file(path, shown).items():
+            values[field_name] = value
+            sources[field_name] = f"{shown}:{line}"
+
+    if environ.get("PCOORD_STATE_DIR"):
+        values["state_dir"] = Path(environ["PCOORD_STATE_DIR"]).expanduser()
+        sources["state_dir"] = "env PCOORD_STATE_DIR"
+    for variable, (field_name, section, key) in ENV_KEYS.items():
+        raw = environ.get(variable)
+        if raw:
+            values[field_name] = _env_value(variable, raw, section, key)
+            sources[field_name] = f"env {variable}"
+    return Settings(**values), sources
+
+
+def read_config_file(path: Path, shown: str | None = None) -> dict[str, tuple[Any, int]]:
+    """The Settings fields a configuration file sets: field name -> (value, line of its key)."""
+    shown = str(path) if shown is None else shown
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ConfigError(f"cannot read configuration file {shown!r}: {reason}") from exc
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(f"{shown}:{line}: not valid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{shown}: not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+    if node is None or data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{shown}:1: the file must be a mapping of sections ({', '.join(SettingsFile.model_fields)}),"
+            f" got {type(data).__name__} {data!r}"
+        )
+    lines = _key_lines(node, (), shown)
+    try:
+        parsed = SettingsFile.model_validate(data)
+    except ValidationError as exc:
+        problems = sorted(
+            (_line_of(tuple(str(part) for part in error["loc"]), lines), *_explain(error, SettingsFile))
+            for error in exc.errors()
+        )
+        message = "\n".join(f"{shown}:{line}: {where}: {problem}" for line, where, problem in problems)
+        raise ConfigError(message) from None
+
+    found: dict[str, tuple[Any, int]] = {}
+    for key_path, field_name in FILE_KEYS.items():
+        is_set, value = _lookup(parsed, key_path)
+        if is_set:
+            found[field_name] = (value, lines[key_path])
+    if parsed.agent_pool is not None:
+        found["agent_pool"] = (
+            {name: AgentOverrides(max_concurrent=entry.max_concurrent, priority=entry.priority)
+             for name, entry in parsed.agent_pool.items()},
+            lines[("agent_pool",)],
+        )
+    if parsed.models is not None:
+        found["models"] = (parsed.models.model_dump(), lines[("models",)])
+    return found
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
+
+
+def _lookup(model: BaseModel, key_path: tuple[str, ...]) -> tuple[bool, Any]:
+    """Whether the file itself set this key (a default does not count), and its value."""
+    value: Any = model
+    for key in key_path:
+        if not isinstance(value, BaseModel) or key not in value.model_fields_set:
+            return False, None
+        value = getattr(value, key)
+    return True, value
+
+
+def _key_lines(node: yaml.Node, prefix: tuple[str, ...], shown: str) -> dict[tuple[str, ...], int]:
+    """Key path -> 1-based line of the key, for every mapping key in the document."""
+    lines: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = (*prefix, str(key_node.value))
+            line = key_node.start_mark.line + 1
+            if key_path in lines:
+                raise ConfigError(
+                    f"{shown}:{line}: {'.'.join(key_path)}: duplicate key (first on line {lines[key_path]});"
+                    " keep one of them"
+                )
+            lines[key_path] = line
+            lines.update(_key_lines(value_node, key_path, shown))
+    return lines
+
+
+def _line_of(loc: tuple[str, ...], lines: Mapping[tuple[str, ...], int]) -> int:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
+
+
+def _model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The section model that holds the key at the end of loc (loc without that key)."""
+    current: Any = root
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = _unwrap(field.annotation)
+        elif get_origin(current) is dict:
+            current = _unwrap(get_args(current)[1])
+        else:
+            return None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X."""
+    args = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if get_origin(annotation) is not dict and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _bounds(model: type[BaseModel] | None, key: str) -> str | None:
+    """'must be between 1 and 100' and the like, from the field's constraints."""
+    if model is None or key not in model.model_fields:
+        return None
+    low = high = ""
+    for rule in model.model_fields[key].metadata:
+        if isinstance(rule, annotated_types.Ge):
+            low = f"at least {_number(rule.ge)}"
+        elif isinstance(rule, annotated_types.Gt):
+            low = f"more than {_number(rule.gt)}"
+        elif isinstance(rule, annotated_types.Le):
+            high = f"at most {_number(rule.le)}"
+    if low.startswith("at least") and high:
+        return f"must be between {low.removeprefix('at least ')} and {high.removeprefix('at most ')}"
+    return "must be " + " and ".join(part for part in (low, high) if part) if low or high else None
+
+
+def _explain(error: ErrorDetails, root: type[BaseModel]) -> tuple[str, str]:
+    """The key path, and what is wrong with it (with the value found)."""
+    loc = error["loc"]
+    where = ".".join(str(part) for part in loc) or "(top level)"
+    parent = _model_at(root, loc[:-1])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        return where, "unknown key; " + (f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        problem = "must be a mapping of keys"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        problem = _bounds(parent, str(loc[-1])) or error["msg"]
+    else:
+        problem = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    found = repr(error["input"])
+    # A validator's own message may already quote the value ("cannot read memory size 'lots'").
+    quoted = kind == "value_error" and found in problem
+    return where, problem if quoted else f"{problem}, got {found}"
+
+
+def _env_value(variable: str, raw: str, section: type[BaseModel], key: str) -> Any:
+    """An environment variable's value, held to the same rules as the file key it stands for."""
+    try:
+        return getattr(section.model_validate({key: raw}), key)
+    except ValidationError as exc:
+        problem = _explain(exc.errors()[0], section)[1].removesuffix(f", got {raw!r}")
+        raise ConfigError(f"env {variable}={raw!r}: {problem}; fix it or unset {variable}") from None

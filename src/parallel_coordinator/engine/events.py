@@ -1,0 +1,99 @@
+"""Session events: what happened, when, fanned out to whoever listens (the JSON-lines log, MCP notifiers).
+
+Listeners are plain callables run synchronously by the coordinator, so they must be quick; one that
+raises is logged and dropped from nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from parallel_coordinator.state.private_files import open_private, private_dir
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal[
+    "session_started", "task_started", "attempt_started", "progress", "attempt_ended", "task_ended",
+    "session_ended",
+]
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    kind: EventKind
+    session_id: str
+    task_id: str | None = None
+    agent: str | None = None
+    attempt: int | None = None
+    status: str | None = None
+    progress: float | None = None
+    message: str | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    ts: float = field(default_factory=time.time)
+
+
+Listener = Callable[[SessionEvent], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def emit(self, event: SessionEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break a session
+                log.exception("event listener %r failed on %s", listener, event.kind)
+
+
+class PerformanceLog:
+    """Appends every event of a session to `<dir>/<session_id>.jsonl`, for analysis after the run.
+
+    Progress events are kept to one a second per task: an agent may report far more often.
+    """
+
+    def __init__(self, directory: Path, progress_interval_s: float = 1.0) -> None:
+        self.directory = directory
+        self.progress_interval_s = progress_interval_s
+        self._files: dict[str, TextIO] = {}
+        self._last_progress: dict[tuple[str, str | None], float] = {}
+
+    def path(self, session_id: str) -> Path:
+        return self.directory / f"{session_id}.jsonl"
+
+    def __call__(self, event: SessionEvent) -> None:
+        if event.kind == "progress":
+            key = (event.session_id, event.task_id)
+            if event.ts - self._last_progress.get(key, 0.0) < self.progress_interval_s:
+                return
+            self._last_progress[key] = event.ts
+        handle = self._files.get(event.session_id)
+        if handle is None:
+            private_dir(self.directory)
+            fd = open_private(self.path(event.session_id), os.O_WRONLY | os.O_APPEND)
+            handle = self._files[event.session_id] = os.fdopen(fd, "a", encoding="utf-8")
+        record = {k: v for k, v in asdict(event).items() if v not in (None, {})}
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        if event.kind == "session_ended":
+            handle.close()
+            del self._files[event.session_id]
+            self._last_progress = {k: v for k, v in self._last_progress.items() if k[0] != event.session_id}
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()

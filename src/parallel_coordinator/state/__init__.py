@@ -1,0 +1,1 @@
+"""State: SQLite, outputs on disk, what stays in memory, retention."""

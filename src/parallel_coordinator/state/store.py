@@ -1,0 +1,438 @@
+"""Durable state: sessions, tasks and attempts in SQLite, written as they happen.
+
+One connection, used from the event loop's thread only; WAL so another process (`pcoord watch`,
+a second server) can read while we write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from parallel_coordinator.state.outputs import KeptOutput
+from parallel_coordinator.state.private_files import make_private, open_private, private_dir
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    task_description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    options TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    error_summary TEXT,
+    owner_pid INTEGER,
+    max_agents INTEGER NOT NULL DEFAULT 64,
+    owner_started_at REAL,
+    resumed_from TEXT,
+    synthesis TEXT,
+    owner TEXT,
+    peak_parallelism INTEGER,
+    notes TEXT,
+    cancel_requested_at REAL,
+    killed_processes INTEGER
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    task_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    description TEXT NOT NULL,
+    dependencies TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    spec TEXT,
+    progress REAL,
+    message TEXT,
+    output_chars INTEGER,
+    output_path TEXT,
+    output_cut INTEGER,
+    worktree TEXT,
+    PRIMARY KEY (session_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    session_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    exit_code INTEGER,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    pid INTEGER,
+    peak_rss_mb REAL,
+    streams TEXT,
+    PRIMARY KEY (session_id, task_id, number)
+);
+CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
+"""
+SCHEMA_VERSION = 6
+# Columns added after version 1, for state directories made by an earlier release.
+_MIGRATIONS = {
+    2: [
+        "ALTER TABLE sessions ADD COLUMN owner_started_at REAL",
+        "ALTER TABLE sessions ADD COLUMN resumed_from TEXT",
+        "ALTER TABLE tasks ADD COLUMN spec TEXT",
+    ],
+    3: [
+        "ALTER TABLE tasks ADD COLUMN progress REAL",
+        "ALTER TABLE tasks ADD COLUMN message TEXT",
+    ],
+    4: ["ALTER TABLE sessions ADD COLUMN synthesis TEXT"],
+    5: ["ALTER TABLE sessions ADD COLUMN owner TEXT"],
+    6: [
+        "ALTER TABLE sessions ADD COLUMN peak_parallelism INTEGER",
+        "ALTER TABLE sessions ADD COLUMN notes TEXT",
+        "ALTER TABLE sessions ADD COLUMN cancel_requested_at REAL",
+        "ALTER TABLE sessions ADD COLUMN killed_processes INTEGER",
+        "ALTER TABLE tasks ADD COLUMN output_chars INTEGER",
+        "ALTER TABLE tasks ADD COLUMN output_path TEXT",
+        "ALTER TABLE tasks ADD COLUMN output_cut INTEGER",
+        "ALTER TABLE tasks ADD COLUMN worktree TEXT",
+        "ALTER TABLE attempts ADD COLUMN streams TEXT",
+    ],
+}
+
+
+def process_identity() -> tuple[int, float]:
+    """(pid, start time): a pid alone may be reused by another process after a crash."""
+    me = psutil.Process()
+    return me.pid, me.create_time()
+
+
+def is_alive(pid: int | None, started_at: float | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        return started_at is None or abs(psutil.Process(pid).create_time() - started_at) < 0.01
+    except psutil.Error:
+        return False
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    task_id: str
+    agent: str
+    description: str
+    dependencies: list[str]
+    priority: int
+    status: str
+    spec: dict[str, Any]
+    output: str | None
+    error: str | None
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    progress: float | None = None
+    message: str | None = None
+    output_chars: int | None = None  # None in rows of earlier releases: the output there is whole
+    output_path: str | None = None
+    output_cut: bool = False
+    worktree: dict[str, Any] | None = None
+
+    @property
+    def kept(self) -> KeptOutput:
+        head = self.output or ""
+        chars = self.output_chars if self.output_chars is not None else len(head)
+        return KeptOutput(head=head, chars=chars, path=self.output_path, cut=self.output_cut)
+
+
+@dataclass(frozen=True)
+class StoredAttempt:
+    session_id: str
+    task_id: str
+    number: int
+    agent: str
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    outcome: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    id: str
+    task_description: str
+    status: str
+    options: dict[str, Any]
+    created_at: float
+    finished_at: float | None
+    error_summary: str | None
+    max_agents: int
+    resumed_from: str | None
+    tasks: list[StoredTask]
+    attempts: list[StoredAttempt]
+    synthesis: str | None = None
+    owner: str | None = None
+    peak_parallelism: int = 0
+    notes: tuple[str, ...] = ()
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        # Owner-only from the first byte: SQLite gives its -wal and -shm files the database file's mode.
+        private_dir(path.parent)
+        make_private(path.parent)
+        if not path.exists():
+            os.close(open_private(path, os.O_WRONLY))
+        for suffix in ("", "-wal", "-shm"):
+            make_private(path.with_name(path.name + suffix))
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        # Only takes on a new database, and only before WAL is set: lets cleanup.py give freed pages back in steps.
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        existing = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'sessions'").fetchone()
+        if existing and version < SCHEMA_VERSION:
+            for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    self._db.execute(statement)
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def create_session(
+        self,
+        session_id: str,
+        task_description: str,
+        options: dict[str, Any],
+        created_at: float,
+        max_agents: int,
+        tasks: Sequence[tuple[str, str, str, Sequence[str], int, dict[str, Any]]],
+        resumed_from: str | None = None,
+        owner: str | None = None,
+    ) -> None:
+        """Record a new session and all its tasks (pending) in one transaction."""
+        pid, started_at = process_identity()
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO sessions (id, task_description, status, options, created_at, owner_pid, max_agents,"
+                " owner_started_at, resumed_from, owner) VALUES (?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, task_description, json.dumps(options), created_at, pid, max_agents, started_at,
+                 resumed_from, owner),
+            )
+            self._db.executemany(
+                "INSERT INTO tasks (session_id, task_id, position, agent, description, dependencies, priority,"
+                " status, spec) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                [
+                    (session_id, task_id, i, agent, description, json.dumps(list(deps)), priority, json.dumps(spec))
+                    for i, (task_id, agent, description, deps, priority, spec) in enumerate(tasks)
+                ],
+            )
+
+    def update_task(self, session_id: str, task_id: str, **fields: Any) -> None:
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        self._db.execute(
+            f"UPDATE tasks SET {columns} WHERE session_id = ? AND task_id = ?",
+            (*fields.values(), session_id, task_id),
+        )
+
+    def update_tasks(self, session_id: str, task_ids: Iterable[str], **fields: Any) -> None:
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        with self._transaction():
+            self._db.executemany(
+                f"UPDATE tasks SET {columns} WHERE session_id = ? AND task_id = ?",
+                [(*fields.values(), session_id, task_id) for task_id in task_ids],
+            )
+
+    def add_attempt(
+        self, attempt: StoredAttempt, pid: int | None, peak_rss_mb: float | None,
+        streams: dict[str, Any] | None = None,
+    ) -> None:
+        """`streams`: how much the agent wrote to stdout and stderr, and whether the artefact files were cut."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO attempts (session_id, task_id, number, agent, started_at, finished_at,"
+            " exit_code, outcome, error, pid, peak_rss_mb, streams) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                attempt.session_id, attempt.task_id, attempt.number, attempt.agent, attempt.started_at,
+                attempt.finished_at, attempt.exit_code, attempt.outcome, attempt.error, pid, peak_rss_mb,
+                json.dumps(streams) if streams is not None else None,
+            ),
+        )
+
+    def finish_session(
+        self, session_id: str, status: str, finished_at: float, error_summary: str | None,
+        synthesis: str | None = None, *, peak_parallelism: int | None = None, notes: Sequence[str] = (),
+        killed_processes: int = 0,
+    ) -> None:
+        self._db.execute(
+            "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ?, synthesis = ?, peak_parallelism = ?,"
+            " notes = ?, killed_processes = ? WHERE id = ?",
+            (status, finished_at, error_summary, synthesis, peak_parallelism, json.dumps(list(notes)),
+             killed_processes, session_id),
+        )
+
+    # Cancel through the state directory: any server may ask, the one running the session acts.
+
+    def request_cancel(self, session_id: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE sessions SET cancel_requested_at = ? WHERE id = ? AND status = 'RUNNING'", (now, session_id)
+        )
+
+    def cancel_requests(self) -> set[str]:
+        """Running sessions some server asked to cancel (the owner checks these about once a second)."""
+        return {r[0] for r in self._db.execute(
+            "SELECT id FROM sessions WHERE status = 'RUNNING' AND cancel_requested_at IS NOT NULL"
+        )}
+
+    def owner_of(self, session_id: str) -> tuple[int | None, float | None, str | None, int]:
+        """(server pid, its start time, session status, killed processes) of a stored session."""
+        row = self._db.execute(
+            "SELECT owner_pid, owner_started_at, status, killed_processes FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        return (row[0], row[1], row[2], row[3] or 0) if row else (None, None, None, 0)
+
+    def load_session(self, session_id: str) -> StoredSession | None:
+        row = self._db.execute(
+            "SELECT id, task_description, status, options, created_at, finished_at, error_summary, max_agents,"
+            " resumed_from, synthesis, owner, peak_parallelism, notes FROM sessions WHERE id = ?",
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        tasks = [
+            StoredTask(
+                task_id=r[0], agent=r[1], description=r[2], dependencies=json.loads(r[3]), priority=r[4],
+                status=r[5], output=r[6], error=r[7], attempts=r[8], started_at=r[9], finished_at=r[10],
+                input_tokens=r[11], output_tokens=r[12], cost_usd=r[13], spec=json.loads(r[14] or "{}"),
+                progress=r[15], message=r[16], output_chars=r[17], output_path=r[18], output_cut=bool(r[19]),
+                worktree=json.loads(r[20]) if r[20] else None,
+            )
+            for r in self._db.execute(
+                "SELECT task_id, agent, description, dependencies, priority, status, output, error, attempts,"
+                " started_at, finished_at, input_tokens, output_tokens, cost_usd, spec, progress, message,"
+                " output_chars, output_path, output_cut, worktree FROM tasks"
+                " WHERE session_id = ? ORDER BY position",
+                (session_id,),
+            )
+        ]
+        attempts = self._attempts("WHERE session_id = ? ORDER BY started_at", (session_id,))
+        return StoredSession(
+            id=row[0], task_description=row[1], status=row[2], options=json.loads(row[3]), created_at=row[4],
+            finished_at=row[5], error_summary=row[6], max_agents=row[7], resumed_from=row[8], synthesis=row[9],
+            owner=row[10], tasks=tasks, attempts=attempts, peak_parallelism=row[11] or 0,
+            notes=tuple(json.loads(row[12])) if row[12] else (),
+        )
+
+    def recover_orphans(self, now: float) -> list[str]:
+        """End sessions whose server died mid-run: running tasks become interrupted. Returns their ids."""
+        recovered = []
+        for session_id, pid, started_at in self._db.execute(
+            "SELECT id, owner_pid, owner_started_at FROM sessions WHERE status = 'RUNNING'"
+        ).fetchall():
+            if is_alive(pid, started_at):
+                continue  # another live server (perhaps this one's sibling) still runs it
+            with self._transaction():
+                interrupted = self._db.execute(
+                    "UPDATE tasks SET status = 'interrupted', finished_at = ?,"
+                    " error = 'interrupted: the server stopped while this task ran'"
+                    " WHERE session_id = ? AND status = 'running'",
+                    (now, session_id),
+                ).rowcount
+                never_started = self._db.execute(
+                    "UPDATE tasks SET status = 'cancelled', error = 'cancelled: the server stopped before it ran'"
+                    " WHERE session_id = ? AND status = 'pending'",
+                    (session_id,),
+                ).rowcount
+                self._db.execute(
+                    "UPDATE attempts SET outcome = 'lost', finished_at = ?,"
+                    " error = 'the server stopped while this attempt ran'"
+                    " WHERE session_id = ? AND finished_at IS NULL",
+                    (now, session_id),
+                )
+                succeeded = self._db.execute(
+                    "SELECT COUNT(*) FROM tasks WHERE session_id = ? AND status = 'succeeded'", (session_id,)
+                ).fetchone()[0]
+                summary = (
+                    f"the server (pid {pid}) stopped while this session ran: {interrupted} task(s) interrupted,"
+                    f" {never_started} never started; run it again with options.resume_session={session_id!r}"
+                )
+                self._db.execute(
+                    "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ? WHERE id = ?",
+                    ("PARTIAL" if succeeded else "FAILED", now, summary, session_id),
+                )
+            recovered.append(session_id)
+        return recovered
+
+    def recent_attempts(self, limit: int = 1000) -> list[StoredAttempt]:
+        """The latest finished attempts across all sessions, newest first (for performance metrics)."""
+        return self._attempts("WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?", (limit,))
+
+    def token_totals(self) -> dict[str, tuple[int | None, int | None, float | None]]:
+        """Per agent, the tokens and cost its finished tasks reported (None where none did)."""
+        return {
+            agent: (tokens_in, tokens_out, cost)
+            for agent, tokens_in, tokens_out, cost in self._db.execute(
+                "SELECT agent, SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) FROM tasks GROUP BY agent"
+            )
+        }
+
+    def recent_sessions(self, limit: int = 20, owner: str | None = None) -> list[tuple[str, str, str, float]]:
+        """(id, status, task description, created_at) of the newest sessions, newest first; with an owner,
+        only that owner's."""
+        where, params = ("WHERE owner = ?", (owner, limit)) if owner is not None else ("", (limit,))
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._db.execute(
+                f"SELECT id, status, task_description, created_at FROM sessions {where}"
+                " ORDER BY created_at DESC LIMIT ?",
+                params,
+            )
+        ]
+
+    def running_tasks(self) -> int:
+        return int(self._db.execute(
+            "SELECT COUNT(*) FROM tasks JOIN sessions ON sessions.id = tasks.session_id"
+            " WHERE sessions.status = 'RUNNING' AND tasks.status = 'running'"
+        ).fetchone()[0])
+
+    def _attempts(self, where: str, params: tuple[Any, ...]) -> list[StoredAttempt]:
+        return [
+            StoredAttempt(*r)
+            for r in self._db.execute(
+                "SELECT session_id, task_id, number, agent, started_at, finished_at, exit_code, outcome, error"
+                f" FROM attempts {where}",
+                params,
+            )
+        ]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

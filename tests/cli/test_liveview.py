@@ -1,0 +1,26 @@
+"""The terminal's live view says why tasks wait and which tasks only wait for a twin."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from parallel_coordinator.cli.liveview import render_status
+from parallel_coordinator.schemas.outputs import ActiveAgent, ProgressStatus
+
+
+def rendered(status: ProgressStatus) -> str:
+    console = Console(record=True, width=200)
+    console.print(render_status(status))
+    return console.export_text()
+
+
+def test_the_live_bar_shows_why_ready_tasks_wait_and_twins_apart_from_running_agents() -> None:
+    status = ProgressStatus(
+        session_id="s1", status="RUNNING", total_tasks=5, completed=0, in_progress=3, failed=0, pending=2,
+        cancelled=0, skipped=0, agents_active=[ActiveAgent(agent="echo", task_id="t0", elapsed_s=1.0)],
+        waiting_on_twins={"t1": "t0", "t2": "t0"},
+        queue_reason="waiting for CPU: our agents use 95% of the machine's cores, limit 80%",
+    )
+    text = rendered(status)
+    assert "1 running · 2 waiting for a twin" in text
+    assert "waiting: waiting for CPU: our agents use 95%" in text
