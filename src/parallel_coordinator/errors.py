@@ -124,3 +124,12 @@ class RunnerUnavailableError(CoordinatorError):
 
 class WorkerLostError(CoordinatorError):
     """The process or machine running an attempt's supervisor died; each backend maps its own failures to this."""
+
+
+class EngineNotStartedError(CoordinatorError):
+    """The Coordinator was used before it was entered."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the Coordinator is not running: use it as an async context manager (`async with Coordinator(...)`)"
+        )

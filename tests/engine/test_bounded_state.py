@@ -15,6 +15,7 @@ from mcp import Client
 
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.policy import SessionPolicy
 from parallel_coordinator.engine.session import Session
 from parallel_coordinator.report import write_report
 from parallel_coordinator.runners.base import RunResult
@@ -22,7 +23,6 @@ from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.server import create_server
 from parallel_coordinator.state.outputs import INLINE_CHARS
 from parallel_coordinator.state.retained import MAX_ENDED_SESSIONS, EndedSessions, ServerResultCache
-from parallel_coordinator.state.store import StoredSession
 from tests.conftest import AgentFactory, wait_until
 from tests.engine.test_failures import BARRIER
 
@@ -119,7 +119,7 @@ async def test_a_long_output_is_held_as_a_head_and_served_whole_from_its_file(
         whole = await client.read_resource(task["output_uri"])
         assert len(whole.contents[0].text) == size  # type: ignore[union-attr]
     record = coordinator.get(result.structured_content["session_id"])
-    held = record.tasks["b"] if isinstance(record, Session) else None
+    held = record.tasks["b"] if record.live else None
     assert held is not None and len(held.output) == INLINE_CHARS
     # SQLite keeps the head too, not a second copy of the whole output.
     with coordinator.store._db:  # the one connection: read the row as stored
@@ -195,8 +195,8 @@ async def test_ended_sessions_leave_memory_and_are_read_back_from_the_store(
         ids.append(session.id)
     assert len(coordinator.sessions) == MAX_ENDED_SESSIONS
     oldest = coordinator.get(ids[0])
-    assert isinstance(oldest, StoredSession)
-    snapshot = coordinator.snapshot(oldest)
+    assert not oldest.live  # read back from the store
+    snapshot = oldest
     assert snapshot.tasks["t"].output == "o" * 1000 and snapshot.status == "SUCCESS"
 
 
@@ -256,7 +256,7 @@ def test_the_ended_sessions_kept_in_memory_are_bounded_by_count_and_by_character
     def ended(name: str, chars: int) -> Session:
         from parallel_coordinator.planning.graph import TaskGraph, TaskNode
 
-        session = Session(id=name, task_description="x", options=CoordinateOptions(),
+        session = Session(id=name, task_description="x", policy=SessionPolicy.from_options(CoordinateOptions()),
                           graph=TaskGraph([TaskNode(id="t", description="x", agent="a")]))
         session.tasks["t"].output = "z" * chars
         return session

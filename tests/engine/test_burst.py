@@ -8,25 +8,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from parallel_coordinator.engine.coordinator import Coordinator, batch_prompt, split_batch
-from parallel_coordinator.planning.graph import TaskNode
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from tests.conftest import AgentFactory
 from tests.engine.test_claude_agents import FAKE_CLAUDE, REVIEWER
 
 pytestmark = pytest.mark.anyio
-
-
-def test_a_batched_answer_is_split_at_the_markers_and_missing_parts_are_left_out() -> None:
-    answer = "preamble\n=== task: a ===\nfirst answer\n=== task: c ===\nthird\nanswer\n=== task: zz ===\nstray\n"
-    assert split_batch(answer, ["a", "b", "c"]) == {"a": "first answer", "c": "third\nanswer"}
-
-
-def test_the_batch_prompt_lists_every_task_under_its_marker() -> None:
-    prompt = batch_prompt([TaskNode("a", "say hi", "x"), TaskNode("b", "say bye", "x")])
-    assert "=== task: a ===\nsay hi\n\n=== task: b ===\nsay bye" in prompt
-    assert prompt.startswith("You have 2 small tasks.")
 
 
 async def test_burst_runs_small_tasks_together_and_reruns_what_the_answer_missed(

@@ -8,7 +8,7 @@ from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.planning.estimates import DurationEstimator, remaining_seconds
 from parallel_coordinator.planning.graph import TaskGraph, TaskNode
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
-from parallel_coordinator.views import session_metrics
+from parallel_coordinator.views import performance_metrics, session_metrics
 from parallel_coordinator.views.metrics import AlertLimits, find_alerts
 from tests.conftest import AgentFactory
 from tests.engine.test_claude_agents import FAKE_CLAUDE, REVIEWER
@@ -74,7 +74,7 @@ async def test_metrics_report_per_agent_figures_and_alerts_from_real_runs(coordi
     assert metrics.agents["echo"].runs == 1 and metrics.agents["echo"].failures == 0
     assert metrics.success_rate == 0.5
     assert "agent 'failer' failed its last 3 runs" in metrics.alerts
-    server_wide = coordinator.performance_metrics()
+    server_wide = performance_metrics(coordinator.store, coordinator.health())
     assert "agent 'failer' failed its last 3 runs" in server_wide.alerts
     assert any(alert.startswith("error rate 75%") for alert in server_wide.alerts)
     assert server_wide.performance.success_rate == 0.25
@@ -92,6 +92,6 @@ async def test_tokens_and_cost_are_totalled_per_session_and_per_agent(
     per_task = [session.tasks[f"r{i}"] for i in range(2)]
     assert metrics.input_tokens == sum(t.input_tokens or 0 for t in per_task) > 0
     assert metrics.cost_usd == pytest.approx(sum(t.cost_usd or 0 for t in per_task))
-    server_wide = coordinator.performance_metrics()
+    server_wide = performance_metrics(coordinator.store, coordinator.health())
     assert server_wide.agents["reviewer"].input_tokens == metrics.input_tokens
     assert server_wide.cost_usd == pytest.approx(metrics.cost_usd)

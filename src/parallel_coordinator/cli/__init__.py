@@ -25,12 +25,13 @@ from rich.table import Table
 
 from parallel_coordinator import __version__
 from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.read_model import view_of_stored
 from parallel_coordinator.errors import CoordinatorError, UnknownSessionError
 from parallel_coordinator.planning.strategies import Strategy
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import ProgressStatus
 from parallel_coordinator.state.store import Store
-from parallel_coordinator.views import iso, progress_status, snapshot_of
+from parallel_coordinator.views import iso, progress_status
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -307,7 +308,7 @@ def stored_status(store: Store, session_id: str) -> ProgressStatus:
     if stored is None:
         raise UnknownSessionError(session_id)
     settings = effective_settings()
-    return progress_status(snapshot_of(stored), settings.result_chars, settings.total_result_chars)
+    return progress_status(view_of_stored(stored), settings.result_chars, settings.total_result_chars)
 
 
 def status_table(status: ProgressStatus) -> Table:
@@ -419,15 +420,18 @@ def status_line(status: ProgressStatus) -> str:
 def show_metrics(as_json: bool) -> int:
     import psutil
 
+    from parallel_coordinator.engine.health import Health
     from parallel_coordinator.views import performance_metrics
     from parallel_coordinator.views.metrics import memory_sample
 
     store = open_store()
     try:
-        metrics = performance_metrics(
-            store, (psutil.cpu_percent(interval=0.2), *memory_sample()), active_agents=store.running_tasks(),
-            queue_size=0, queue_reasons=[], limits=effective_settings().alert_limits,
-        )
+        used_mb, memory_percent = memory_sample()
+        metrics = performance_metrics(store, Health(
+            cpu_percent=psutil.cpu_percent(interval=0.2), memory_used_mb=used_mb, memory_percent=memory_percent,
+            active_agents=store.running_tasks(), queue_size=0, queue_reasons=[],
+            limits=effective_settings().alert_limits,
+        ))
     finally:
         store.close()
     if as_json:

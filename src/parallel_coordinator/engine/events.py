@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 EventKind = Literal[
     "session_started", "task_started", "attempt_started", "progress", "attempt_ended", "task_ended",
     "session_ended",
+    # Changes with no moment of their own for a listener: a result kept from a resumed session, tasks
+    # cancelled before they started, the summary of an isolated task's worktree.
+    "task_kept", "tasks_cancelled", "task_changed",
 ]
 
 
@@ -38,9 +41,16 @@ class SessionEvent:
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     ts: float = field(default_factory=time.time)
+    # What the store records of this change (recorder.py writes it; nothing else writes session state).
+    state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 Listener = Callable[[SessionEvent], None]
+
+# The performance log keeps the moments of a session; the bookkeeping-only kinds are the store's.
+_LOGGED = frozenset({
+    "session_started", "task_started", "attempt_started", "progress", "attempt_ended", "task_ended", "session_ended",
+})
 
 
 class EventBus:
@@ -85,7 +95,10 @@ class PerformanceLog:
             private_dir(self.directory)
             fd = open_private(self.path(event.session_id), os.O_WRONLY | os.O_APPEND)
             handle = self._files[event.session_id] = os.fdopen(fd, "a", encoding="utf-8")
-        record = {k: v for k, v in asdict(event).items() if v not in (None, {})}
+        if event.kind not in _LOGGED:
+            return
+        record = {f.name: getattr(event, f.name) for f in fields(event) if f.name != "state"}
+        record = {k: v for k, v in record.items() if v not in (None, {})}
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()
         if event.kind == "session_ended":

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio
 
+from parallel_coordinator.engine.policy import SessionPolicy
 from parallel_coordinator.planning.graph import TaskGraph
 from parallel_coordinator.planning.scheduler import Scheduler, TaskState
-from parallel_coordinator.schemas.inputs import CoordinateOptions
 from parallel_coordinator.state.outputs import KeptOutput
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class CachedResult:
 class Session:
     id: str
     task_description: str
-    options: CoordinateOptions
+    policy: SessionPolicy
     graph: TaskGraph
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
@@ -127,6 +127,9 @@ class Session:
         """Wake anyone waiting for a change (progress, a task starting or ending)."""
         self.changed.set()
         self.changed = anyio.Event()
+
+    def is_stopping(self) -> bool:
+        return self.stop_reason is not None
 
     def running(self) -> list[TaskRecord]:
         return [r for r in self.tasks.values() if r.status is TaskState.RUNNING]

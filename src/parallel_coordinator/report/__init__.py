@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from parallel_coordinator.engine.read_model import view_of_stored
 from parallel_coordinator.errors import UnknownSessionError
 from parallel_coordinator.state.private_files import private_dir, write_private
 from parallel_coordinator.state.store import Store, StoredAttempt, StoredSession, StoredTask
-from parallel_coordinator.views import session_metrics, snapshot_of
+from parallel_coordinator.views import session_metrics
 from parallel_coordinator.views.metrics import attempt_figures, peak_parallelism
 
 __all__ = ["assign_lanes", "attempt_outcome", "graph_layers", "render_report", "write_report"]
@@ -334,7 +335,7 @@ def _graph_svg(tasks: Sequence[StoredTask]) -> str:
 
 
 def _metrics_table(stored: StoredSession, peak: int) -> str:
-    figures = session_metrics(snapshot_of(stored))
+    figures = session_metrics(view_of_stored(stored))
     per_agent = attempt_figures(stored.attempts).per_agent
     rows = [
         ("avg_task_time_s", "Average task time", _duration(figures.avg_task_time_s)),

@@ -6,6 +6,7 @@ workers, so they hold only picklable standard types.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -31,6 +32,16 @@ class TaskRequest:
     attempt: int = 1
     # Dependencies whose output is longer than what is handed inline: the file holding the whole text.
     context_files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunChoices:
+    """What a runner may tailor a run to: the task's priority, the session's mode and budget, the model table."""
+
+    task_priority: int = 3
+    priority_mode: str = "speed"
+    cost_budget_usd: float | None = None
+    models: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,16 @@ class Runner(Protocol):
     env_passthrough: tuple[str, ...]
     # True when the output is the agent's stdout as written (so its artefact file is the whole output).
     output_is_stdout: bool
+    # True when small tasks of one agent may share one run (a burst): worth it where start-up is costly.
+    batches: bool
+    # Megabytes an agent of this runner is expected to need before one has been seen to run.
+    default_memory_mb: float
+    # True when its stream reports tokens as it goes, so a token budget can stop a run midway.
+    counts_tokens: bool
+
+    def for_run(self, agent: AgentSpec, choices: RunChoices) -> AgentSpec:
+        """The agent as this one run needs it (a chosen model, budget flags); unchanged if nothing applies."""
+        ...
 
     def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation: ...
 

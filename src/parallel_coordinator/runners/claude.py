@@ -16,11 +16,13 @@ from parallel_coordinator.errors import RunnerUnavailableError
 from parallel_coordinator.runners.base import (
     AttemptOutcome,
     Invocation,
+    RunChoices,
     RunResult,
     TaskRequest,
     describe_exit,
 )
 from parallel_coordinator.runners.claude_stream import SUMMARY_KEY, ClaudeStreamReader, result_error_text
+from parallel_coordinator.runners.models import choose_model
 
 if TYPE_CHECKING:
     from parallel_coordinator.agents.spec import AgentSpec
@@ -112,6 +114,9 @@ class ClaudeRunner:
     # What Claude Code logs in with (API key, OAuth token) and its own settings; nothing else secret.
     env_passthrough: tuple[str, ...] = ("ANTHROPIC_*", "CLAUDE_*")
     output_is_stdout = False  # stdout is the event stream; the output is its result event's text
+    batches = True  # each run pays Claude Code's start-up and system prompt: small tasks share one
+    default_memory_mb = 400.0  # a Claude Code process holds 0.4 to 1.2 GB (NOTES.md)
+    counts_tokens = True  # the stream's usage figures let the supervisor stop a run at its token budget
 
     def __init__(
         self,
@@ -125,6 +130,14 @@ class ClaudeRunner:
         self.executable = executable
         self.max_turns = max_turns
         self._environ = environ
+
+    def for_run(self, agent: AgentSpec, choices: RunChoices) -> AgentSpec:
+        """A model chosen for agents that leave it open, and the session's dollar budget as --max-budget-usd."""
+        extra = dict(agent.extra)
+        if choices.cost_budget_usd is not None:
+            extra["maxBudgetUsd"] = choices.cost_budget_usd
+        model = choose_model(agent, choices.task_priority, choices.models, choices.priority_mode)
+        return agent.model_copy(update={"model": model, "extra": extra})
 
     def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation:
         executable = self.executable or find_claude(self._environ)

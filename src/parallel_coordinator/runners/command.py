@@ -13,7 +13,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from parallel_coordinator.errors import RunnerUnavailableError
-from parallel_coordinator.runners.base import AttemptOutcome, Invocation, RunResult, TaskRequest, describe_exit
+from parallel_coordinator.runners.base import (
+    AttemptOutcome,
+    Invocation,
+    RunChoices,
+    RunResult,
+    TaskRequest,
+    describe_exit,
+)
 
 if TYPE_CHECKING:
     from parallel_coordinator.agents.spec import AgentSpec
@@ -49,6 +56,12 @@ class CommandRunner:
     kind = "command"
     env_passthrough: tuple[str, ...] = ()
     output_is_stdout = True
+    batches = False  # a command starts in milliseconds: nothing to save by sharing a run
+    default_memory_mb = 50.0  # usually a small script
+    counts_tokens = False
+
+    def for_run(self, agent: AgentSpec, choices: RunChoices) -> AgentSpec:
+        return agent
 
     def invocation(self, agent: AgentSpec, request: TaskRequest) -> Invocation:
         argv = expand_argv(agent)

@@ -23,6 +23,7 @@ from parallel_coordinator.server.prompts import register_prompts
 from parallel_coordinator.server.resources import announce_updates, register_resources
 from parallel_coordinator.server.tasks import TasksExtension
 from parallel_coordinator.tools import all_tools
+from parallel_coordinator.views import performance_metrics
 
 INSTRUCTIONS = """\
 Parallel Coordinator runs one task on many agents at once. Call list_agents to see the agents, then
@@ -81,7 +82,7 @@ def create_server(
                 return Response("bearer token required", status_code=401, headers={"WWW-Authenticate": "Bearer"})
             if not running:
                 return Response("the coordinator is not running yet", status_code=503)
-            body = exposition(running[-1].performance_metrics())
+            body = exposition(performance_metrics(running[-1].store, running[-1].health()))
             return Response(body, media_type="text/plain; version=0.0.4")
 
     return server

@@ -42,7 +42,7 @@ def register_resources(server: MCPServer[Any]) -> None:
         except UnknownSessionError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         settings = coordinator.settings
-        status = progress_status(coordinator.snapshot(found), settings.result_chars, settings.total_result_chars)
+        status = progress_status(found, settings.result_chars, settings.total_result_chars)
         return status.model_dump_json(indent=2)
 
     @server.resource(
@@ -58,7 +58,7 @@ def register_resources(server: MCPServer[Any]) -> None:
             found = coordinator.get(session_id, principal())
         except UnknownSessionError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
-        record = coordinator.snapshot(found).tasks.get(task)
+        record = found.tasks.get(task)
         if record is None:
             raise ResourceNotFoundError(f"session {session_id!r} has no task {shortened(task)}")
         # The whole text from its file (read off the event loop: it may be tens of megabytes).

@@ -19,9 +19,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 from parallel_coordinator.engine.coordinator import Coordinator
-from parallel_coordinator.engine.session import Session
+from parallel_coordinator.engine.read_model import SessionView
 from parallel_coordinator.errors import UnknownSessionError, shortened
-from parallel_coordinator.state.store import StoredSession
 from parallel_coordinator.tools._context import as_task, principal
 from parallel_coordinator.tools._progress import progress_message
 from parallel_coordinator.views import coordination_result, iso
@@ -95,7 +94,7 @@ def _coordinator(ctx: ServerRequestContext[Any, Any]) -> Coordinator:
     return coordinator
 
 
-def _find(coordinator: Coordinator, task_id: str) -> Session | StoredSession:
+def _find(coordinator: Coordinator, task_id: str) -> SessionView:
     try:
         return coordinator.get(task_id, principal())
     except UnknownSessionError as exc:
@@ -110,12 +109,9 @@ def _structured(result: HandlerResult) -> dict[str, Any] | None:
     return structured if isinstance(structured, dict) else None
 
 
-def _task(coordinator: Coordinator, found: Session | StoredSession, *, detailed: bool = False) -> dict[str, Any]:
+def _task(coordinator: Coordinator, found: SessionView, *, detailed: bool = False) -> dict[str, Any]:
     status = {"RUNNING": "working", "CANCELLED": "cancelled"}.get(found.status, "completed")
-    updated = found.finished_at or (
-        max((r.finished_at or r.started_at or 0.0) for r in found.tasks.values()) if isinstance(found, Session)
-        else None
-    )
+    updated = found.finished_at or (found.last_activity if found.live else None)
     task: dict[str, Any] = {
         "taskId": found.id,
         "status": status,
@@ -124,13 +120,13 @@ def _task(coordinator: Coordinator, found: Session | StoredSession, *, detailed:
         "ttlMs": None,
         "pollIntervalMs": POLL_INTERVAL_MS,
     }
-    if isinstance(found, Session) and status == "working":
-        task["statusMessage"] = progress_message(found)
+    if found.live and status == "working":
+        task["statusMessage"] = progress_message(found.tasks, found.queue_reason)
     elif found.error_summary:
         task["statusMessage"] = found.error_summary
     if detailed and status == "completed":
         settings = coordinator.settings
-        final = coordination_result(coordinator.snapshot(found), settings.result_chars, settings.total_result_chars)
+        final = coordination_result(found, settings.result_chars, settings.total_result_chars)
         task["result"] = {
             "content": [{"type": "text", "text": final.model_dump_json(indent=2)}],
             "structuredContent": final.model_dump(mode="json"),

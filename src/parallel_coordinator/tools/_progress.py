@@ -8,27 +8,28 @@ One notification for every task that starts or ends and one every `interval` whi
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context
 
 from parallel_coordinator.engine.events import EventBus, SessionEvent
-from parallel_coordinator.engine.session import Session
-from parallel_coordinator.planning.scheduler import FINAL_STATES
+from parallel_coordinator.engine.session import Session, TaskRecord
+from parallel_coordinator.planning.scheduler import FINAL_STATES, TaskState
 
 
-def progress_message(session: Session, limit: int = 4) -> str:
+def progress_message(tasks: Mapping[str, TaskRecord], queue_reason: str | None, limit: int = 4) -> str:
     """'7/15 done, 4 running: coder t4 75%, reviewer t2 45%'."""
-    done = sum(r.status in FINAL_STATES for r in session.tasks.values())
-    running = session.running()
-    text = f"{done}/{len(session.tasks)} done, {len(running)} running"
+    done = sum(r.status in FINAL_STATES for r in tasks.values())
+    running = [r for r in tasks.values() if r.status is TaskState.RUNNING]
+    text = f"{done}/{len(tasks)} done, {len(running)} running"
     if running:
         shown = sorted(running, key=lambda r: r.started_at or 0)[:limit]
         parts = [f"{r.agent} {r.task_id}" + (f" {r.progress:.0f}%" if r.progress is not None else "") for r in shown]
         text += ": " + ", ".join(parts) + (", ..." if len(running) > limit else "")
-    if session.queue_reason:
-        text += f" ({session.queue_reason})"
+    if queue_reason:
+        text += f" ({queue_reason})"
     return text
 
 
@@ -52,7 +53,7 @@ async def follow(
     def capture(event: SessionEvent) -> None:
         if event.session_id == session.id and event.kind in ("task_started", "task_ended", "session_ended"):
             with contextlib.suppress(anyio.WouldBlock):
-                sender.send_nowait((_value(session), progress_message(session)))
+                sender.send_nowait((_value(session), progress_message(session.tasks, session.queue_reason)))
 
     unsubscribe = events.subscribe(capture)
     last_value = -1.0
@@ -66,7 +67,7 @@ async def follow(
             last_value = value
 
     try:
-        await send(_value(session), progress_message(session))
+        await send(_value(session), progress_message(session.tasks, session.queue_reason))
         while not session.done.is_set():
             now = anyio.current_time()
             if now >= deadline:
@@ -75,14 +76,14 @@ async def follow(
                 value, message = await receiver.receive()
                 await send(value, message)
             if tick.cancelled_caught:
-                await send(_value(session), progress_message(session))
+                await send(_value(session), progress_message(session.tasks, session.queue_reason))
         while True:  # what happened up to the end, then the end itself
             try:
                 value, message = receiver.receive_nowait()
             except anyio.WouldBlock:
                 break
             await send(value, message)
-        await send(total, progress_message(session))
+        await send(total, progress_message(session.tasks, session.queue_reason))
     finally:
         unsubscribe()
         sender.close()

@@ -77,7 +77,8 @@ async def coordinate_task(
         # MCP task, the call returns at once: the client follows the task instead.
         if not as_task.get():
             await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
-        return coordination_result(coordinator.snapshot(session), *result_caps(coordinator, options))
+        caps = result_caps(coordinator, options.result_chars, options.total_result_chars)
+        return coordination_result(coordinator.snapshot(session), *caps)
 
 
 def dry_run_result(graph: TaskGraph, notes: list[str] | None = None) -> CoordinationResult:
@@ -87,12 +88,10 @@ def dry_run_result(graph: TaskGraph, notes: list[str] | None = None) -> Coordina
     )
 
 
-def result_caps(coordinator: Coordinator, options: CoordinateOptions | None) -> tuple[int, int]:
+def result_caps(coordinator: Coordinator, result_chars: int | None, total_chars: int | None) -> tuple[int, int]:
     """Per-result and total character caps for outputs in a tool result: the call's, else the server's."""
     settings = coordinator.settings
-    if options is None:
-        return settings.result_chars, settings.total_result_chars
     return (
-        options.result_chars if options.result_chars is not None else settings.result_chars,
-        options.total_result_chars if options.total_result_chars is not None else settings.total_result_chars,
+        result_chars if result_chars is not None else settings.result_chars,
+        total_chars if total_chars is not None else settings.total_result_chars,
     )

@@ -8,6 +8,7 @@ from mcp.server.mcpserver import Context
 
 from parallel_coordinator.schemas.outputs import PerformanceMetrics
 from parallel_coordinator.tools._context import coordinator_of
+from parallel_coordinator.views import performance_metrics
 
 DESCRIPTION = """\
 Report the coordinator's health and performance: machine CPU and memory, agents running and tasks
@@ -19,4 +20,5 @@ an agent failing repeatedly)."""
 
 async def get_performance_metrics(ctx: Context[Any, Any] | None = None) -> PerformanceMetrics:
     assert ctx is not None
-    return coordinator_of(ctx).performance_metrics()
+    coordinator = coordinator_of(ctx)
+    return performance_metrics(coordinator.store, coordinator.health())

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from parallel_coordinator.engine.session import Session
 from parallel_coordinator.schemas.inputs import SessionId
 from parallel_coordinator.schemas.outputs import ProgressStatus
 from parallel_coordinator.tools._context import as_tool_errors, coordinator_of, principal
@@ -31,8 +30,8 @@ async def get_progress_status(
     assert ctx is not None
     coordinator = coordinator_of(ctx)
     with as_tool_errors():
-        found = coordinator.get(session_id, principal())
-        if isinstance(found, Session) and wait_seconds > 0:
-            await follow(found, coordinator.events, ctx, wait_seconds, found.options.progress_update_interval)
-        options = found.options if isinstance(found, Session) else None
-        return progress_status(coordinator.snapshot(found), *result_caps(coordinator, options))
+        live = coordinator.live(session_id, principal())
+        if live is not None and wait_seconds > 0:
+            await follow(live, coordinator.events, ctx, wait_seconds, live.policy.progress_interval_s)
+        view = coordinator.get(session_id, principal())
+        return progress_status(view, *result_caps(coordinator, view.result_chars, view.total_result_chars))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from parallel_coordinator.engine.session import AttemptInfo, Session, SessionStatus, TaskRecord
-from parallel_coordinator.planning.estimates import DurationEstimator, remaining_seconds
+from parallel_coordinator.engine.health import RECENT_ATTEMPTS, Health, server_alerts
+from parallel_coordinator.engine.read_model import SessionView
+from parallel_coordinator.engine.session import TaskRecord
 from parallel_coordinator.planning.graph import TaskGraph
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.outputs import (
@@ -30,27 +30,15 @@ from parallel_coordinator.schemas.outputs import (
     TaskResult,
 )
 from parallel_coordinator.state.outputs import read_output
-from parallel_coordinator.state.store import Store, StoredSession
-from parallel_coordinator.views.metrics import AlertLimits, agent_figures, attempt_figures, find_alerts, session_figures
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the views need of a session, whether it is live in memory or read back from the store."""
-
-    id: str
-    status: SessionStatus
-    created_at: float
-    finished_at: float | None
-    error_summary: str | None
-    max_agents: int
-    tasks: dict[str, TaskRecord]
-    peak_parallelism: int
-    expected_remaining_s: float | None
-    queue_reason: str | None = None
-    resumed_from: str | None = None
-    notes: tuple[str, ...] = ()
-    synthesis: str | None = None
+from parallel_coordinator.state.store import Store
+from parallel_coordinator.views.metrics import (
+    AlertLimits,
+    agent_figures,
+    attempt_failed,
+    attempt_figures,
+    find_alerts,
+    session_figures,
+)
 
 
 def iso(ts: float | None) -> str | None:
@@ -66,64 +54,6 @@ def task_uri(session_id: str, task_id: str) -> str:
     return f"pcoord://sessions/{session_id}/tasks/{quote(task_id, safe='')}"
 
 
-def snapshot_of(session: Session | StoredSession, estimator: DurationEstimator | None = None) -> Snapshot:
-    if isinstance(session, Session):
-        return Snapshot(
-            id=session.id, status=session.status, created_at=session.created_at,
-            finished_at=session.finished_at, error_summary=session.error_summary,
-            max_agents=session.options.max_agents, tasks=session.tasks,
-            peak_parallelism=session.peak_parallelism,
-            expected_remaining_s=estimate_remaining(session, estimator or DurationEstimator()),
-            queue_reason=session.queue_reason, resumed_from=session.resumed_from, notes=tuple(session.notes),
-            synthesis=session.synthesis,
-        )
-    tasks: dict[str, TaskRecord] = {}
-    for stored in session.tasks:
-        record = TaskRecord(
-            task_id=stored.task_id, agent=stored.agent, status=TaskState(stored.status),
-            error=stored.error, started_at=stored.started_at,
-            finished_at=stored.finished_at, input_tokens=stored.input_tokens,
-            output_tokens=stored.output_tokens, cost_usd=stored.cost_usd, progress=stored.progress,
-            message=stored.message, worktree=stored.worktree,
-        )
-        record.keep(stored.kept)
-        tasks[stored.task_id] = record
-    for attempt in session.attempts:
-        if attempt.task_id in tasks:
-            tasks[attempt.task_id].attempts.append(
-                AttemptInfo(
-                    number=attempt.number, agent=attempt.agent, started_at=attempt.started_at or 0.0,
-                    finished_at=attempt.finished_at, exit_code=attempt.exit_code, outcome=attempt.outcome,
-                    error=attempt.error,
-                )
-            )
-    status: SessionStatus = session.status  # type: ignore[assignment]
-    return Snapshot(
-        id=session.id, status=status, created_at=session.created_at, finished_at=session.finished_at,
-        error_summary=session.error_summary, max_agents=session.max_agents, tasks=tasks,
-        peak_parallelism=session.peak_parallelism, expected_remaining_s=None, resumed_from=session.resumed_from,
-        synthesis=session.synthesis, notes=session.notes,
-    )
-
-
-def estimate_remaining(session: Session, estimator: DurationEstimator) -> float:
-    """Seconds until the session ends, from per-agent run times and the remaining graph (estimates.py)."""
-    if session.status != "RUNNING":
-        return 0.0
-    now = time.time()
-    remaining: dict[str, float] = {}
-    for task_id, node in session.graph.nodes.items():
-        record = session.tasks[task_id]
-        if record.status not in (TaskState.PENDING, TaskState.RUNNING):
-            remaining[task_id] = 0.0
-            continue
-        guess = estimator.estimate(record.agent, node.expected_duration_s)
-        if record.status is TaskState.RUNNING and record.started_at is not None:
-            guess = max(guess - (now - record.started_at), 0.0)
-        remaining[task_id] = guess
-    return remaining_seconds(session.graph, remaining, session.options.max_agents)
-
-
 def _counts(tasks: dict[str, TaskRecord]) -> dict[str, int]:
     states = [r.status for r in tasks.values()]
     return {
@@ -137,7 +67,7 @@ def _counts(tasks: dict[str, TaskRecord]) -> dict[str, int]:
     }
 
 
-def session_metrics(snap: Snapshot, limits: AlertLimits | None = None) -> SessionMetrics:
+def session_metrics(snap: SessionView, limits: AlertLimits | None = None) -> SessionMetrics:
     figures = session_figures(snap.tasks.values(), snap.created_at, snap.finished_at, snap.max_agents)
     records = list(snap.tasks.values())
     attempts = sorted((a for r in records for a in r.attempts if a.finished_at), key=lambda a: a.started_at)
@@ -171,43 +101,25 @@ def session_metrics(snap: Snapshot, limits: AlertLimits | None = None) -> Sessio
     )
 
 
-def attempt_failed(outcome: str, error: str | None) -> bool:
-    """A failed attempt; one cancelled by the caller is not the agent's failure."""
-    return outcome not in ("cancelled", "running") and (outcome != "exited" or error is not None)
-
-
 def _total(values: Iterable[float | int | None]) -> float | None:
     known = [v for v in values if v is not None]
     return float(sum(known)) if known else None
 
 
-def performance_metrics(
-    store: Store,
-    sample: tuple[float, float, float],
-    *,
-    active_agents: int,
-    queue_size: int,
-    queue_reasons: list[str],
-    limits: AlertLimits,
-) -> PerformanceMetrics:
+def performance_metrics(store: Store, health: Health) -> PerformanceMetrics:
     """Machine health now, and figures over the last 1,000 recorded runs."""
-    cpu, used_mb, memory_percent = sample
-    recent = store.recent_attempts(1000)
+    recent = store.recent_attempts(RECENT_ATTEMPTS)
     figures = attempt_figures(recent)
-    oldest_first = list(reversed(recent))
     tokens = store.token_totals()
-    alerts = find_alerts(
-        limits, error_rate=figures.error_rate, cpu_percent=cpu, memory_percent=memory_percent,
-        outcomes=[(a.agent, attempt_failed(a.outcome, a.error)) for a in oldest_first[-100:]],
-        throughput_per_min=figures.tasks_per_second * 60 if active_agents else None,
-    )
+    alerts = server_alerts(store, health)
     total_in = _total(t[0] for t in tokens.values())
     total_out = _total(t[1] for t in tokens.values())
     total_cost = _total(t[2] for t in tokens.values())
     return PerformanceMetrics(
         system_health=SystemHealth(
-            cpu_percent=cpu, memory_used_mb=used_mb, memory_percent=memory_percent, active_agents=active_agents,
-            queue_size=queue_size, error_rate=figures.error_rate, queue_reasons=queue_reasons,
+            cpu_percent=health.cpu_percent, memory_used_mb=health.memory_used_mb,
+            memory_percent=health.memory_percent, active_agents=health.active_agents, queue_size=health.queue_size,
+            error_rate=figures.error_rate, queue_reasons=health.queue_reasons,
         ),
         performance=PerformanceFigures(
             tasks_per_second=figures.tasks_per_second,
@@ -241,7 +153,7 @@ def _int(value: float | int | None) -> int | None:
 MAX_RESULT_ENTRIES = 200
 
 
-def _listed(snap: Snapshot) -> tuple[list[TaskRecord], int]:
+def _listed(snap: SessionView) -> tuple[list[TaskRecord], int]:
     """The task records an answer lists, in plan order, and how many it leaves out."""
     records = list(snap.tasks.values())
     if len(records) <= MAX_RESULT_ENTRIES:
@@ -253,7 +165,7 @@ def _listed(snap: Snapshot) -> tuple[list[TaskRecord], int]:
     return [r for r in records if r.task_id in keep], len(records) - MAX_RESULT_ENTRIES
 
 
-def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> tuple[list[TaskResult], int]:
+def task_results(snap: SessionView, result_chars: int, total_chars: int) -> tuple[list[TaskResult], int]:
     """The listed tasks' results, and how many tasks were left out (see MAX_RESULT_ENTRIES)."""
     results = []
     budget = total_chars
@@ -296,7 +208,7 @@ def task_results(snap: Snapshot, result_chars: int, total_chars: int) -> tuple[l
     return results, omitted
 
 
-def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> ProgressStatus:
+def progress_status(snap: SessionView, result_chars: int, total_chars: int) -> ProgressStatus:
     now = time.time()
     active = [
         ActiveAgent(
@@ -329,7 +241,7 @@ def progress_status(snap: Snapshot, result_chars: int, total_chars: int) -> Prog
     )
 
 
-def coordination_result(snap: Snapshot, result_chars: int, total_chars: int) -> CoordinationResult:
+def coordination_result(snap: SessionView, result_chars: int, total_chars: int) -> CoordinationResult:
     running = snap.status == "RUNNING"
     # While it runs, progress carries the counts; results come once it has ended.
     results, omitted = ([], 0) if running else task_results(snap, result_chars, total_chars)
@@ -355,7 +267,7 @@ def coordination_result(snap: Snapshot, result_chars: int, total_chars: int) -> 
     )
 
 
-def structured_summary(snap: Snapshot, limit: int, lines_per_task: int = 3) -> str:
+def structured_summary(snap: SessionView, limit: int, lines_per_task: int = 3) -> str:
     """One answer without a synthesizer: each task's agent, status, first lines and where the rest is."""
     parts = [f"{snap.status}: {sum(r.status is TaskState.SUCCEEDED for r in snap.tasks.values())} of"
              f" {len(snap.tasks)} tasks succeeded."]

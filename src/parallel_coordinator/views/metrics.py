@@ -190,3 +190,8 @@ def peak_parallelism(intervals: Iterable[tuple[float, float]]) -> int:
         current += delta
         peak = max(peak, current)
     return peak
+
+
+def attempt_failed(outcome: str, error: str | None) -> bool:
+    """A failed attempt; one cancelled by the caller is not the agent's failure."""
+    return outcome not in ("cancelled", "running") and (outcome != "exited" or error is not None)

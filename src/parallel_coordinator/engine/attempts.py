@@ -1,0 +1,223 @@
+"""One attempt: one agent's run at one task, from the request it is given to the result read from its outcome.
+
+Builds the supervisor job (environment, artefact folder, caps), runs it on the execution backend,
+turns the supervisor's events into session events, and records the attempt through events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from parallel_coordinator.agents import AgentSpec
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.events import EventBus, SessionEvent
+from parallel_coordinator.engine.isolation import isolated
+from parallel_coordinator.engine.session import AttemptInfo, Session, TaskRecord, context_files
+from parallel_coordinator.engine.slots import Slots
+from parallel_coordinator.errors import RunnerUnavailableError, WorkerLostError
+from parallel_coordinator.execution.pool import ExecutionBackend
+from parallel_coordinator.execution.worktrees import WorktreeError
+from parallel_coordinator.planning.graph import TaskNode
+from parallel_coordinator.runners.base import AttemptOutcome, Invocation, RunChoices, Runner, RunResult, TaskRequest
+from parallel_coordinator.runners.models import DEFAULT_MODELS
+from parallel_coordinator.state.outputs import keep_file
+from parallel_coordinator.supervisor import SupervisorJob
+
+log = logging.getLogger(__name__)
+
+
+def safe_name(task_id: str) -> str:
+    """A task id as a directory name: ids are free text, paths are not."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in task_id)[:80]
+    if cleaned == task_id:
+        return cleaned
+    return f"{cleaned}-{hashlib.sha256(task_id.encode()).hexdigest()[:8]}"
+
+
+class Attempts:
+    def __init__(
+        self, settings: Settings, backend: ExecutionBackend, runners: dict[str, Runner], events: EventBus,
+        slots: Slots,
+    ) -> None:
+        self.settings, self.backend, self.runners, self.events, self.slots = settings, backend, runners, events, slots
+        self.peak_rss_mb: dict[str, float] = {}  # agent -> the most one of its runs was seen to use
+        self._envs: dict[tuple[str, ...], dict[str, str]] = {}  # one per pass-through list in use
+
+    def artefacts(self, session_id: str, task_id: str, attempt: int) -> Path:
+        return self.settings.runs_dir / session_id / safe_name(task_id) / str(attempt)
+
+    def agent_env(self, runner: Runner, agent: AgentSpec) -> dict[str, str]:
+        """The environment this agent starts with: ours, less credentials and secrets (environment.py).
+
+        Worked out once per distinct pass-through list (matching every variable against every pattern
+        costs ~0.3 ms, on the path of every attempt); the server's environment does not change while it runs.
+        """
+        allowed = (*runner.env_passthrough, *agent.pass_env)
+        env = self._envs.get(allowed)
+        if env is None:
+            env = self._envs[allowed] = self.settings.environment_policy.agent_environment(allowed)
+        return env
+
+    def job(
+        self, runner: Runner, agent: AgentSpec, invocation: Invocation, request: TaskRequest, artefact_dir: Path,
+        memory_limit_mb: float | None,
+    ) -> SupervisorJob:
+        return SupervisorJob(
+            attempt_id=secrets.token_hex(8), invocation=invocation, env=self.agent_env(runner, agent),
+            artefact_dir=str(artefact_dir), channel="", cwd=request.working_directory, timeout_s=request.timeout_s,
+            memory_limit_mb=memory_limit_mb, output_cap_bytes=self.settings.output_cap_bytes,
+            disk_cap_bytes=self.settings.artefact_cap_bytes,
+            token_budget=request.token_budget if runner.counts_tokens else None,
+        )
+
+    async def run(self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec) -> RunResult:
+        number = len(record.attempts) + 1
+        attempt = AttemptInfo(number=number, agent=agent.name, started_at=time.time())
+        record.attempts.append(attempt)
+        session.attempts_running += 1  # peak parallelism counts agent runs (metrics.peak_parallelism)
+        session.peak_parallelism = max(session.peak_parallelism, session.attempts_running)
+        try:
+            return await self._run(session, node, record, agent, attempt)
+        finally:
+            session.attempts_running -= 1
+
+    async def _run(
+        self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec, attempt: AttemptInfo
+    ) -> RunResult:
+        number = attempt.number
+        self.events.emit(SessionEvent(
+            "attempt_started", session.id, node.id, agent.name, attempt=number,
+            state={"attempt": _stored(session.id, node.id, attempt)},
+        ))
+        session.notify()
+        request = TaskRequest(
+            session_id=session.id, task_id=node.id, description=node.description,
+            task_description=session.task_description,
+            context={dep: session.tasks[dep].output for dep in node.dependencies},
+            context_files=context_files(session.tasks[dep] for dep in node.dependencies),
+            working_directory=session.policy.working_directory,
+            timeout_s=node.timeout_s or agent.timeout or self.settings.task_timeout_s,
+            token_budget=session.policy.token_budget_per_agent, attempt=number,
+        )
+        runner = self.runners.get(agent.runner)
+        outcome: AttemptOutcome
+        if runner is None:
+            missing = f"no runner {agent.runner!r} for agent {agent.name!r}"
+            outcome = AttemptOutcome(reason="spawn_failed", error=missing)
+            result = RunResult(ok=False, error=outcome.error, retryable=False)
+        else:
+            agent = runner.for_run(agent, RunChoices(
+                task_priority=node.priority, priority_mode=session.policy.priority_mode,
+                cost_budget_usd=session.policy.cost_budget_per_agent_usd,
+                models={**DEFAULT_MODELS, **self.settings.models},
+            ))
+            try:
+                outcome, result = await self._start_and_read(session, node, record, agent, runner, request)
+            except WorktreeError as exc:
+                outcome = AttemptOutcome(reason="spawn_failed", error=str(exc))
+                result = RunResult(ok=False, error=str(exc), retryable=False)
+        result.details.setdefault("reason", outcome.reason)
+        if outcome.peak_rss_mb:
+            self.peak_rss_mb[agent.name] = max(self.peak_rss_mb.get(agent.name, 0.0), outcome.peak_rss_mb)
+        session.killed_processes += outcome.killed_processes
+        attempt.finished_at = outcome.finished_at or time.time()
+        if outcome.started_at:
+            attempt.started_at = outcome.started_at
+        attempt.exit_code = outcome.exit_code
+        attempt.outcome = "rate_limited" if result.rate_limited else outcome.reason
+        attempt.error = result.error
+        self.events.emit(SessionEvent(
+            "attempt_ended", session.id, node.id, agent.name, attempt=number, status=attempt.outcome,
+            error=attempt.error,
+            details={
+                "exit_code": attempt.exit_code, "duration_s": round(attempt.finished_at - attempt.started_at, 3),
+                "peak_rss_mb": outcome.peak_rss_mb, "killed_processes": outcome.killed_processes,
+                "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
+                "cost_usd": result.cost_usd,
+            },
+            state={
+                "attempt": _stored(session.id, node.id, attempt), "pid": outcome.pid,
+                "peak_rss_mb": outcome.peak_rss_mb,
+                "streams": {
+                    "stdout_bytes": outcome.stdout_bytes, "stderr_bytes": outcome.stderr_bytes,
+                    "stdout_cut_on_disk": outcome.stdout_cut_on_disk,
+                    "stderr_cut_on_disk": outcome.stderr_cut_on_disk,
+                },
+            },
+        ))
+        return result
+
+    async def _start_and_read(
+        self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec, runner: Runner,
+        request: TaskRequest,
+    ) -> tuple[AttemptOutcome, RunResult]:
+        """Start the agent (in its own worktree if it wants one), wait for it, and read its outcome."""
+        throttle = self.slots.throttle(agent.runner)
+        root = self.settings.state_dir / "worktrees"
+        async with isolated(session, record, agent, request, root, self.events) as request:
+            try:
+                invocation = runner.invocation(agent, request)
+            except RunnerUnavailableError as exc:
+                return AttemptOutcome(reason="spawn_failed", error=str(exc)), RunResult(
+                    ok=False, error=str(exc), retryable=False
+                )
+            artefacts = self.artefacts(session.id, record.task_id, request.attempt)
+            job = self.job(runner, agent, invocation, request, artefacts, session.policy.memory_limit_mb)
+            throttle.running += 1
+            try:
+                outcome = await self._supervise(session, record, job)
+            finally:
+                throttle.running -= 1
+            result = runner.interpret(agent, outcome)
+            if outcome.stdout_truncated and runner.output_is_stdout:
+                # Only the start reached us: the whole output is the stdout artefact (up to the disk cap).
+                result.kept = keep_file(
+                    result.output, artefacts / "stdout", outcome.stdout_chars, cut=outcome.stdout_cut_on_disk
+                )
+            return outcome, result
+
+    async def _supervise(self, session: Session, record: TaskRecord, job: SupervisorJob) -> AttemptOutcome:
+        record.attempt_id, record.pid, record.progress, record.message = job.attempt_id, None, None, None
+
+        def on_event(event: dict[str, Any]) -> None:
+            kind = event.get("event")
+            if kind == "started":
+                record.pid = event.get("pid")
+            elif kind == "progress":
+                record.progress = event.get("percent")
+                record.message = event.get("message")
+                self.events.emit(SessionEvent(
+                    "progress", session.id, record.task_id, record.agent, progress=record.progress,
+                    message=record.message, state={"progress": record.progress, "message": record.message},
+                ))
+            session.notify()
+
+        if session.stop_reason is not None:
+            return AttemptOutcome(reason="cancelled", error=session.stop_reason)
+        try:
+            return await self.backend.run(job, on_event)
+        except WorkerLostError as exc:  # a worker that died takes only its own attempt with it
+            log.warning("attempt %s of task %r lost its worker: %s", job.attempt_id, record.task_id, exc)
+            return AttemptOutcome(reason="lost", error=str(exc))
+        except Exception as exc:
+            # Not the agent's failure, not a lost worker: ours. Say so, keep serving, do not retry.
+            log.exception("attempt %s of task %r failed inside Parallel Coordinator", job.attempt_id, record.task_id)
+            return AttemptOutcome(reason="spawn_failed", error=(
+                f"internal error in Parallel Coordinator while running it ({exc!r}); this is a bug, please report it"
+            ))
+        finally:
+            record.attempt_id = None
+
+
+def _stored(session_id: str, task_id: str, attempt: AttemptInfo) -> dict[str, Any]:
+    """An attempt as the store's StoredAttempt takes it."""
+    return {
+        "session_id": session_id, "task_id": task_id, "number": attempt.number, "agent": attempt.agent,
+        "started_at": attempt.started_at, "finished_at": attempt.finished_at, "exit_code": attempt.exit_code,
+        "outcome": attempt.outcome, "error": attempt.error,
+    }

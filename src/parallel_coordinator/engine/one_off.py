@@ -1,0 +1,131 @@
+"""Runs outside the graph: the planner that decomposes a plain task, and the synthesizer that merges results.
+
+Each is one run of an agent on the same backend and under the same guards as any attempt; a run
+made for a session is stopped with it (cancel, timeout).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+
+from parallel_coordinator.agents import AgentCatalog, AgentSpec
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.attempts import Attempts
+from parallel_coordinator.engine.session import Session, context_files
+from parallel_coordinator.engine.summary import first_line
+from parallel_coordinator.errors import PlanError, RunnerUnavailableError, UnknownAgentError
+from parallel_coordinator.planning.planner import (
+    Decomposition,
+    builtin_planner,
+    parse_plan,
+    planning_request,
+    repair_agents,
+    whole_task,
+)
+from parallel_coordinator.planning.plans import build_plan
+from parallel_coordinator.planning.scheduler import TaskState
+from parallel_coordinator.runners.base import AttemptOutcome, RunResult, TaskRequest
+from parallel_coordinator.state.outputs import INLINE_CHARS
+
+_PLANNER_TRIES = 2  # asked again, once, with what was wrong
+
+
+class OneOffRuns:
+    def __init__(self, settings: Settings, attempts: Attempts, catalog: Callable[[], Awaitable[AgentCatalog]]) -> None:
+        self.settings, self.attempts, self._catalog = settings, attempts, catalog
+
+    async def run_once(
+        self, agent: AgentSpec, description: str, task_description: str, *,
+        context: dict[str, str] | None = None, context_files: dict[str, str] | None = None,
+        session: Session | None = None,
+    ) -> tuple[RunResult, AttemptOutcome]:
+        runner = self.attempts.runners.get(agent.runner)
+        if runner is None:
+            raise RunnerUnavailableError(f"no runner {agent.runner!r} for agent {agent.name!r}")
+        label = f"{agent.name}-{secrets.token_hex(4)}"
+        request = TaskRequest(
+            session_id=session.id if session else label, task_id=agent.name, description=description,
+            task_description=task_description, context=context or {}, context_files=context_files or {},
+            timeout_s=agent.timeout or self.settings.task_timeout_s,
+        )
+        artefacts = self.settings.runs_dir / (session.id if session else "one-off") / label
+        job = self.attempts.job(
+            runner, agent, runner.invocation(agent, request), request, artefacts,
+            session.policy.memory_limit_mb if session else None,
+        )
+        if session is not None:
+            session.extra_attempts.add(job.attempt_id)
+        try:
+            outcome = await self.attempts.backend.run(job, lambda _event: None)
+        finally:
+            if session is not None:
+                session.extra_attempts.discard(job.attempt_id)
+        return runner.interpret(agent, outcome), outcome
+
+    async def decompose(self, task_description: str, default_attempts: int, catalog: AgentCatalog) -> Decomposition:
+        """Ask the planner for a subtasks graph; fall back to the whole task on the best agent."""
+        if not len(catalog):
+            raise PlanError(
+                "no agents were found to run this task; run `pcoord agents` to see where they are looked for"
+            )
+        planner = builtin_planner()
+        if self.settings.planner:
+            found = catalog.get(self.settings.planner)
+            if found is None:
+                raise UnknownAgentError(self.settings.planner, "planner", catalog.names())
+            planner = found
+        error: str | None = None
+        for _ in range(_PLANNER_TRIES):
+            request = planning_request(task_description, list(catalog.agents.values()), error)
+            try:
+                result, outcome = await self.run_once(planner, request, task_description)
+            except RunnerUnavailableError as exc:
+                return whole_task(task_description, f"no planner available ({first_line(str(exc))})")
+            if not result.ok:
+                return whole_task(task_description, f"the planner failed ({first_line(result.error)})")
+            try:
+                subtasks = parse_plan(result.output, (outcome.final_event or {}).get("structured_output"))
+            except PlanError as exc:
+                return whole_task(task_description, str(exc))
+            subtasks, notes = repair_agents(subtasks, set(catalog.names()))
+            try:
+                build_plan(subtasks, default_attempts, catalog)
+            except PlanError as exc:
+                if error is None:
+                    error = str(exc)
+                    continue
+                raise PlanError(f"the planner's plan was rejected twice: {exc}") from exc
+            return Decomposition(subtasks, [f"planned by {planner.name} into {len(subtasks)} subtasks", *notes])
+        raise PlanError(f"the planner gave no usable plan in {_PLANNER_TRIES} tries: {error}")
+
+    async def synthesize(self, session: Session) -> None:
+        """Run the synthesizer last, with every successful result in its context."""
+        name = session.policy.synthesizer
+        if not name or session.stop_reason is not None:
+            return
+        agent = (await self._catalog()).get(name)
+        if agent is None:
+            session.notes.append(f"synthesizer {name!r} was not found among the agents; summary given instead")
+            return
+        succeeded = [r for r in session.tasks.values() if r.status is TaskState.SUCCEEDED]
+        description = (
+            "Merge the results of the subtasks in your context into one answer to the task. Say what is missing"
+            " where a subtask failed or was skipped: "
+            + ", ".join(f"{t} ({r.status.value})" for t, r in session.tasks.items())
+        )
+        try:
+            result, _ = await self.run_once(
+                agent, description, session.task_description, context={r.task_id: r.output for r in succeeded},
+                context_files=context_files(succeeded), session=session,
+            )
+        except RunnerUnavailableError as exc:
+            session.notes.append(f"synthesizer {name!r} could not run ({first_line(str(exc))}); summary given")
+            return
+        if result.ok:
+            session.synthesis = result.output[:INLINE_CHARS]
+            session.notes.append(f"synthesized by {name}")
+            if len(result.output) > INLINE_CHARS:
+                session.notes.append(f"the synthesis was cut at {INLINE_CHARS:,} of {len(result.output):,} characters")
+        else:
+            session.notes.append(f"synthesizer {name!r} failed ({first_line(result.error)}); summary given")

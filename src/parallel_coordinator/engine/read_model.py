@@ -1,0 +1,108 @@
+"""One view of a session, built from either source: a live session in memory or one read back from the store.
+
+Everything outside the engine (tools, resources, MCP tasks, the CLI) reads sessions through this.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from parallel_coordinator.engine.session import AttemptInfo, Session, SessionStatus, TaskRecord
+from parallel_coordinator.planning.estimates import DurationEstimator, remaining_seconds
+from parallel_coordinator.planning.scheduler import TaskState
+from parallel_coordinator.state.store import StoredSession
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: str
+    status: SessionStatus
+    created_at: float
+    finished_at: float | None
+    error_summary: str | None
+    max_agents: int
+    tasks: dict[str, TaskRecord]
+    peak_parallelism: int
+    expected_remaining_s: float | None
+    owner: str | None = None
+    queue_reason: str | None = None
+    resumed_from: str | None = None
+    notes: tuple[str, ...] = ()
+    synthesis: str | None = None
+    # The session's own caps on outputs in answers, and its progress interval; None: the server's.
+    result_chars: int | None = None
+    total_result_chars: int | None = None
+    progress_interval_s: float = 1.0
+    live: bool = False  # held in memory by this server (it may still be running)
+
+    @property
+    def last_activity(self) -> float:
+        """When a task last started or ended; the session's creation when none has."""
+        return max((r.finished_at or r.started_at or 0.0 for r in self.tasks.values()), default=self.created_at)
+
+
+def view_of(source: Session | StoredSession, estimator: DurationEstimator | None = None) -> SessionView:
+    """The one place that tells the two sources apart."""
+    return view_of_live(source, estimator) if isinstance(source, Session) else view_of_stored(source)
+
+
+def view_of_live(session: Session, estimator: DurationEstimator | None = None) -> SessionView:
+    policy = session.policy
+    return SessionView(
+        id=session.id, status=session.status, created_at=session.created_at, finished_at=session.finished_at,
+        error_summary=session.error_summary, max_agents=policy.max_agents, tasks=session.tasks,
+        peak_parallelism=session.peak_parallelism,
+        expected_remaining_s=estimate_remaining(session, estimator or DurationEstimator()), owner=session.owner,
+        queue_reason=session.queue_reason, resumed_from=session.resumed_from, notes=tuple(session.notes),
+        synthesis=session.synthesis, result_chars=policy.result_chars, total_result_chars=policy.total_result_chars,
+        progress_interval_s=policy.progress_interval_s, live=True,
+    )
+
+
+def view_of_stored(session: StoredSession) -> SessionView:
+    tasks: dict[str, TaskRecord] = {}
+    for stored in session.tasks:
+        record = TaskRecord(
+            task_id=stored.task_id, agent=stored.agent, status=TaskState(stored.status),
+            error=stored.error, started_at=stored.started_at,
+            finished_at=stored.finished_at, input_tokens=stored.input_tokens,
+            output_tokens=stored.output_tokens, cost_usd=stored.cost_usd, progress=stored.progress,
+            message=stored.message, worktree=stored.worktree,
+        )
+        record.keep(stored.kept)
+        tasks[stored.task_id] = record
+    for attempt in session.attempts:
+        if attempt.task_id in tasks:
+            tasks[attempt.task_id].attempts.append(
+                AttemptInfo(
+                    number=attempt.number, agent=attempt.agent, started_at=attempt.started_at or 0.0,
+                    finished_at=attempt.finished_at, exit_code=attempt.exit_code, outcome=attempt.outcome,
+                    error=attempt.error,
+                )
+            )
+    status: SessionStatus = session.status  # type: ignore[assignment]
+    return SessionView(
+        id=session.id, status=status, created_at=session.created_at, finished_at=session.finished_at,
+        error_summary=session.error_summary, max_agents=session.max_agents, tasks=tasks,
+        peak_parallelism=session.peak_parallelism, expected_remaining_s=None, owner=session.owner,
+        resumed_from=session.resumed_from, synthesis=session.synthesis, notes=session.notes,
+    )
+
+
+def estimate_remaining(session: Session, estimator: DurationEstimator) -> float:
+    """Seconds until the session ends, from per-agent run times and the remaining graph (estimates.py)."""
+    if session.status != "RUNNING":
+        return 0.0
+    now = time.time()
+    remaining: dict[str, float] = {}
+    for task_id, node in session.graph.nodes.items():
+        record = session.tasks[task_id]
+        if record.status not in (TaskState.PENDING, TaskState.RUNNING):
+            remaining[task_id] = 0.0
+            continue
+        guess = estimator.estimate(record.agent, node.expected_duration_s)
+        if record.status is TaskState.RUNNING and record.started_at is not None:
+            guess = max(guess - (now - record.started_at), 0.0)
+        remaining[task_id] = guess
+    return remaining_seconds(session.graph, remaining, session.policy.max_agents)

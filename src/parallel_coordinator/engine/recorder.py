@@ -1,0 +1,49 @@
+"""The one writer of session state: a listener that records each session event's `state` in the store.
+
+The engine never calls the store's write methods itself; it emits events (events.py), and this is
+how they become durable. Progress is persisted at most once a second per task (for `pcoord watch`).
+"""
+
+from __future__ import annotations
+
+import time
+
+from parallel_coordinator.engine.events import SessionEvent
+from parallel_coordinator.state.store import Store, StoredAttempt
+
+_PROGRESS_PERSIST_S = 1.0
+
+
+class StoreRecorder:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # (session, task) -> when its progress was last written; an entry goes when its task ends.
+        self._progress_written: dict[tuple[str, str], float] = {}
+
+    def __call__(self, event: SessionEvent) -> None:
+        state = event.state
+        if state is None:
+            return
+        sid, kind = event.session_id, event.kind
+        if kind == "session_started":
+            self.store.create_session(sid, **state)
+        elif kind == "session_ended":
+            self.store.finish_session(sid, **state)
+        elif kind in ("attempt_started", "attempt_ended"):
+            self.store.add_attempt(
+                StoredAttempt(**state["attempt"]), pid=state.get("pid"), peak_rss_mb=state.get("peak_rss_mb"),
+                streams=state.get("streams"),
+            )
+        elif kind == "tasks_cancelled":
+            fields = dict(state)
+            self.store.update_tasks(sid, fields.pop("task_ids"), **fields)
+        elif event.task_id is not None:
+            key = (sid, event.task_id)
+            if kind == "progress":
+                now = time.monotonic()
+                if now - self._progress_written.get(key, 0.0) < _PROGRESS_PERSIST_S:
+                    return
+                self._progress_written[key] = now
+            elif kind == "task_ended":
+                self._progress_written.pop(key, None)
+            self.store.update_task(sid, event.task_id, **state)

@@ -1,0 +1,186 @@
+"""A session's run loop: start what may start, wait for a change or the deadline, stop, and sum up at the end.
+
+One anyio task group per session owns its tasks' runs; a stop cancels what has not started and tells
+every running attempt's supervisor to kill its agent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.abc
+
+from parallel_coordinator.engine.admission import MachineGate
+from parallel_coordinator.engine.attempts import Attempts
+from parallel_coordinator.engine.batching import BURST_BATCH_SIZE
+from parallel_coordinator.engine.events import EventBus, SessionEvent
+from parallel_coordinator.engine.session import Session
+from parallel_coordinator.engine.slots import Slots
+from parallel_coordinator.engine.summary import error_summary
+from parallel_coordinator.engine.tasks import TaskRuns
+from parallel_coordinator.execution.pool import ExecutionBackend
+from parallel_coordinator.planning.scheduler import TaskState
+from parallel_coordinator.runners.base import Runner
+
+_RECHECK_S = 0.5  # how soon a queue held back by CPU, memory or a rate limit is looked at again
+_UNKNOWN_RUNNER_NEED_MB = 50.0
+
+
+class SessionRuns:
+    def __init__(
+        self, runners: dict[str, Runner], backend: ExecutionBackend, gate: MachineGate, slots: Slots,
+        attempts: Attempts, tasks: TaskRuns, events: EventBus,
+        synthesize: Callable[[Session], Awaitable[None]],
+    ) -> None:
+        self.runners, self.backend, self.gate, self.slots = runners, backend, gate, slots
+        self.attempts, self.tasks, self.events, self._synthesize = attempts, tasks, events, synthesize
+
+    async def run(self, session: Session, on_end: Callable[[Session], None]) -> None:
+        timeout = session.policy.timeout_s
+        deadline = anyio.current_time() + timeout if timeout else None
+        try:
+            async with anyio.create_task_group() as group:
+                while not session.scheduler.finished:
+                    self._start_ready(session, group)
+                    # A queue held back by CPU, memory or a rate limit is looked at again shortly.
+                    wait = _RECHECK_S if session.queue_reason else math.inf
+                    if deadline is not None:
+                        wait = min(wait, deadline - anyio.current_time())
+                    with anyio.move_on_after(wait):
+                        await session.wake.wait()
+                    session.wake = anyio.Event()
+                    if deadline is not None and anyio.current_time() >= deadline and session.stop_reason is None:
+                        await self.stop(session, f"session timed out after {timeout:g} s")
+            with anyio.move_on_after(deadline - anyio.current_time() if deadline else math.inf):
+                await self._synthesize(session)
+        finally:
+            self._finish(session)
+            on_end(session)
+
+    def _start_ready(self, session: Session, group: anyio.abc.TaskGroup) -> None:
+        before = session.queue_reason
+        session.queue_reason = self._start_what_may(session, group)
+        if session.queue_reason != before:
+            session.notify()
+
+    def _start_what_may(self, session: Session, group: anyio.abc.TaskGroup) -> str | None:
+        """Start ready tasks while the limits allow; returns why the rest must wait, if they must."""
+        if session.stop_reason is not None:
+            return None
+        scheduler = session.scheduler
+        while len(scheduler.running) < session.policy.max_agents and scheduler.ready_count():
+            refusal = self.gate.refusal(self._expected_need_mb(session), self.slots.active)
+            if refusal is not None:
+                return refusal
+            task_id = scheduler.take_ready(lambda agent: self.slots.may_start(session.agents[agent]))
+            if task_id is None:
+                return self.slots.throttle_reason({a.runner for a in session.agents.values()})
+            agent = session.agents[session.tasks[task_id].agent]
+            batch = [task_id]
+            if self._batches(session, agent.runner):
+                # Small tasks for the same agent share one run: one start-up and one system prompt.
+                same_agent = agent.name.__eq__
+                while len(batch) < BURST_BATCH_SIZE:
+                    more = scheduler.take_ready(same_agent)
+                    if more is None:
+                        break
+                    batch.append(more)
+            self.slots.take(agent.name)  # one slot, however many tasks the run carries
+            for member in batch:
+                record = session.tasks[member]
+                record.status = TaskState.RUNNING
+                record.started_at = time.time()
+                self.events.emit(SessionEvent(
+                    "task_started", session.id, member, agent.name, ts=record.started_at,
+                    state={"status": "running", "started_at": record.started_at},
+                ))
+            if len(batch) == 1:
+                group.start_soon(self.tasks.run_task, session, task_id, name=f"task {session.id}/{task_id}")
+            else:
+                group.start_soon(self.tasks.run_batch, session, batch, name=f"batch {session.id}/{task_id}")
+        return None
+
+    def _batches(self, session: Session, runner_kind: str) -> bool:
+        """Burst batching, where the runner gains by it; "quality" gives every task a run of its own."""
+        runner = self.runners.get(runner_kind)
+        return (
+            session.strategy == "burst" and runner is not None and runner.batches
+            and session.policy.priority_mode != "quality"
+        )
+
+    def _expected_need_mb(self, session: Session) -> float:
+        """Memory the next agent is expected to need, the most of any task waiting to start.
+
+        A subtask's `resources_required.memory_mb` says it outright; otherwise the most its agent has
+        been seen to use, or its runner's default; never more than the per-agent cap.
+        """
+        needs = []
+        for agent, declared in session.scheduler.ready_groups():
+            if declared is not None:
+                needs.append(declared)
+                continue
+            runner = self.runners.get(session.agents[agent].runner)
+            default = runner.default_memory_mb if runner is not None else _UNKNOWN_RUNNER_NEED_MB
+            needs.append(self.attempts.peak_rss_mb.get(agent, default))
+        return min(max(needs, default=0.0), session.policy.memory_limit_mb)
+
+    async def stop(self, session: Session, reason: str) -> int:
+        """Cancel what has not started and tell every running attempt to kill its agent."""
+        if session.stop_reason is None:
+            session.stop_reason = reason
+        session.stopped.set()
+        pending = session.scheduler.cancel_pending()
+        for task_id in pending:
+            session.tasks[task_id].status = TaskState.CANCELLED
+            session.tasks[task_id].error = reason
+        if pending:
+            self.events.emit(SessionEvent(
+                "tasks_cancelled", session.id,
+                state={"task_ids": pending, "status": "cancelled", "error": reason},
+            ))
+        for task_id in pending:
+            self.events.emit(SessionEvent(
+                "task_ended", session.id, task_id, session.tasks[task_id].agent, status="cancelled", error=reason,
+            ))
+        running = session.running()
+        for record in running:
+            if record.attempt_id is not None:
+                await self.backend.cancel(record.attempt_id)
+        for attempt_id in list(session.extra_attempts):
+            await self.backend.cancel(attempt_id)
+        session.poke()
+        return len(pending) + len(running)
+
+    def _finish(self, session: Session) -> None:
+        cancelled = session.scheduler.cancel_pending()
+        for task_id in cancelled:
+            session.tasks[task_id].status = TaskState.CANCELLED
+        if cancelled:
+            self.events.emit(SessionEvent(
+                "tasks_cancelled", session.id, state={"task_ids": cancelled, "status": "cancelled"},
+            ))
+        for record in session.tasks.values():
+            if record.status is TaskState.RUNNING:  # only when the server itself is going down
+                record.status = TaskState.INTERRUPTED
+                self.events.emit(SessionEvent(
+                    "task_changed", session.id, record.task_id, record.agent, state={"status": "interrupted"},
+                ))
+        session.finished_at = time.time()
+        session.status = session.decide_status()
+        session.queue_reason = None
+        session.error_summary = error_summary(session)
+        self.events.emit(SessionEvent(
+            "session_ended", session.id, status=session.status, error=session.error_summary,
+            details={"execution_time_s": round(session.finished_at - session.created_at, 3)},
+            state={
+                "status": session.status, "finished_at": session.finished_at,
+                "error_summary": session.error_summary, "synthesis": session.synthesis,
+                "peak_parallelism": session.peak_parallelism, "notes": session.notes,
+                "killed_processes": session.killed_processes,
+            },
+        ))
+        session.done.set()
+        session.poke()

@@ -1,0 +1,77 @@
+"""Slots: how many runs each agent has going (against its max_concurrent), and each runner's rate-limit throttle.
+
+Shared by every session of the server, since both limits belong to the agent or the account behind
+a runner. Whoever frees a slot wakes the sessions and fallbacks waiting for one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+import anyio
+
+from parallel_coordinator.agents import AgentSpec
+from parallel_coordinator.engine.throttle import RunnerThrottle
+
+_RECHECK_S = 0.5  # a stop while waiting for a slot is noticed this soon
+
+
+class Slots:
+    def __init__(self, runner_limit: int, on_freed: Callable[[], None]) -> None:
+        self.running: Counter[str] = Counter()  # agent name -> runs holding one of its slots
+        self.throttles: dict[str, RunnerThrottle] = {}
+        self._runner_limit = runner_limit
+        self._on_freed = on_freed
+        self._freed = anyio.Event()
+
+    @property
+    def active(self) -> int:
+        return sum(self.running.values())
+
+    def throttle(self, runner: str) -> RunnerThrottle:
+        if runner not in self.throttles:
+            self.throttles[runner] = RunnerThrottle(max_limit=self._runner_limit)
+        return self.throttles[runner]
+
+    def may_start(self, agent: AgentSpec) -> bool:
+        if agent.max_concurrent is not None and self.running[agent.name] >= agent.max_concurrent:
+            return False
+        return self.throttle(agent.runner).admits()
+
+    def take(self, agent: str) -> None:
+        self.running[agent] += 1
+
+    def give_back(self, agent: str) -> None:
+        self.running[agent] -= 1
+        self.freed()
+
+    def freed(self) -> None:
+        """A slot came free: wake whatever waits for one (fallbacks here, sessions through on_freed)."""
+        self._freed.set()
+        self._freed = anyio.Event()
+        self._on_freed()
+
+    async def move(self, held: str, wanted: AgentSpec, stopping: Callable[[], bool]) -> str:
+        """Give back `held`'s slot and take one of `wanted`'s, waiting for room; `held` again if stopped meanwhile."""
+        self.give_back(held)
+        while wanted.max_concurrent is not None and self.running[wanted.name] >= wanted.max_concurrent:
+            if stopping():
+                self.take(held)
+                return held
+            freed = self._freed
+            with anyio.move_on_after(_RECHECK_S):
+                await freed.wait()
+        self.take(wanted.name)
+        return wanted.name
+
+    def throttle_reason(self, runners: Iterable[str]) -> str | None:
+        """Why a session using these runners waits on a rate limit, if it does."""
+        wanted = set(runners)
+        for runner, throttle in self.throttles.items():
+            if throttle.throttled and runner in wanted:
+                return (
+                    f"backing off {runner!r} after {throttle.rate_limits} rate limit(s): at most"
+                    f" {max(1, int(throttle.limit))} at once, next start in {throttle.pause_left():.1f} s"
+                )
+        return None

@@ -1,0 +1,207 @@
+"""One task to its end: reuse an identical task's result, or run it with retries, then each fallback agent.
+
+What to do after each attempt is decisions.py's; this module carries it out (waits, slot moves) and
+records how the task ended, through events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import anyio
+
+from parallel_coordinator.agents import AgentSpec
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.attempts import Attempts
+from parallel_coordinator.engine.batching import batch_note, combined_node, split_batch
+from parallel_coordinator.engine.decisions import AttemptCounts, after_attempt
+from parallel_coordinator.engine.events import EventBus, SessionEvent
+from parallel_coordinator.engine.reuse import ResultReuse
+from parallel_coordinator.engine.session import Session, TaskRecord
+from parallel_coordinator.engine.slots import Slots
+from parallel_coordinator.planning.estimates import DurationEstimator
+from parallel_coordinator.planning.graph import TaskNode
+from parallel_coordinator.planning.scheduler import TaskState
+from parallel_coordinator.runners.base import RunResult
+from parallel_coordinator.state.outputs import keep_text
+from parallel_coordinator.state.store import StoredTask
+
+log = logging.getLogger(__name__)
+
+_RECHECK_S = 0.5
+
+
+class TaskRuns:
+    def __init__(
+        self, settings: Settings, attempts: Attempts, slots: Slots, reuse: ResultReuse, events: EventBus,
+        estimator: DurationEstimator, request_stop: Callable[[Session, str], None],
+    ) -> None:
+        self.settings, self.attempts, self.slots, self.reuse = settings, attempts, slots, reuse
+        self.events, self.estimator, self._request_stop = events, estimator, request_stop
+
+    async def run_task(self, session: Session, task_id: str) -> None:
+        """Run one task to its end; it holds one slot of its agent, taken by the caller, given back here."""
+        node = session.graph.nodes[task_id]
+        record = session.tasks[task_id]
+        held = node.agent  # the agent whose concurrency slot this task holds
+        result = RunResult(ok=False, error="not run")
+        key, reused = await self.reuse.find(session, node)
+        try:
+            for agent_name in (node.agent, *node.fallback_agents) if reused is None else ():
+                if agent_name != held:
+                    held = await self.slots.move(held, session.agents[agent_name], session.is_stopping)
+                    if held != agent_name:
+                        break  # stopped while waiting for the fallback's slot
+                    record.agent = agent_name
+                    log.info("task %r moves to fallback agent %r", task_id, agent_name)
+                result = await self._attempts_with(session, node, record, session.agents[agent_name])
+                if result.ok or session.stop_reason is not None:
+                    break
+        finally:
+            self.slots.give_back(held)
+        self.finish(session, task_id, reused or result)
+        if key is not None:
+            self.reuse.publish(session, key, task_id, result)
+
+    async def _attempts_with(self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec) -> RunResult:
+        """Up to max_attempts runs of one agent; rate-limited runs wait and do not use up attempts."""
+        throttle = self.slots.throttle(agent.runner)
+        counts = AttemptCounts(
+            max_attempts=node.max_attempts or session.policy.retry_attempts,
+            max_rate_limit_retries=self.settings.max_rate_limit_retries,
+        )
+        result = RunResult(ok=False, error="not run")
+        while session.stop_reason is None:
+            await self._wait_for_throttle(session, agent.runner)
+            if session.stop_reason is not None:
+                break
+            result = await self.attempts.run(session, node, record, agent)
+            decision = after_attempt(
+                result, counts, stopping=session.stop_reason is not None, backoff_s=node.backoff_s,
+                max_backoff_s=self.settings.max_backoff_s,
+            )
+            if decision.action == "succeeded":
+                throttle.on_success()
+                break
+            if decision.action == "rate_limited":
+                pause = throttle.on_rate_limit()
+                log.warning("%s run of task %r was rate limited; backing off %.1f s", agent.runner, node.id, pause)
+                continue  # the throttle holds the next start back
+            if decision.action != "retry":
+                break
+            with anyio.move_on_after(decision.delay_s):  # a stop cuts the backoff short
+                await session.stopped.wait()
+        return result
+
+    async def _wait_for_throttle(self, session: Session, runner: str) -> None:
+        throttle = self.slots.throttle(runner)
+        while not throttle.admits() and session.stop_reason is None:
+            with anyio.move_on_after(max(throttle.pause_left(), _RECHECK_S)):
+                await session.stopped.wait()
+
+    async def run_batch(self, session: Session, batch: list[str]) -> None:
+        """Several small tasks of one agent in one run; the answer is split back per task.
+
+        Tasks the answer has no section for run again on their own, so a batch can only save work.
+        """
+        nodes = [session.graph.nodes[t] for t in batch]
+        agent = session.agents[nodes[0].agent]
+        carrier = session.tasks[batch[0]]
+        combined = combined_node(nodes, agent.timeout or self.settings.task_timeout_s)
+        try:
+            result = await self._attempts_with(session, combined, carrier, agent)
+        finally:
+            self.slots.give_back(agent.name)
+        parts = split_batch(result.output, batch) if result.ok else {}
+        for member in batch:
+            if member in parts:
+                if member != batch[0]:
+                    session.tasks[member].attempts = list(carrier.attempts)
+                first = member == batch[0]
+                self.finish(session, member, RunResult(
+                    ok=True, output=parts[member], input_tokens=result.input_tokens if first else None,
+                    output_tokens=result.output_tokens if first else None, cost_usd=result.cost_usd if first else None,
+                ))
+        session.notes.append(batch_note(agent.name, batch, len(parts)))
+        for member in batch:
+            if member in parts:
+                continue
+            if session.stop_reason is not None:
+                self.finish(session, member, RunResult(ok=False, error=session.stop_reason,
+                                                       details={"reason": "cancelled"}))
+                continue
+            session.tasks[member].attempts = []
+            self.slots.take(agent.name)
+            await self.run_task(session, member)
+
+    def keep(self, session: Session, stored: StoredTask) -> None:
+        """A task that succeeded in the session being resumed: its result is kept, it does not run again."""
+        record = session.tasks[stored.task_id]
+        record.status = TaskState.SUCCEEDED
+        record.agent = stored.agent
+        record.keep(stored.kept)
+        record.started_at, record.finished_at = stored.started_at, stored.finished_at
+        record.input_tokens, record.output_tokens, record.cost_usd = (
+            stored.input_tokens, stored.output_tokens, stored.cost_usd,
+        )
+        record.progress = 100.0
+        session.scheduler.mark_succeeded(stored.task_id)
+        self.events.emit(SessionEvent("task_kept", session.id, stored.task_id, stored.agent, state={
+            "status": "succeeded", "output": record.output, "output_chars": record.output_chars,
+            "output_path": record.output_path, "output_cut": record.output_cut, "started_at": record.started_at,
+            "finished_at": record.finished_at, "input_tokens": record.input_tokens,
+            "output_tokens": record.output_tokens, "cost_usd": record.cost_usd,
+            "error": f"kept from session {session.resumed_from!r}",
+        }))
+
+    def finish(self, session: Session, task_id: str, result: RunResult) -> None:
+        """Record how a task ended, free its dependents (or skip them), and learn its duration."""
+        record = session.tasks[task_id]
+        record.finished_at = time.time()
+        # From here on the server holds only the output's head; a long one lives whole in a file.
+        record.keep(result.kept or keep_text(
+            result.output, self.attempts.artefacts(session.id, task_id, max(1, len(record.attempts)))
+        ))
+        if result.ok:
+            record.status = TaskState.SUCCEEDED
+            record.error, record.progress = None, 100.0
+            session.scheduler.succeed(task_id)
+        else:
+            stopped = session.stop_reason is not None and result.details.get("reason") in ("cancelled", "lost")
+            record.status = TaskState.CANCELLED if stopped else TaskState.FAILED
+            record.error = result.error
+            self._skip_dependents(session, task_id)
+        if any(a is not None for a in (result.input_tokens, result.output_tokens, result.cost_usd)):
+            record.input_tokens, record.output_tokens, record.cost_usd = (
+                result.input_tokens, result.output_tokens, result.cost_usd,
+            )
+        if result.ok and record.started_at is not None:
+            last = record.attempts[-1] if record.attempts else None
+            if last is not None and last.finished_at is not None:
+                self.estimator.observe(record.agent, last.finished_at - last.started_at)
+        self.events.emit(SessionEvent(
+            "task_ended", session.id, task_id, record.agent, status=record.status.value, error=record.error,
+            details={"attempts": len(record.attempts), "output_chars": record.output_chars},
+            state={
+                "status": record.status.value, "output": record.output, "output_chars": record.output_chars,
+                "output_path": record.output_path, "output_cut": record.output_cut, "error": record.error,
+                "agent": record.agent, "attempts": len(record.attempts), "finished_at": record.finished_at,
+                "input_tokens": record.input_tokens, "output_tokens": record.output_tokens,
+                "cost_usd": record.cost_usd, "progress": record.progress, "message": record.message,
+            },
+        ))
+        session.poke()
+        if record.status is TaskState.FAILED and session.policy.on_failure == "stop" and not session.stop_reason:
+            self._request_stop(session, f"stopped at the first failure: task {task_id!r} failed")
+
+    def _skip_dependents(self, session: Session, task_id: str) -> None:
+        for other in session.scheduler.fail(task_id, session.tasks[task_id].status):
+            record = session.tasks[other]
+            record.status = TaskState.SKIPPED
+            record.error = session.scheduler.skip_reason[other]
+            self.events.emit(SessionEvent(
+                "task_ended", session.id, other, record.agent, status="skipped", error=record.error,
+                state={"status": "skipped", "error": record.error},
+            ))
