@@ -11,6 +11,7 @@
     ├── AgentFileError               an agent file that cannot be used (becomes a diagnostic)
     ├── ConfigError                  a configuration file or PCOORD_* variable that cannot be used
     ├── RunnerUnavailableError       a runner's executable is missing (becomes a task error)
+    ├── WorktreeError                a task's git worktree could not be made, summarized or removed
     └── WorkerLostError              the pool worker (or Dask worker) running an attempt died
 """
 
@@ -120,6 +121,10 @@ class ConfigError(CoordinatorError):
 
 class RunnerUnavailableError(CoordinatorError):
     """A runner cannot start (its executable is missing); the attempt fails with this text."""
+
+
+class WorktreeError(CoordinatorError):
+    """A worktree could not be created, summarized or removed; the message carries git's own words."""
 
 
 class WorkerLostError(CoordinatorError):

@@ -75,10 +75,15 @@ def test_the_seed_example_loads_and_maps_to_settings(project: Path) -> None:
     settings, sources = load_settings()
     assert settings.config_file == project / PROJECT
     assert (settings.pool_size, settings.task_timeout_s, settings.retry_attempts) == (32, 120.0, 4)
-    assert (settings.load_balancing, settings.progress_update_interval_s) == ("intelligent", 2.0)
+    assert settings.progress_update_interval_s == 2.0
     assert (settings.max_memory_per_agent, settings.max_cpu_usage) == ("1GB", 70)
     assert settings.token_budget_per_agent == 40000
-    assert (settings.performance_logging, settings.metrics_collection) == (False, True)
+    assert settings.performance_logging is False
+    # load_balancing and metrics_collection are accepted but no longer read: each gets a note, not a setting.
+    assert [note.split(" is no longer read")[0] for note in settings.config_notes] == [
+        ".claude/parallel-coordinator.yaml:5: parallel_config.load_balancing",
+        ".claude/parallel-coordinator.yaml:13: monitoring.metrics_collection",
+    ]
     assert (settings.alert_max_error_rate, settings.alert_max_memory_percent) == (0.1, 85)
     assert settings.alert_min_throughput_per_min is None
     assert settings.agent_pool == {"security-auditor": AgentOverrides(max_concurrent=2, priority="critical")}
@@ -298,6 +303,36 @@ def test_a_bad_environment_value_is_an_error_naming_the_variable_and_value(
     assert str(caught.value).endswith(f"fix it or unset {variable}")
 
 
+def test_a_key_no_longer_read_loads_with_a_note_naming_it_whatever_its_value(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(PROJECT, """\
+        parallel_config:
+          load_balancing: round_robin
+          retry_attempts: 2
+        monitoring: {metrics_collection: [not, a, bool]}
+    """)
+    with caplog.at_level("WARNING", logger="parallel_coordinator.config.file"):
+        settings, sources = load_settings()
+    assert settings.retry_attempts == 2
+    assert settings.config_notes == (
+        ".claude/parallel-coordinator.yaml:2: parallel_config.load_balancing is no longer read (tasks always start"
+        " critical path first, within agent_pool limits, max_concurrent_agents and max_cpu_usage);"
+        " remove it from the file",
+        ".claude/parallel-coordinator.yaml:4: monitoring.metrics_collection is no longer read (metrics are worked"
+        " out from the state database when asked for; monitoring.performance_logging turns off the event log, and"
+        " /metrics is served only with `pcoord serve --prometheus`); remove it from the file",
+    )
+    assert sources["config_notes"] == ".claude/parallel-coordinator.yaml:2"
+    assert [record.getMessage() for record in caplog.records] == list(settings.config_notes)
+    assert not hasattr(settings, "load_balancing") and not hasattr(settings, "metrics_collection")
+
+
+def test_a_misspelt_retired_key_is_still_an_unknown_key(project: Path) -> None:
+    message = config_error("parallel_config:\n  load_balancer: intelligent\n")
+    assert "parallel_config.load_balancer: unknown key" in message
+
+
 def pcoord_config(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {key: value for key, value in os.environ.items() if key not in ENV_VARIABLES}
     return subprocess.run(
@@ -332,6 +367,25 @@ def test_pcoord_config_prints_a_table_and_reports_a_bad_file_on_stderr(project: 
     assert done.returncode == 1
     assert done.stdout == ""
     assert "resource_limits.max_cpu_usage: must be between 1 and 100, got 250" in " ".join(done.stderr.split())
+
+
+def test_pcoord_config_shows_a_note_for_each_key_it_no_longer_reads(project: Path, tmp_path: Path) -> None:
+    write(PROJECT, SEED)
+    done = pcoord_config(project, "--json", HOME=str(tmp_path / "home"))
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert [note.split(" is no longer read")[0] for note in shown["notes"]] == [
+        ".claude/parallel-coordinator.yaml:5: parallel_config.load_balancing",
+        ".claude/parallel-coordinator.yaml:13: monitoring.metrics_collection",
+    ]
+    assert "config_notes" not in shown["settings"] and "load_balancing" not in shown["settings"]
+    assert "monitoring.metrics_collection is no longer read" in done.stderr  # logged, as a server logs it
+
+    done = pcoord_config(project, HOME=str(tmp_path / "home"))
+    assert done.returncode == 0, done.stderr
+    table = " ".join(done.stdout.split())
+    assert "note: .claude/parallel-coordinator.yaml:5: parallel_config.load_balancing is no longer read" in table
+    assert "note: .claude/parallel-coordinator.yaml:13: monitoring.metrics_collection is no longer read" in table
 
 
 @pytest.mark.anyio

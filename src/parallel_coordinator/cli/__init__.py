@@ -576,11 +576,13 @@ def show_config(as_json: bool) -> int:
 
     settings, sources = load_settings()
     values = dataclasses.asdict(settings)
+    del values["config_notes"]  # shown as notes, not as a setting
     if as_json:
         print(json.dumps({
             "config_file": str(settings.config_file) if settings.config_file else None,
             "searched": [str(path) for path in search_paths()],
             "settings": {name: {"value": value, "source": sources[name]} for name, value in values.items()},
+            "notes": list(settings.config_notes),
             "agent_environment": settings.environment_policy.describe(),
         }, indent=2, default=str))
         return EXIT_OK
@@ -594,6 +596,8 @@ def show_config(as_json: bool) -> int:
     console.print(table, highlight=False)
     if settings.config_file is None:
         console.print("looked for: " + ", ".join(str(path) for path in search_paths()), highlight=False)
+    for note in settings.config_notes:
+        console.print(f"note: {note}", style="yellow", highlight=False)
     policy = settings.environment_policy.describe()
     removed: dict[str, str] = policy["removed_now"]  # type: ignore[assignment]
     console.print(

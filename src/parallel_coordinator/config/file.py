@@ -6,130 +6,33 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Any
 
-import annotated_types
 import yaml
 from platformdirs import user_state_dir
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel, ValidationError
 
-from parallel_coordinator.agents.spec import Priority
+from parallel_coordinator.config.messages import explain
+from parallel_coordinator.config.schema import (
+    Execution,
+    Monitoring,
+    ParallelConfig,
+    ResourceLimits,
+    Retention,
+    SettingsFile,
+)
 from parallel_coordinator.config.settings import AgentOverrides, Settings
 from parallel_coordinator.errors import ConfigError
-from parallel_coordinator.schemas.inputs import parse_megabytes
 
 CONFIG_ENV = "PCOORD_CONFIG"
 PROJECT_CONFIG = Path(".claude") / "parallel-coordinator.yaml"
 USER_CONFIG = Path(".claude") / "agents" / "system" / "parallel_config.yaml"
 
-
-def _not_bool(value: object) -> object:
-    # YAML reads `yes` as true, and pydantic would take true for 1: a number must be written as one.
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
-    return value
-
-
-Count = Annotated[int, BeforeValidator(_not_bool)]
-Number = Annotated[float, BeforeValidator(_not_bool)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ParallelConfig(_Section):
-    max_concurrent_agents: Count = Field(64, ge=1, le=64)
-    task_timeout: Number = Field(300.0, gt=0, le=86_400)
-    retry_attempts: Count = Field(3, ge=1, le=20)
-    load_balancing: str = Field("intelligent", min_length=1)
-    progress_update_interval: Number = Field(1.0, ge=0.1, le=60)
-
-
-class ResourceLimits(_Section):
-    max_memory_per_agent: int | float | str = "512MB"
-    max_cpu_usage: Number = Field(80.0, ge=1, le=100)
-    token_budget_per_agent: Count | None = Field(50_000, ge=1)
-
-    @field_validator("max_memory_per_agent")
-    @classmethod
-    def _readable_memory(cls, value: int | float | str) -> int | float | str:
-        parse_megabytes(value)
-        return value
-
-
-class AlertThresholds(_Section):
-    error_rate: Number = Field(0.05, ge=0, le=1)
-    memory_percent: Number = Field(90.0, ge=1, le=100)
-    min_throughput_per_min: Number | None = Field(None, ge=0)
-
-
-class Monitoring(_Section):
-    performance_logging: bool = True
-    metrics_collection: bool = True
-    alert_thresholds: AlertThresholds | None = None
-
-
-class AgentPoolEntry(_Section):
-    max_concurrent: Count | None = Field(None, ge=1)
-    priority: Priority | None = None
-
-
-class Execution(_Section):
-    """Where supervisors run: the local loky pool, or a Dask cluster (an address, or a LocalCluster)."""
-
-    backend: Literal["local", "dask"] = "local"
-    scheduler: str | None = None
-    local_workers: Count = Field(2, ge=1, le=64)
-    callback_host: str | None = Field(None, min_length=1)
-
-    @field_validator("scheduler")
-    @classmethod
-    def _an_address(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[a-z]+://\S+", value):
-            raise ValueError("must be an address like tcp://host:8786")
-        return value
-
-
-class Models(_Section):
-    simple: str = Field("haiku", min_length=1)
-    default: str = Field("sonnet", min_length=1)
-    critical: str = Field("opus", min_length=1)
-
-
-class AgentEnvironment(_Section):
-    """What agents inherit (environment.py): more secret-name patterns to remove, names to let through."""
-
-    deny: tuple[str, ...] = ()
-    allow: tuple[str, ...] = ()
-
-
-class Retention(_Section):
-    """How long ended sessions and their files are kept (retention.py); 0 or null: no limit of that kind."""
-
-    max_age_days: Number | None = Field(30.0, ge=0)
-    max_total_mb: Number | None = Field(2048.0, ge=0)
-
-
-class SettingsFile(_Section):
-    """The whole file. A section left empty (`monitoring:` with nothing under it) is the same as no section."""
-
-    parallel_config: ParallelConfig | None = None
-    resource_limits: ResourceLimits | None = None
-    monitoring: Monitoring | None = None
-    agent_pool: dict[str, AgentPoolEntry] | None = None
-    planner: str | None = Field(None, min_length=1)
-    synthesizer: str | None = Field(None, min_length=1)
-    models: Models | None = None
-    execution: Execution | None = None
-    agent_environment: AgentEnvironment | None = None
-    retention: Retention | None = None
+log = logging.getLogger(__name__)
 
 
 # Key path in the file -> the Settings field it sets. agent_pool and models are applied on their own.
@@ -137,13 +40,11 @@ FILE_KEYS: dict[tuple[str, ...], str] = {
     ("parallel_config", "max_concurrent_agents"): "pool_size",
     ("parallel_config", "task_timeout"): "task_timeout_s",
     ("parallel_config", "retry_attempts"): "retry_attempts",
-    ("parallel_config", "load_balancing"): "load_balancing",
     ("parallel_config", "progress_update_interval"): "progress_update_interval_s",
     ("resource_limits", "max_memory_per_agent"): "max_memory_per_agent",
     ("resource_limits", "max_cpu_usage"): "max_cpu_usage",
     ("resource_limits", "token_budget_per_agent"): "token_budget_per_agent",
     ("monitoring", "performance_logging"): "performance_logging",
-    ("monitoring", "metrics_collection"): "metrics_collection",
     ("monitoring", "alert_thresholds", "error_rate"): "alert_max_error_rate",
     ("monitoring", "alert_thresholds", "memory_percent"): "alert_max_memory_percent",
     ("monitoring", "alert_thresholds", "min_throughput_per_min"): "alert_min_throughput_per_min",
@@ -157,6 +58,18 @@ FILE_KEYS: dict[tuple[str, ...], str] = {
     ("retention", "max_total_mb"): "retention_mb",
     ("planner",): "planner",
     ("synthesizer",): "synthesizer",
+}
+
+# Keys earlier releases took and nothing ever read: still accepted, so a user's file keeps loading, but each
+# one found is named in Settings.config_notes (`pcoord config` shows them; a server logs them at start).
+RETIRED_KEYS: dict[tuple[str, ...], str] = {
+    ("parallel_config", "load_balancing"): (
+        "tasks always start critical path first, within agent_pool limits, max_concurrent_agents and max_cpu_usage"
+    ),
+    ("monitoring", "metrics_collection"): (
+        "metrics are worked out from the state database when asked for; monitoring.performance_logging"
+        " turns off the event log, and /metrics is served only with `pcoord serve --prometheus`"
+    ),
 }
 
 # Variable -> (Settings field, the file key whose rules its value must meet).
@@ -221,6 +134,8 @@ def load_settings(
         for field_name, (value, line) in read_config_file(path, shown).items():
             values[field_name] = value
             sources[field_name] = f"{shown}:{line}"
+        for note in values.get("config_notes", ()):
+            log.warning("%s", note)
 
     if environ.get("PCOORD_STATE_DIR"):
         values["state_dir"] = Path(environ["PCOORD_STATE_DIR"]).expanduser()
@@ -261,11 +176,12 @@ def read_config_file(path: Path, shown: str | None = None) -> dict[str, tuple[An
             f" got {type(data).__name__} {data!r}"
         )
     lines = _key_lines(node, (), shown)
+    notes = _drop_retired(data, lines, shown)
     try:
         parsed = SettingsFile.model_validate(data)
     except ValidationError as exc:
         problems = sorted(
-            (_line_of(tuple(str(part) for part in error["loc"]), lines), *_explain(error, SettingsFile))
+            (_line_of(tuple(str(part) for part in error["loc"]), lines), *explain(error, SettingsFile))
             for error in exc.errors()
         )
         message = "\n".join(f"{shown}:{line}: {where}: {problem}" for line, where, problem in problems)
@@ -284,7 +200,21 @@ def read_config_file(path: Path, shown: str | None = None) -> dict[str, tuple[An
         )
     if parsed.models is not None:
         found["models"] = (parsed.models.model_dump(), lines[("models",)])
+    if notes:
+        found["config_notes"] = (tuple(note for _, note in notes), notes[0][0])
     return found
+
+
+def _drop_retired(data: dict[str, Any], lines: Mapping[tuple[str, ...], int], shown: str) -> list[tuple[int, str]]:
+    """Take the retired keys out of the file's data before validation; (line, note) for each one found."""
+    notes = []
+    for (section, key), why in RETIRED_KEYS.items():
+        values = data.get(section)
+        if isinstance(values, dict) and key in values:
+            del values[key]
+            line = lines[(section, key)]
+            notes.append((line, f"{shown}:{line}: {section}.{key} is no longer read ({why}); remove it from the file"))
+    return sorted(notes)
 
 
 def _shown(path: Path, cwd: Path) -> str:
@@ -328,81 +258,10 @@ def _line_of(loc: tuple[str, ...], lines: Mapping[tuple[str, ...], int]) -> int:
     return 1
 
 
-def _model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The section model that holds the key at the end of loc (loc without that key)."""
-    current: Any = root
-    for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return None
-            current = _unwrap(field.annotation)
-        elif get_origin(current) is dict:
-            current = _unwrap(get_args(current)[1])
-        else:
-            return None
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return current
-    return None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """`X | None` -> X."""
-    args = [arg for arg in get_args(annotation) if arg is not type(None)]
-    if get_origin(annotation) is not dict and len(args) == 1:
-        return args[0]
-    return annotation
-
-
-def _number(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _bounds(model: type[BaseModel] | None, key: str) -> str | None:
-    """'must be between 1 and 100' and the like, from the field's constraints."""
-    if model is None or key not in model.model_fields:
-        return None
-    low = high = ""
-    for rule in model.model_fields[key].metadata:
-        if isinstance(rule, annotated_types.Ge):
-            low = f"at least {_number(rule.ge)}"
-        elif isinstance(rule, annotated_types.Gt):
-            low = f"more than {_number(rule.gt)}"
-        elif isinstance(rule, annotated_types.Le):
-            high = f"at most {_number(rule.le)}"
-    if low.startswith("at least") and high:
-        return f"must be between {low.removeprefix('at least ')} and {high.removeprefix('at most ')}"
-    return "must be " + " and ".join(part for part in (low, high) if part) if low or high else None
-
-
-def _explain(error: ErrorDetails, root: type[BaseModel]) -> tuple[str, str]:
-    """The key path, and what is wrong with it (with the value found)."""
-    loc = error["loc"]
-    where = ".".join(str(part) for part in loc) or "(top level)"
-    parent = _model_at(root, loc[:-1])
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        known = list(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        return where, "unknown key; " + (f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}")
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        problem = "must be a mapping of keys"
-    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        problem = _bounds(parent, str(loc[-1])) or error["msg"]
-    else:
-        problem = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
-    found = repr(error["input"])
-    # A validator's own message may already quote the value ("cannot read memory size 'lots'").
-    quoted = kind == "value_error" and found in problem
-    return where, problem if quoted else f"{problem}, got {found}"
-
-
 def _env_value(variable: str, raw: str, section: type[BaseModel], key: str) -> Any:
     """An environment variable's value, held to the same rules as the file key it stands for."""
     try:
         return getattr(section.model_validate({key: raw}), key)
     except ValidationError as exc:
-        problem = _explain(exc.errors()[0], section)[1].removesuffix(f", got {raw!r}")
+        problem = explain(exc.errors()[0], section)[1].removesuffix(f", got {raw!r}")
         raise ConfigError(f"env {variable}={raw!r}: {problem}; fix it or unset {variable}") from None

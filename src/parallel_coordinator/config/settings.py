@@ -81,9 +81,6 @@ class Settings:
     progress_update_interval_s: float = 1.0
     max_memory_per_agent: int | float | str = "512MB"
     token_budget_per_agent: int | None = 50_000
-    # Informational: read from the configuration file and shown by `pcoord config`, not acted on.
-    load_balancing: str = "intelligent"
-    metrics_collection: bool = True
     # Per-agent overrides of max_concurrent and priority, keyed by agent name.
     agent_pool: dict[str, AgentOverrides] = field(default_factory=dict)
     # Agent that decomposes a plain task into subtasks, and agent run last to merge the results.
@@ -100,8 +97,10 @@ class Settings:
     retention_mb: float | None = 2048.0
     # A server applies them at start and then this often.
     retention_interval_s: float = 3600.0
-    # The configuration file these settings were read from (settings_file.load_settings), if any.
+    # The configuration file these settings were read from (config/file.py load_settings), if any.
     config_file: Path | None = None
+    # What the file holds that is accepted but no longer read (config/file.py RETIRED_KEYS), one note per key.
+    config_notes: tuple[str, ...] = ()
 
     @property
     def database(self) -> Path:

@@ -3,8 +3,7 @@
 Blocking (it runs `git`); call it from a worker thread (`anyio.to_thread.run_sync`), never on the event loop.
 
 Layout: the worktree of attempt 2 of task 't1' in session 's' is `<root>/s/t1-2`, on branch `pcoord/s/t1-2`,
-with a small record `<root>/s/t1-2.worktree.json` written before git is asked for anything, so cleanup still
-knows the repository and branch when the folder was deleted by hand or a crash interrupted `create_worktree`.
+with a small record `<root>/s/t1-2.worktree.json` beside it (worktree_records.py); git itself is run by git.py.
 
 What an agent sees: the repository at HEAD (committed state only, unless `include_uncommitted=True` snapshots
 the main checkout's tracked changes and untracked, non-ignored files into a first commit on the branch).
@@ -16,52 +15,42 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import os
-import random
 import re
 import shutil
-import subprocess
 import tempfile
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from parallel_coordinator.errors import CoordinatorError
-from parallel_coordinator.state.private_files import private_dir, write_private
+from parallel_coordinator.errors import WorktreeError
+from parallel_coordinator.execution.git import (
+    COMMIT_IDENTITY,
+    NO_SIGN,
+    RETRY_DELAYS_S,
+    SLOW_S,
+    TRANSIENT,
+    GitFailed,
+    branch_exists,
+    git,
+    is_repository,
+    pause,
+    registered_worktrees,
+    run_git,
+)
+from parallel_coordinator.execution.worktree_records import (
+    BRANCH_PREFIX,
+    RECORD_SUFFIX,
+    Worktree,
+    record_path,
+    session_entries,
+    write_record,
+)
 
-# The identity of the commits we make, so they work on machines with no git identity configured.
-_IDENTITY = ("-c", "user.name=Parallel Coordinator", "-c", "user.email=parallel-coordinator@localhost")
-_NO_SIGN = ("-c", "commit.gpgsign=false")
-BRANCH_PREFIX = "pcoord"
-RECORD_SUFFIX = ".worktree.json"
-# Git takes locks on refs, config and `.git/worktrees`; concurrent adds of one repository can also see
-# another add's half-made admin folder ("failed to read .../commondir"). Both pass when tried again.
-_TRANSIENT = re.compile(r"lock|file exists|failed to read .*(commondir|gitdir)", re.IGNORECASE)
-_RETRY_DELAYS_S = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
-_QUICK_S = 60.0
-_SLOW_S = 300.0  # checking out or removing a large tree
-
-
-class WorktreeError(CoordinatorError):
-    """A worktree could not be created, summarized or removed; the message carries git's own words."""
-
-
-@dataclass(frozen=True)
-class Worktree:
-    """One task attempt's worktree. `cwd` is where the agent runs (the same subdirectory as asked for)."""
-
-    path: Path
-    branch: str
-    base_commit: str
-    repo_root: Path
-    subdir: PurePosixPath = field(default=PurePosixPath("."))
-    task_id: str = ""
-
-    @property
-    def cwd(self) -> Path:
-        return self.path / self.subdir
+# Worktree, WorktreeError and the record names live beside this module; they are imported from here too.
+__all__ = [
+    "BRANCH_PREFIX", "RECORD_SUFFIX", "Worktree", "WorktreeError", "WorktreeSummary", "create_worktree",
+    "prune_orphans", "remove_session_worktrees", "remove_worktree", "safe_name", "summarize",
+]
 
 
 @dataclass(frozen=True)
@@ -113,16 +102,16 @@ def create_worktree(
     if not directory.is_dir():
         raise WorktreeError(f"{what}: working directory {str(directory)!r} does not exist or is not a directory")
     try:
-        top = Path(_git(["rev-parse", "--show-toplevel"], cwd=directory).strip())
-        prefix = _git(["rev-parse", "--show-prefix"], cwd=directory).strip()
-    except _GitFailed as exc:
+        top = Path(git(["rev-parse", "--show-toplevel"], cwd=directory).strip())
+        prefix = git(["rev-parse", "--show-prefix"], cwd=directory).strip()
+    except GitFailed as exc:
         raise WorktreeError(
             f"{what}: {str(directory)!r} is not inside a git repository (git said: {exc.stderr}); "
             "run `git init` and commit, or do not ask for worktree isolation"
         ) from None
     try:
-        head = _git(["rev-parse", "--verify", "HEAD^{commit}"], cwd=top).strip()
-    except _GitFailed as exc:
+        head = git(["rev-parse", "--verify", "HEAD^{commit}"], cwd=top).strip()
+    except GitFailed as exc:
         raise WorktreeError(
             f"{what}: the repository at {str(top)!r} has no commits yet (git said: {exc.stderr}); commit once first"
         ) from None
@@ -140,29 +129,29 @@ def create_worktree(
         subdir=PurePosixPath(prefix.rstrip("/") or "."),
         task_id=task_id,
     )
-    if path.exists() or _branch_exists(top, branch):
+    if path.exists() or branch_exists(top, branch):
         raise WorktreeError(
             f"{what}: {str(path)!r} or branch {branch!r} is left over from an earlier run; "
             f"remove it with remove_session_worktrees (or `git worktree remove` and `git branch -D` in {str(top)!r})"
         )
-    _write_record(worktree)
-    delays = iter(_RETRY_DELAYS_S)
+    write_record(worktree)
+    delays = iter(RETRY_DELAYS_S)
     while True:
         try:
-            _git(["worktree", "add", "--quiet", "-b", branch, str(path), base], cwd=top, timeout=_SLOW_S)
+            git(["worktree", "add", "--quiet", "-b", branch, str(path), base], cwd=top, timeout=SLOW_S)
             return worktree
-        except _GitFailed as exc:
+        except GitFailed as exc:
             # A failed add may leave the new branch and a half-made worktree behind; undo both before
             # trying again (or the retry fails with "branch already exists") and before giving up.
             _undo_partial_add(top, path, branch)
-            delay = next(delays, None) if _TRANSIENT.search(exc.stderr) else None
+            delay = next(delays, None) if TRANSIENT.search(exc.stderr) else None
             if delay is None:
-                _record_path(path).unlink(missing_ok=True)
+                record_path(path).unlink(missing_ok=True)
                 _remove_if_empty(path.parent)
                 raise WorktreeError(
                     f"{what}: could not add a worktree of {str(top)!r} at {str(path)!r} (git said: {exc.stderr})"
                 ) from None
-            _pause(delay)
+            pause(delay)
 
 
 def summarize(worktree: Worktree) -> WorktreeSummary:
@@ -174,14 +163,14 @@ def summarize(worktree: Worktree) -> WorktreeSummary:
         raise WorktreeError(f"cannot summarize {str(worktree.path)!r}: the worktree is gone")
     cwd = worktree.path
     try:
-        _git(["add", "--all"], cwd=cwd, retry=True, timeout=_SLOW_S)
-        if _run(["diff", "--cached", "--quiet"], cwd=cwd, ok=(0, 1)).returncode == 1:
+        git(["add", "--all"], cwd=cwd, retry=True, timeout=SLOW_S)
+        if run_git(["diff", "--cached", "--quiet"], cwd=cwd, ok=(0, 1)).returncode == 1:
             label = f"task {worktree.task_id!r}" if worktree.task_id else worktree.branch
             message = f"parallel-coordinator: changes made by {label}"
-            _git([*_IDENTITY, *_NO_SIGN, "commit", "--quiet", "--no-verify", "-m", message], cwd=cwd, retry=True)
-        numstat = _git(["diff", "--numstat", "-z", "--no-renames", worktree.base_commit, "HEAD"], cwd=cwd)
-        ahead = int(_git(["rev-list", "--count", f"{worktree.base_commit}..HEAD"], cwd=cwd).strip())
-    except _GitFailed as exc:
+            git([*COMMIT_IDENTITY, *NO_SIGN, "commit", "--quiet", "--no-verify", "-m", message], cwd=cwd, retry=True)
+        numstat = git(["diff", "--numstat", "-z", "--no-renames", worktree.base_commit, "HEAD"], cwd=cwd)
+        ahead = int(git(["rev-list", "--count", f"{worktree.base_commit}..HEAD"], cwd=cwd).strip())
+    except GitFailed as exc:
         raise WorktreeError(f"cannot summarize the worktree {str(worktree.path)!r} (git said: {exc.stderr})") from None
     files: list[str] = []
     insertions = deletions = 0
@@ -209,27 +198,27 @@ def remove_worktree(worktree: Worktree, *, keep_branch: bool = True) -> None:
     and deleted otherwise. Works when the folder or the whole repository was already deleted.
     """
     repo = worktree.repo_root
-    if _is_repository(repo):
+    if is_repository(repo):
         if worktree.path.exists():
             try:
-                _git(
+                git(
                     ["worktree", "remove", "--force", "--force", str(worktree.path)],
                     cwd=repo,
                     retry=True,
-                    timeout=_SLOW_S,
+                    timeout=SLOW_S,
                 )
-            except _GitFailed:
+            except GitFailed:
                 shutil.rmtree(worktree.path, ignore_errors=True)  # not (or no longer) a worktree of repo
         try:
-            _git(["worktree", "prune"], cwd=repo, retry=True)
-            if _branch_exists(repo, worktree.branch) and not (keep_branch and _has_work(worktree)):
-                _git(["branch", "--quiet", "-D", worktree.branch], cwd=repo, retry=True)
-        except _GitFailed as exc:
+            git(["worktree", "prune"], cwd=repo, retry=True)
+            if branch_exists(repo, worktree.branch) and not (keep_branch and _has_work(worktree)):
+                git(["branch", "--quiet", "-D", worktree.branch], cwd=repo, retry=True)
+        except GitFailed as exc:
             raise WorktreeError(
                 f"cannot remove the worktree {str(worktree.path)!r} of {str(repo)!r} (git said: {exc.stderr})"
             ) from None
     shutil.rmtree(worktree.path, ignore_errors=True)
-    _record_path(worktree.path).unlink(missing_ok=True)
+    record_path(worktree.path).unlink(missing_ok=True)
     _remove_if_empty(worktree.path.parent)
 
 
@@ -241,14 +230,14 @@ def remove_session_worktrees(root: Path, session_id: str, repo_roots: Iterable[P
     """
     session_dir = Path(root).expanduser().absolute() / safe_name(session_id)
     removed = 0
-    for worktree in _session_entries(session_dir):
+    for worktree in session_entries(session_dir):
         remove_worktree(worktree)
         removed += 1
     for repo in repo_roots or ():
-        if _is_repository(Path(repo)):
+        if is_repository(Path(repo)):
             try:
-                _git(["worktree", "prune"], cwd=Path(repo), retry=True)
-            except _GitFailed as exc:
+                git(["worktree", "prune"], cwd=Path(repo), retry=True)
+            except GitFailed as exc:
                 raise WorktreeError(f"cannot prune worktrees of {str(repo)!r} (git said: {exc.stderr})") from None
     _remove_if_empty(session_dir)
     return removed
@@ -266,11 +255,11 @@ def prune_orphans(root: Path) -> list[Path]:
         return removed
     registered: dict[Path, set[Path] | None] = {}
     for session_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        for worktree in _session_entries(session_dir):
+        for worktree in session_entries(session_dir):
             repo = worktree.repo_root
-            if _is_repository(repo) and worktree.path.is_dir():
+            if is_repository(repo) and worktree.path.is_dir():
                 if repo not in registered:
-                    registered[repo] = _registered_worktrees(repo)
+                    registered[repo] = registered_worktrees(repo)
                 known = registered[repo]
                 if known is None or worktree.path.resolve() in known:
                     continue  # healthy, or git cannot say right now: never remove on a guess
@@ -283,79 +272,15 @@ def prune_orphans(root: Path) -> list[Path]:
 # -- internals ---------------------------------------------------------------------------------------------------
 
 
-class _GitFailed(Exception):
-    def __init__(self, args: Sequence[str], stderr: str) -> None:
-        super().__init__(f"git {' '.join(args)}: {stderr}")
-        self.stderr = stderr
-
-
-def _environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    # Never inherit a repository or index from our caller (e.g. when run from a git hook); never prompt.
-    env = {k: v for k, v in os.environ.items() if k not in {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}}
-    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"})
-    env.update(extra or {})
-    return env
-
-
-def _run(
-    args: Sequence[str],
-    *,
-    cwd: Path,
-    ok: Sequence[int] = (0,),
-    retry: bool = False,
-    timeout: float = _QUICK_S,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    delays = iter(_RETRY_DELAYS_S if retry else ())
-    while True:
-        try:
-            done = subprocess.run(
-                ["git", *args],
-                cwd=cwd,
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=_environment(env),
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            raise _GitFailed(args, f"no answer within {timeout:.0f}s") from None
-        except OSError as exc:  # git missing, or cwd vanished
-            raise _GitFailed(args, str(exc)) from None
-        if done.returncode in ok:
-            return done
-        stderr = done.stderr.strip() or f"exit status {done.returncode}"
-        delay = next(delays, None) if _TRANSIENT.search(stderr) else None
-        if delay is None:
-            raise _GitFailed(args, stderr)
-        _pause(delay)
-
-
-def _pause(delay: float) -> None:
-    time.sleep(delay * random.uniform(0.5, 1.5))  # jitter, so racing git commands do not retry in step
-
-
 def _undo_partial_add(repo: Path, path: Path, branch: str) -> None:
     """Best effort: a branch we just made holds no work, so it can go along with its half-made worktree."""
     for args in (["worktree", "remove", "--force", "--force", str(path)], ["worktree", "prune"]):
-        with contextlib.suppress(_GitFailed):
-            _git(args, cwd=repo, retry=True)
+        with contextlib.suppress(GitFailed):
+            git(args, cwd=repo, retry=True)
     shutil.rmtree(path, ignore_errors=True)
-    if _branch_exists(repo, branch):
-        with contextlib.suppress(_GitFailed):
-            _git(["branch", "--quiet", "-D", branch], cwd=repo, retry=True)
-
-
-def _git(
-    args: Sequence[str],
-    *,
-    cwd: Path,
-    retry: bool = False,
-    timeout: float = _QUICK_S,
-    env: Mapping[str, str] | None = None,
-) -> str:
-    return _run(args, cwd=cwd, retry=retry, timeout=timeout, env=env).stdout
+    if branch_exists(repo, branch):
+        with contextlib.suppress(GitFailed):
+            git(["branch", "--quiet", "-D", branch], cwd=repo, retry=True)
 
 
 def _snapshot(top: Path, head: str, task_id: str) -> str:
@@ -363,128 +288,30 @@ def _snapshot(top: Path, head: str, task_id: str) -> str:
     with tempfile.TemporaryDirectory(prefix="pcoord-index-") as scratch:
         env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         try:
-            _git(["read-tree", head], cwd=top, env=env)
-            _git(["add", "--all", "--", "."], cwd=top, env=env, timeout=_SLOW_S)
-            tree = _git(["write-tree"], cwd=top, env=env).strip()
-            if tree == _git(["rev-parse", f"{head}^{{tree}}"], cwd=top).strip():
+            git(["read-tree", head], cwd=top, env=env)
+            git(["add", "--all", "--", "."], cwd=top, env=env, timeout=SLOW_S)
+            tree = git(["write-tree"], cwd=top, env=env).strip()
+            if tree == git(["rev-parse", f"{head}^{{tree}}"], cwd=top).strip():
                 return head
             message = f"parallel-coordinator: uncommitted changes of {top} when task {task_id!r} started"
-            return _git([*_IDENTITY, "commit-tree", tree, "-p", head, "-m", message], cwd=top).strip()
-        except _GitFailed as exc:
+            return git([*COMMIT_IDENTITY, "commit-tree", tree, "-p", head, "-m", message], cwd=top).strip()
+        except GitFailed as exc:
             raise WorktreeError(
                 f"cannot isolate task {task_id!r}: could not snapshot the uncommitted changes of {str(top)!r} "
                 f"(git said: {exc.stderr})"
             ) from None
 
 
-def _is_repository(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    try:
-        _git(["rev-parse", "--git-dir"], cwd=path)
-    except _GitFailed:
-        return False
-    return True
-
-
-def _branch_exists(repo: Path, branch: str) -> bool:
-    ref = f"refs/heads/{branch}"
-    return _run(["rev-parse", "--verify", "--quiet", ref], cwd=repo, ok=(0, 1)).returncode == 0
-
-
 def _has_work(worktree: Worktree) -> bool:
     if not worktree.base_commit:
         return True  # base unknown: keep the branch rather than lose work
     try:
-        count = _git(
+        count = git(
             ["rev-list", "--count", f"{worktree.base_commit}..refs/heads/{worktree.branch}"], cwd=worktree.repo_root
         )
-    except _GitFailed:
+    except GitFailed:
         return True  # cannot tell (base commit gone?): keep the branch rather than lose work
     return int(count.strip() or "0") > 0
-
-
-def _registered_worktrees(repo: Path) -> set[Path] | None:
-    try:
-        listing = _git(["worktree", "list", "--porcelain", "-z"], cwd=repo, retry=True)
-    except _GitFailed:
-        return None
-    return {Path(item[len("worktree ") :]).resolve() for item in listing.split("\0") if item.startswith("worktree ")}
-
-
-def _record_path(path: Path) -> Path:
-    return path.with_name(path.name + RECORD_SUFFIX)
-
-
-def _write_record(worktree: Worktree) -> None:
-    record = {
-        "path": str(worktree.path),
-        "branch": worktree.branch,
-        "base_commit": worktree.base_commit,
-        "repo_root": str(worktree.repo_root),
-        "subdir": str(worktree.subdir),
-        "task_id": worktree.task_id,
-    }
-    target = _record_path(worktree.path)
-    scratch = target.with_name(target.name + ".tmp")
-    for _ in range(5):  # a concurrent removal may rmdir the (then empty) session folder under us
-        private_dir(target.parent)
-        try:
-            write_private(scratch, json.dumps(record, ensure_ascii=False).encode("utf-8"))
-            scratch.replace(target)
-            return
-        except FileNotFoundError:
-            continue
-    raise WorktreeError(f"cannot write {str(target)!r}: its folder keeps disappearing")
-
-
-def _read_record(record: Path) -> Worktree | None:
-    try:
-        data = json.loads(record.read_text(encoding="utf-8"))
-        return Worktree(
-            path=Path(data["path"]),
-            branch=str(data["branch"]),
-            base_commit=str(data["base_commit"]),
-            repo_root=Path(data["repo_root"]),
-            subdir=PurePosixPath(data.get("subdir", ".")),
-            task_id=str(data.get("task_id", "")),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _session_entries(session_dir: Path) -> list[Worktree]:
-    """Every worktree of one session folder: from its record, or, for a folder with no record, from its `.git`."""
-    if not session_dir.is_dir():
-        return []
-    entries: dict[Path, Worktree] = {}
-    for record in sorted(session_dir.glob("*" + RECORD_SUFFIX)):
-        worktree = _read_record(record)
-        path = session_dir / record.name[: -len(RECORD_SUFFIX)]
-        if worktree is None or worktree.path != path:
-            record.unlink(missing_ok=True)  # unreadable, or moved with its folder: the folder is handled below
-            continue
-        entries[path] = worktree
-    for folder in sorted(p for p in session_dir.iterdir() if p.is_dir() and p not in entries):
-        entries[folder] = Worktree(
-            path=folder,
-            branch=f"{BRANCH_PREFIX}/{session_dir.name}/{folder.name}",
-            base_commit="",  # unknown: _has_work keeps the branch
-            repo_root=_repository_of(folder),
-            task_id="",
-        )
-    return list(entries.values())
-
-
-def _repository_of(folder: Path) -> Path:
-    """The main checkout a worktree folder belongs to, read from its `.git` file; a non-path when unknown."""
-    try:
-        line = (folder / ".git").read_text(encoding="utf-8").strip()
-    except OSError:
-        return folder / ".unknown-repository"
-    gitdir = Path(line.removeprefix("gitdir:").strip())
-    # <repo>/.git/worktrees/<name>  ->  <repo>
-    return gitdir.parent.parent.parent if gitdir.parent.name == "worktrees" else folder / ".unknown-repository"
 
 
 def _remove_if_empty(directory: Path) -> None:

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from parallel_coordinator.runners.streams import Progress, parse_progress_line
+from parallel_coordinator.runners.progress import Progress, parse_progress_line
 
 #: Key under which `final_event()` carries the reader's own summary of the stream (see `summary()`).
 SUMMARY_KEY = "_pcoord"

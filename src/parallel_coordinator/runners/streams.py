@@ -1,60 +1,18 @@
-"""Reading an agent's output streams live, inside the supervisor: progress lines and the final event.
+"""Reading an agent's output streams live, inside the supervisor: the command protocol's reader, and the
+reader for each stream kind.
 
 Runs in pool workers: standard library only.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
 
-StreamKind = Literal["command", "claude"]
+from parallel_coordinator.runners.claude_stream import ClaudeStreamReader
+from parallel_coordinator.runners.progress import Progress, StreamKind, StreamReader, parse_progress_line
 
-
-@dataclass(frozen=True)
-class Progress:
-    """A progress update read from an agent's stream: percent (0-100) and/or a short message."""
-
-    percent: float | None = None
-    message: str | None = None
-
-
-class StreamReader(Protocol):
-    """Fed every complete line an agent writes; returns a Progress when the line carries one."""
-
-    def on_stdout_line(self, line: str) -> Progress | None: ...
-
-    def on_stderr_line(self, line: str) -> Progress | None: ...
-
-    def final_event(self) -> dict[str, Any] | None:
-        """The structured result the stream ended with, if the runner's format has one."""
-        ...
-
-    def tokens_used(self) -> int | None:
-        """Tokens used so far, if the runner's format reports them."""
-        ...
-
-
-def parse_progress_line(line: str) -> Progress | None:
-    """A stderr line that is a JSON object with a numeric `progress` (0-100) and optional `message`."""
-    text = line.strip()
-    if not (text.startswith("{") and text.endswith("}")):
-        return None
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    value = obj.get("progress")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    message = obj.get("message")
-    return Progress(
-        percent=min(100.0, max(0.0, float(value))),
-        message=str(message)[:200] if message is not None else None,
-    )
+# Progress, StreamKind, StreamReader and parse_progress_line live in progress.py; imported from here too.
+__all__ = ["CommandStreamReader", "Progress", "StreamKind", "StreamReader", "make_stream_reader", "parse_progress_line"]
 
 
 class CommandStreamReader:
@@ -75,7 +33,5 @@ class CommandStreamReader:
 
 def make_stream_reader(kind: StreamKind) -> StreamReader:
     if kind == "claude":
-        from parallel_coordinator.runners.claude_stream import ClaudeStreamReader
-
         return ClaudeStreamReader()
     return CommandStreamReader()

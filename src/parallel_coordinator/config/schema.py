@@ -1,0 +1,115 @@
+"""The configuration file's schema: its sections and keys, with the rules each value must meet.
+
+Unknown keys are refused (a misspelt key must not be silently ignored); the loader is file.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from parallel_coordinator.agents.spec import Priority
+from parallel_coordinator.schemas.inputs import parse_megabytes
+
+
+def _not_bool(value: object) -> object:
+    # YAML reads `yes` as true, and pydantic would take true for 1: a number must be written as one.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_bool)]
+Number = Annotated[float, BeforeValidator(_not_bool)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParallelConfig(_Section):
+    max_concurrent_agents: Count = Field(64, ge=1, le=64)
+    task_timeout: Number = Field(300.0, gt=0, le=86_400)
+    retry_attempts: Count = Field(3, ge=1, le=20)
+    progress_update_interval: Number = Field(1.0, ge=0.1, le=60)
+
+
+class ResourceLimits(_Section):
+    max_memory_per_agent: int | float | str = "512MB"
+    max_cpu_usage: Number = Field(80.0, ge=1, le=100)
+    token_budget_per_agent: Count | None = Field(50_000, ge=1)
+
+    @field_validator("max_memory_per_agent")
+    @classmethod
+    def _readable_memory(cls, value: int | float | str) -> int | float | str:
+        parse_megabytes(value)
+        return value
+
+
+class AlertThresholds(_Section):
+    error_rate: Number = Field(0.05, ge=0, le=1)
+    memory_percent: Number = Field(90.0, ge=1, le=100)
+    min_throughput_per_min: Number | None = Field(None, ge=0)
+
+
+class Monitoring(_Section):
+    performance_logging: bool = True
+    alert_thresholds: AlertThresholds | None = None
+
+
+class AgentPoolEntry(_Section):
+    max_concurrent: Count | None = Field(None, ge=1)
+    priority: Priority | None = None
+
+
+class Execution(_Section):
+    """Where supervisors run: the local loky pool, or a Dask cluster (an address, or a LocalCluster)."""
+
+    backend: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+    local_workers: Count = Field(2, ge=1, le=64)
+    callback_host: str | None = Field(None, min_length=1)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z]+://\S+", value):
+            raise ValueError("must be an address like tcp://host:8786")
+        return value
+
+
+class Models(_Section):
+    simple: str = Field("haiku", min_length=1)
+    default: str = Field("sonnet", min_length=1)
+    critical: str = Field("opus", min_length=1)
+
+
+class AgentEnvironment(_Section):
+    """What agents inherit (environment.py): more secret-name patterns to remove, names to let through."""
+
+    deny: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+
+
+class Retention(_Section):
+    """How long ended sessions and their files are kept (retention.py); 0 or null: no limit of that kind."""
+
+    max_age_days: Number | None = Field(30.0, ge=0)
+    max_total_mb: Number | None = Field(2048.0, ge=0)
+
+
+class SettingsFile(_Section):
+    """The whole file. A section left empty (`monitoring:` with nothing under it) is the same as no section."""
+
+    parallel_config: ParallelConfig | None = None
+    resource_limits: ResourceLimits | None = None
+    monitoring: Monitoring | None = None
+    agent_pool: dict[str, AgentPoolEntry] | None = None
+    planner: str | None = Field(None, min_length=1)
+    synthesizer: str | None = Field(None, min_length=1)
+    models: Models | None = None
+    execution: Execution | None = None
+    agent_environment: AgentEnvironment | None = None
+    retention: Retention | None = None
