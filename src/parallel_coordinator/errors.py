@@ -12,7 +12,8 @@
     ├── ConfigError                  a configuration file or PCOORD_* variable that cannot be used
     ├── RunnerUnavailableError       a runner's executable is missing (becomes a task error)
     ├── WorktreeError                a task's git worktree could not be made, summarized or removed
-    └── WorkerLostError              the pool worker (or Dask worker) running an attempt died
+    ├── WorkerLostError              the pool worker (or Dask worker) running an attempt died
+    └── EngineNotStartedError        the Coordinator was used before `async with` entered it
 """
 
 from __future__ import annotations
