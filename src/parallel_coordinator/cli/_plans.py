@@ -14,6 +14,7 @@ from rich.console import Console
 from parallel_coordinator.cli._exits import EXIT_OK
 from parallel_coordinator.cli._state import effective_settings
 from parallel_coordinator.errors import CoordinatorError
+from parallel_coordinator.planning.graph import TaskGraph
 from parallel_coordinator.planning.strategies import Strategy
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 
@@ -58,16 +59,20 @@ async def _show_plan(plan: PlanFile, as_json: bool) -> int:
     async with Coordinator(effective_settings()) as coordinator:
         options = coordinator.with_defaults(plan.options)
         planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
+    print_plan(plan.task_description, planned.graph, notes, as_json)
+    return EXIT_OK
+
+
+def print_plan(task_description: str, graph: TaskGraph, notes: list[str], as_json: bool) -> None:
+    """A planned graph as a plan file on stdout (YAML, or JSON) that `pcoord run` takes; notes go to stderr."""
     document = {
-        "task_description": plan.task_description,
+        "task_description": task_description,
         "subtasks": [
             {"id": n.id, "description": n.description, "agent_type": n.agent, "dependencies": list(n.dependencies),
              "priority": n.priority}
-            for n in planned.graph.nodes.values()
+            for n in graph.nodes.values()
         ],
     }
     for note in notes:
         Console(stderr=True).print(f"note: {note}", highlight=False)
     print(json.dumps(document, indent=2) if as_json else yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
-    return EXIT_OK
-

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.live import Live
 
 from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from parallel_coordinator.cli._plans import PlanFile, load_plan
+from parallel_coordinator.cli._plans import PlanFile, load_plan, print_plan
 from parallel_coordinator.cli._state import effective_settings
+from parallel_coordinator.planning.graph import TaskGraph
 
 
 def run_plan(path: Path, as_json: bool) -> int:
@@ -28,9 +29,20 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
     interrupted = False
     async with Coordinator(effective_settings()) as coordinator:
         options = coordinator.with_defaults(plan.options)
-        planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
-        session = await coordinator.start(plan.task_description, planned, options, strategy=plan.strategy)
-        session.notes = notes
+        # As coordinate_task does: a resumed session's plan is the stored one, and the file's tasks are not read.
+        if options.resume_session is not None:
+            description, planned, kept = await coordinator.resume_plan(options.resume_session)
+            if options.dry_run:
+                return show_dry_run(description, planned.graph, [], as_json, resuming=True)
+            session = await coordinator.start(
+                description, planned, options, resumed_from=options.resume_session, kept=kept
+            )
+        else:
+            planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
+            if options.dry_run:
+                return show_dry_run(plan.task_description, planned.graph, notes, as_json, resuming=False)
+            session = await coordinator.start(plan.task_description, planned, options, strategy=plan.strategy)
+            session.notes = notes
         settings = coordinator.settings
 
         async with anyio.create_task_group() as group:
@@ -60,6 +72,19 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "SUCCESS" else EXIT_FAILED
+
+
+def show_dry_run(task_description: str, graph: TaskGraph, notes: list[str], as_json: bool, *, resuming: bool) -> int:
+    """What would run, and nothing run: coordinate_task's dry-run result with --json, else the plan as a plan file."""
+    if as_json:
+        from parallel_coordinator.tools.coordinate import dry_run_result
+
+        print(dry_run_result(graph, notes).model_dump_json(indent=2))
+        return EXIT_OK
+    print_plan(task_description, graph, notes, as_json=False)
+    again = "without dry_run to resume it" if resuming else "this plan without dry_run to run it"
+    Console(stderr=True).print(f"dry run: nothing ran; pass {again}", highlight=False)
+    return EXIT_OK
 
 
 def print_result(result: Any) -> None:
