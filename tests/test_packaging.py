@@ -68,6 +68,7 @@ def test_the_wheel_carries_every_module_the_bundled_agents_and_py_typed(wheel: P
     assert "report-writer.md" in bundled
     assert {f"parallel_coordinator/agents/bundled/{name}" for name in bundled} <= names
     assert {"parallel_coordinator/py.typed", "parallel_coordinator/demo_agents/_protocol.py"} <= names
+    assert {"parallel_coordinator/report/report.css", "parallel_coordinator/report/report.js"} <= names
     assert "pcoord = parallel_coordinator.cli:main" in entry_points
     assert "parallel-coordinator = parallel_coordinator.cli:main" in entry_points
 

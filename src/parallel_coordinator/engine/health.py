@@ -41,7 +41,7 @@ def server_alerts(store: Store, health: Health) -> list[str]:
     return find_alerts(
         health.limits, error_rate=figures.error_rate, cpu_percent=health.cpu_percent,
         memory_percent=health.memory_percent,
-        outcomes=[(a.agent, attempt_failed(a.outcome, a.error)) for a in oldest_first[-100:]],
+        outcomes=[(a.agent, attempt_failed(a.outcome, a.error, a.exit_code)) for a in oldest_first[-100:]],
         throughput_per_min=figures.tasks_per_second * 60 if health.active_agents else None,
     )
 

@@ -78,6 +78,9 @@ class StoredAttempt:
     exit_code: int | None
     outcome: str
     error: str | None
+    # The agent's process and the most memory its process tree held; as written by add_attempt.
+    pid: int | None = None
+    peak_rss_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -318,7 +321,8 @@ class Store:
         return [
             StoredAttempt(*r)
             for r in self._db.execute(
-                "SELECT session_id, task_id, number, agent, started_at, finished_at, exit_code, outcome, error"
+                "SELECT session_id, task_id, number, agent, started_at, finished_at, exit_code, outcome, error, pid,"
+                " peak_rss_mb"
                 f" FROM attempts {where}",
                 params,
             )

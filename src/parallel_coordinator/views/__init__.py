@@ -72,7 +72,7 @@ def session_metrics(snap: SessionView, limits: AlertLimits | None = None) -> Ses
     records = list(snap.tasks.values())
     attempts = sorted((a for r in records for a in r.attempts if a.finished_at), key=lambda a: a.started_at)
     per_agent = agent_figures(
-        (a.agent, (a.finished_at or a.started_at) - a.started_at, attempt_failed(a.outcome, a.error))
+        (a.agent, (a.finished_at or a.started_at) - a.started_at, attempt_failed(a.outcome, a.error, a.exit_code))
         for a in attempts
     )
     ended = [r for r in records if r.status in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.INTERRUPTED)]
@@ -96,7 +96,7 @@ def session_metrics(snap: SessionView, limits: AlertLimits | None = None) -> Ses
         },
         alerts=find_alerts(
             limits or AlertLimits(), error_rate=figures.error_rate,
-            outcomes=[(a.agent, attempt_failed(a.outcome, a.error)) for a in attempts],
+            outcomes=[(a.agent, attempt_failed(a.outcome, a.error, a.exit_code)) for a in attempts],
         ),
     )
 

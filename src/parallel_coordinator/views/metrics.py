@@ -19,6 +19,16 @@ from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.state.store import StoredAttempt
 
 
+def attempt_failed(outcome: str, error: str | None, exit_code: int | None = None) -> bool:
+    """A failed attempt, the one definition: it ended other than by exiting cleanly (status 0, no error).
+
+    One the caller cancelled is not the agent's failure, and one still running has not failed yet.
+    """
+    if outcome in ("cancelled", "running"):
+        return False
+    return outcome != "exited" or error is not None or exit_code not in (0, None)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0-100); 0.0 for no values."""
     if not values:
@@ -49,7 +59,7 @@ def session_figures(
         if r.status is TaskState.SUCCEEDED and r.started_at is not None and r.finished_at is not None
     ]
     attempts = [a for r in records for a in r.attempts if a.finished_at is not None]
-    failed_attempts = [a for a in attempts if a.outcome != "cancelled" and (a.outcome != "exited" or a.error)]
+    failed_attempts = [a for a in attempts if attempt_failed(a.outcome, a.error, a.exit_code)]
     busy = sum(
         (a.finished_at or now) - a.started_at for r in records for a in r.attempts if a.started_at
     )
@@ -150,7 +160,7 @@ def attempt_figures(attempts: Sequence[StoredAttempt]) -> AttemptFigures:
     if not timed:
         return AttemptFigures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
     durations = [end - start for _, start, end in timed]
-    ok = [a.outcome == "exited" and a.error is None for a, _, _ in timed]
+    ok = [not attempt_failed(a.outcome, a.error, a.exit_code) for a, _, _ in timed]
     succeeded = sum(ok)
     span = max(max(end for _, _, end in timed) - min(start for _, start, _ in timed), 1e-9)
     per_agent: dict[str, list[float]] = defaultdict(list)
@@ -191,7 +201,3 @@ def peak_parallelism(intervals: Iterable[tuple[float, float]]) -> int:
         peak = max(peak, current)
     return peak
 
-
-def attempt_failed(outcome: str, error: str | None) -> bool:
-    """A failed attempt; one cancelled by the caller is not the agent's failure."""
-    return outcome not in ("cancelled", "running") and (outcome != "exited" or error is not None)

@@ -1,0 +1,143 @@
+"""What this machine has: `pcoord agents`, `pcoord config` and `pcoord metrics`."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from parallel_coordinator.cli._exits import EXIT_OK
+from parallel_coordinator.cli._state import effective_settings, open_store
+
+
+def list_agents(as_json: bool) -> int:
+    from parallel_coordinator.agents import discover_agents
+
+    catalog = discover_agents()
+    if as_json:
+        print(json.dumps({
+            "agents": [
+                {
+                    "name": a.name, "description": a.description, "runner": a.runner, "model": a.model,
+                    "tools": a.tools, "source": a.source, "path": str(a.path) if a.path else None,
+                    "max_concurrent": a.max_concurrent, "priority": a.priority,
+                }
+                for a in sorted(catalog.agents.values(), key=lambda a: a.name)
+            ],
+            "diagnostics": [{"path": d.path, "problem": d.problem} for d in catalog.diagnostics],
+        }, indent=2))
+        return EXIT_OK
+    console = Console()
+    table = Table(title=f"{len(catalog.agents)} agents")
+    for column in ("name", "runner", "model", "source", "path"):
+        table.add_column(column)
+    for agent in sorted(catalog.agents.values(), key=lambda a: a.name):
+        table.add_row(agent.name, agent.runner, agent.model or "-", agent.source, str(agent.path or ""))
+    console.print(table)
+    if catalog.diagnostics:
+        diagnostics = Table(title=f"{len(catalog.diagnostics)} files skipped or repaired")
+        diagnostics.add_column("path")
+        diagnostics.add_column("problem")
+        for diagnostic in catalog.diagnostics:
+            diagnostics.add_row(diagnostic.path, diagnostic.problem)
+        console.print(diagnostics)
+    return EXIT_OK
+
+
+def show_metrics(as_json: bool) -> int:
+    import psutil
+
+    from parallel_coordinator.engine.health import Health
+    from parallel_coordinator.views import performance_metrics
+    from parallel_coordinator.views.metrics import memory_sample
+
+    store = open_store()
+    try:
+        used_mb, memory_percent = memory_sample()
+        metrics = performance_metrics(store, Health(
+            cpu_percent=psutil.cpu_percent(interval=0.2), memory_used_mb=used_mb, memory_percent=memory_percent,
+            active_agents=store.running_tasks(), queue_size=0, queue_reasons=[],
+            limits=effective_settings().alert_limits,
+        ))
+    finally:
+        store.close()
+    if as_json:
+        print(metrics.model_dump_json(indent=2))
+        return EXIT_OK
+    console = Console()
+    health, perf = metrics.system_health, metrics.performance
+    summary = Table(title="parallel coordinator", title_justify="left", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value")
+    for label, value in (
+        ("CPU", f"{health.cpu_percent:.0f}%"),
+        ("memory", f"{health.memory_used_mb:,.0f} MB ({health.memory_percent:.0f}%)"),
+        ("agents running", str(health.active_agents)),
+        ("tasks per second", f"{perf.tasks_per_second:.3f}"),
+        ("average run", f"{perf.avg_response_time_s:.2f}s"),
+        ("p95 run", f"{perf.p95_response_time_s:.2f}s"),
+        ("success rate", f"{perf.success_rate:.0%}"),
+        ("parallel efficiency", f"{perf.parallel_efficiency:.0%}"),
+        ("tokens in / out", f"{metrics.input_tokens or 0:,} / {metrics.output_tokens or 0:,}"),
+        ("cost", f"${metrics.cost_usd or 0:.4f}"),
+    ):
+        summary.add_row(label, value)
+    console.print(summary)
+    agents = Table(title="agents (last 1,000 runs)", title_justify="left")
+    for column in ("agent", "runs", "failures", "avg", "tokens in", "tokens out", "cost"):
+        agents.add_column(column)
+    for name, figures in metrics.agents.items():
+        agents.add_row(
+            name, str(figures.runs), str(figures.failures), f"{figures.avg_duration_s:.2f}s",
+            f"{figures.input_tokens:,}" if figures.input_tokens is not None else "-",
+            f"{figures.output_tokens:,}" if figures.output_tokens is not None else "-",
+            f"${figures.cost_usd:.4f}" if figures.cost_usd is not None else "-",
+        )
+    console.print(agents)
+    for alert in metrics.alerts:
+        console.print(f"[yellow]alert:[/yellow] {alert}")
+    return EXIT_OK
+
+
+def show_config(as_json: bool) -> int:
+    """Every setting after the configuration file and PCOORD_* variables, with where its value came from."""
+    import dataclasses
+
+    from parallel_coordinator.config.file import load_settings, search_paths
+
+    settings, sources = load_settings()
+    values = dataclasses.asdict(settings)
+    del values["config_notes"]  # shown as notes, not as a setting
+    if as_json:
+        print(json.dumps({
+            "config_file": str(settings.config_file) if settings.config_file else None,
+            "searched": [str(path) for path in search_paths()],
+            "settings": {name: {"value": value, "source": sources[name]} for name, value in values.items()},
+            "notes": list(settings.config_notes),
+            "agent_environment": settings.environment_policy.describe(),
+        }, indent=2, default=str))
+        return EXIT_OK
+    table = Table(title=f"settings (configuration file: {settings.config_file or 'none found'})", title_justify="left")
+    table.add_column("setting", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("source", overflow="fold")
+    for name, value in values.items():
+        table.add_row(name, str(value), sources[name], style="" if sources[name] == "default" else "bold")
+    console = Console()
+    console.print(table, highlight=False)
+    if settings.config_file is None:
+        console.print("looked for: " + ", ".join(str(path) for path in search_paths()), highlight=False)
+    for note in settings.config_notes:
+        console.print(f"note: {note}", style="yellow", highlight=False)
+    policy = settings.environment_policy.describe()
+    removed: dict[str, str] = policy["removed_now"]  # type: ignore[assignment]
+    console.print(
+        "agents inherit this environment less the server's credentials and names that look like secrets"
+        f" (deny: {', '.join(settings.environment_policy.deny)};"
+        f" allow: {', '.join(settings.environment_policy.pass_through) or 'none'}); an agent file's pass_env"
+        " lets more through", highlight=False,
+    )
+    for name, why in removed.items():
+        console.print(f"  not passed to agents: {name} ({why})", highlight=False)
+    return EXIT_OK

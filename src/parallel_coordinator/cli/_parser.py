@@ -1,0 +1,75 @@
+"""Every `pcoord` command and flag, as argparse reads them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from parallel_coordinator import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pcoord", description="Parallel Coordinator: run one task on many agents at once (an MCP server)."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument(
+        "--backend", choices=["local", "dask"], default=None,
+        help="where agents run: the local process pool (default) or a Dask cluster",
+    )
+    serve.add_argument(
+        "--scheduler", default=None,
+        help="with --backend dask: the scheduler's address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)",
+    )
+    serve.add_argument(
+        "--allow-remote", action="store_true",
+        help="with --transport http: allow binding to a non-loopback address (needs PCOORD_TOKEN)",
+    )
+    serve.add_argument("--prometheus", action="store_true", help="with --transport http: serve /metrics")
+
+    agents = commands.add_parser("agents", help="list the agents found and every file skipped or repaired")
+    agents.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    run = commands.add_parser("run", help="run a plan file (YAML or JSON) with live progress")
+    run.add_argument("plan", type=Path)
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    plan = commands.add_parser(
+        "plan", help="plan a task (or check a plan file) without running it; prints a plan file for `pcoord run`"
+    )
+    plan.add_argument("task", help="a plan file (YAML or JSON), or the task itself in plain words")
+    plan.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+
+    status = commands.add_parser("status", help="a session's state (without SESSION: the recent sessions)")
+    status.add_argument("session", nargs="?")
+    status.add_argument("--json", action="store_true", help="print get_progress_status's JSON")
+
+    watch = commands.add_parser("watch", help="follow a session live (it may run in another `pcoord serve`)")
+    watch.add_argument("session")
+
+    metrics = commands.add_parser("metrics", help="machine health and figures over recent agent runs")
+    metrics.add_argument("--json", action="store_true", help="print get_performance_metrics's JSON")
+
+    report = commands.add_parser("report", help="write a self-contained HTML report of a session")
+    report.add_argument("session")
+    report.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: state dir)")
+
+    config = commands.add_parser("config", help="the effective settings and where each came from")
+    config.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    gc = commands.add_parser(
+        "gc", help="remove old sessions and their files now, by the retention limits (a server does it hourly)"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    gc.add_argument("--json", action="store_true", help="print JSON instead of plain words")
+
+    demo = commands.add_parser("demo", help="a real parallel run on bundled agents, through the MCP server")
+    demo.add_argument("--target", type=Path, default=None, help="source tree to analyse (default: here)")
+    return parser

@@ -1,0 +1,78 @@
+"""Plan files: reading one (YAML or JSON, coordinate_task's input), and `pcoord plan` printing one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+
+from parallel_coordinator.cli._exits import EXIT_OK
+from parallel_coordinator.cli._state import effective_settings
+from parallel_coordinator.errors import CoordinatorError
+from parallel_coordinator.planning.graph import TaskGraph
+from parallel_coordinator.planning.strategies import Strategy
+from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
+
+
+class PlanFile(BaseModel):
+    """A plan file: the same fields as coordinate_task's input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_description: str
+    subtasks: list[Subtask] | None = None
+    strategy: Strategy = "auto"
+    options: CoordinateOptions = Field(default_factory=CoordinateOptions)
+
+
+def load_plan(path: Path) -> PlanFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CoordinatorError(f"cannot read plan file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise CoordinatorError(f"plan file {str(path)!r} is not valid {path.suffix[1:] or 'YAML'}: {exc}") from exc
+    try:
+        return PlanFile.model_validate(data)
+    except ValidationError as exc:
+        raise CoordinatorError(f"plan file {str(path)!r} does not fit coordinate_task's input:\n{exc}") from exc
+
+
+def show_plan(task: str, as_json: bool) -> int:
+    path = Path(task)
+    plan = load_plan(path) if path.suffix in (".yaml", ".yml", ".json") or path.is_file() else PlanFile(
+        task_description=task
+    )
+    return anyio.run(_show_plan, plan, as_json)
+
+
+async def _show_plan(plan: PlanFile, as_json: bool) -> int:
+    from parallel_coordinator.engine.coordinator import Coordinator
+
+    async with Coordinator(effective_settings()) as coordinator:
+        options = coordinator.with_defaults(plan.options)
+        planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
+    print_plan(plan.task_description, planned.graph, notes, as_json)
+    return EXIT_OK
+
+
+def print_plan(task_description: str, graph: TaskGraph, notes: list[str], as_json: bool) -> None:
+    """A planned graph as a plan file on stdout (YAML, or JSON) that `pcoord run` takes; notes go to stderr."""
+    document = {
+        "task_description": task_description,
+        "subtasks": [
+            {"id": n.id, "description": n.description, "agent_type": n.agent, "dependencies": list(n.dependencies),
+             "priority": n.priority}
+            for n in graph.nodes.values()
+        ],
+    }
+    for note in notes:
+        Console(stderr=True).print(f"note: {note}", highlight=False)
+    print(json.dumps(document, indent=2) if as_json else yaml.safe_dump(document, sort_keys=False, allow_unicode=True))

@@ -1,0 +1,100 @@
+"""`pcoord run`: a plan file run in this process, with a live view on stderr and the result on stdout."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.live import Live
+
+from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from parallel_coordinator.cli._plans import PlanFile, load_plan, print_plan
+from parallel_coordinator.cli._state import effective_settings
+from parallel_coordinator.planning.graph import TaskGraph
+
+
+def run_plan(path: Path, as_json: bool) -> int:
+    plan = load_plan(path)
+    return anyio.run(_run_plan, plan, as_json)
+
+
+async def _run_plan(plan: PlanFile, as_json: bool) -> int:
+    from parallel_coordinator.cli.liveview import render_status, stderr_console
+    from parallel_coordinator.engine.coordinator import Coordinator
+    from parallel_coordinator.views import coordination_result, progress_status
+
+    interrupted = False
+    async with Coordinator(effective_settings()) as coordinator:
+        options = coordinator.with_defaults(plan.options)
+        # As coordinate_task does: a resumed session's plan is the stored one, and the file's tasks are not read.
+        if options.resume_session is not None:
+            description, planned, kept = await coordinator.resume_plan(options.resume_session)
+            if options.dry_run:
+                return show_dry_run(description, planned.graph, [], as_json, resuming=True)
+            session = await coordinator.start(
+                description, planned, options, resumed_from=options.resume_session, kept=kept
+            )
+        else:
+            planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
+            if options.dry_run:
+                return show_dry_run(plan.task_description, planned.graph, notes, as_json, resuming=False)
+            session = await coordinator.start(plan.task_description, planned, options, strategy=plan.strategy)
+            session.notes = notes
+        settings = coordinator.settings
+
+        async with anyio.create_task_group() as group:
+
+            async def cancel_on_interrupt() -> None:
+                nonlocal interrupted
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        interrupted = True
+                        await coordinator.cancel(session.id)
+                        return
+
+            group.start_soon(cancel_on_interrupt)
+            with Live(console=stderr_console(), refresh_per_second=8, transient=False) as live:
+                while not session.done.is_set():
+                    changed = session.changed
+                    live.update(render_status(progress_status(coordinator.snapshot(session), 0, 0)))
+                    with anyio.move_on_after(0.25):
+                        await changed.wait()
+                live.update(render_status(progress_status(coordinator.snapshot(session), 0, 0)))
+            group.cancel_scope.cancel()
+        result = coordination_result(coordinator.snapshot(session), settings.result_chars, settings.total_result_chars)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_result(result)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status == "SUCCESS" else EXIT_FAILED
+
+
+def show_dry_run(task_description: str, graph: TaskGraph, notes: list[str], as_json: bool, *, resuming: bool) -> int:
+    """What would run, and nothing run: coordinate_task's dry-run result with --json, else the plan as a plan file."""
+    if as_json:
+        from parallel_coordinator.tools.coordinate import dry_run_result
+
+        print(dry_run_result(graph, notes).model_dump_json(indent=2))
+        return EXIT_OK
+    print_plan(task_description, graph, notes, as_json=False)
+    again = "without dry_run to resume it" if resuming else "this plan without dry_run to run it"
+    Console(stderr=True).print(f"dry run: nothing ran; pass {again}", highlight=False)
+    return EXIT_OK
+
+
+def print_result(result: Any) -> None:
+    console = Console()
+    console.print(f"[bold]{result.status}[/bold] session {result.session_id} in {result.execution_time_s:.2f} s")
+    for task in result.results:
+        style = "green" if task.status == "succeeded" else "red"
+        console.print(f"[{style}]{task.status:>10}[/{style}] {task.task_id} ({task.agent})")
+        if task.error:
+            console.print(f"           {task.error.splitlines()[0] if task.error else ''}", style="dim")
+    if result.error_summary:
+        console.print(result.error_summary, style="yellow")
+

@@ -1,0 +1,56 @@
+"""Text for the page: escaping user text, CSS-safe names, and how times, durations and errors read."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CLASS_UNSAFE = re.compile(r"[^a-z0-9_-]")
+
+
+def esc(text: object) -> str:
+    """Escape for HTML text and attribute values alike; control characters would make the page invalid."""
+    return html.escape(_CONTROL.sub("\ufffd", str(text)), quote=True)
+
+
+def css_name(value: str) -> str:
+    """A status or outcome as part of a CSS class name."""
+    return _CLASS_UNSAFE.sub("_", value.lower()) or "unknown"
+
+
+def cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_line(text: str | None, limit: int = 200) -> str:
+    """An error's first line; one ending in a colon ("...; last stderr lines:") gets the last line after it.
+
+    The last stderr line is where the cause usually is (an exception, a `sys.exit` message).
+    """
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    if line.endswith(":") and len(lines) > 1:
+        line = f"{line} {'… ' if len(lines) > 2 else ''}{lines[-1]}"
+    return cap(line, limit)
+
+
+def clock(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "—"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} m {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} m"

@@ -1,0 +1,101 @@
+"""`pcoord run` honours a plan file's dry_run and resume_session as coordinate_task does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.cli.test_cli import environment, pcoord
+from tests.conftest import AgentFactory
+from tests.engine.test_failures import FLAKY
+
+
+def flaky(counter: Path, succeed_on: int) -> str:
+    """A task description for the flaky agent: it fails until its run number reaches `succeed_on`."""
+    return json.dumps({"counter": str(counter), "succeed_on": succeed_on})
+
+
+def runs(counter: Path) -> int:
+    return len(counter.read_text()) if counter.exists() else 0
+
+
+def test_a_dry_run_plan_file_prints_the_plan_and_runs_nothing(tmp_path: Path, agents: AgentFactory) -> None:
+    agents.script("flaky", FLAKY)
+    counter = tmp_path / "runs"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "look first",
+        "subtasks": [{"id": "a", "description": flaky(counter, 1), "agent_type": "flaky"},
+                     {"id": "b", "description": "y", "agent_type": "echo", "dependencies": ["a"]}],
+        "options": {"dry_run": True},
+    }))
+    env = environment(tmp_path, agents)
+
+    done = pcoord("run", str(plan), env=env)
+    assert done.returncode == 0, done.stderr
+    printed = yaml.safe_load(done.stdout)
+    assert printed["task_description"] == "look first"
+    assert [(s["id"], s["agent_type"], s["dependencies"]) for s in printed["subtasks"]] == [
+        ("a", "flaky", []), ("b", "echo", ["a"]),
+    ]
+    assert "dry run: nothing ran" in done.stderr
+
+    done = pcoord("run", str(plan), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["session_id"] == "" and [t["task_id"] for t in result["plan"]] == ["a", "b"]
+    assert result["next_step"].startswith("dry run: nothing ran")
+
+    assert runs(counter) == 0
+    listed = pcoord("status", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []  # no session was started
+
+
+def test_a_plan_file_naming_resume_session_reruns_what_failed_and_keeps_what_succeeded(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    agents.script("flaky", FLAKY)
+    steady, shaky = tmp_path / "steady-runs", tmp_path / "shaky-runs"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "first go",
+        "subtasks": [{"id": "steady", "description": flaky(steady, 1), "agent_type": "flaky"},
+                     {"id": "shaky", "description": flaky(shaky, 2), "agent_type": "flaky"}],
+        "options": {"retry_attempts": 1},
+    }))
+    env = environment(tmp_path, agents)
+    first = pcoord("run", str(plan), "--json", env=env)
+    assert first.returncode == 1, first.stderr
+    ended = json.loads(first.stdout)
+    assert ended["status"] == "PARTIAL"
+    assert (runs(steady), runs(shaky)) == (1, 1)
+
+    resume = tmp_path / "resume.yaml"
+    resume.write_text(yaml.safe_dump({
+        "task_description": "again", "options": {"resume_session": ended["session_id"], "dry_run": True},
+    }))
+    looked = pcoord("run", str(resume), env=env)
+    assert looked.returncode == 0, looked.stderr
+    assert [s["id"] for s in yaml.safe_load(looked.stdout)["subtasks"]] == ["steady", "shaky"]
+    assert (runs(steady), runs(shaky)) == (1, 1)  # a dry run of a resume runs nothing either
+
+    resume.write_text(yaml.safe_dump({"task_description": "again", "options": {"resume_session": ended["session_id"]}}))
+    second = pcoord("run", str(resume), "--json", env=env)
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout)
+    assert result["status"] == "SUCCESS"
+    assert result["resumed_from"] == ended["session_id"] and result["session_id"] != ended["session_id"]
+    outputs = {r["task_id"]: r["output"].strip() for r in result["results"]}
+    assert outputs == {"steady": "succeeded on run 1", "shaky": "succeeded on run 2"}
+    assert (runs(steady), runs(shaky)) == (1, 2)  # the task that had succeeded was kept, not run again
+
+
+def test_resume_session_naming_no_session_is_an_error_that_names_it(tmp_path: Path, agents: AgentFactory) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"task_description": "again", "options": {"resume_session": "no-such-session"}}))
+    done = pcoord("run", str(plan), env=environment(tmp_path, agents))
+    assert done.returncode == 1
+    assert "no-such-session" in done.stderr
