@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from parallel_coordinator.engine.read_model import view_of_stored
 from parallel_coordinator.report import attempt_outcome
 from parallel_coordinator.state.store import StoredAttempt, StoredSession, StoredTask
-from parallel_coordinator.views import session_metrics, snapshot_of
+from parallel_coordinator.views import session_metrics
 from parallel_coordinator.views.metrics import attempt_failed, attempt_figures
 
 T0 = 1_700_000_000.0
@@ -54,4 +55,4 @@ def test_the_session_figures_the_agent_figures_and_the_report_count_the_same_att
     assert sum(attempt_outcome(a) != "succeeded" for a in attempts) == 4
     assert attempt_figures(attempts).per_agent["echo"][1] == 4
     assert attempt_figures(attempts).error_rate == pytest.approx(4 / 6, abs=1e-4)
-    assert session_metrics(snapshot_of(stored)).error_rate == pytest.approx(4 / 6, abs=1e-4)
+    assert session_metrics(view_of_stored(stored)).error_rate == pytest.approx(4 / 6, abs=1e-4)
