@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from parallel_coordinator.config.settings import AlertLimits
 from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.figures import find_alerts
 from parallel_coordinator.planning.estimates import DurationEstimator, remaining_seconds
 from parallel_coordinator.planning.graph import TaskGraph, TaskNode
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.views import performance_metrics, session_metrics
-from parallel_coordinator.views.metrics import AlertLimits, find_alerts
 from tests.conftest import AgentFactory
 from tests.engine.test_claude_agents import FAKE_CLAUDE, REVIEWER
 from tests.engine.test_failures import finish

@@ -48,9 +48,9 @@ def list_agents(as_json: bool) -> int:
 def show_metrics(as_json: bool) -> int:
     import psutil
 
+    from parallel_coordinator.engine.figures import memory_sample
     from parallel_coordinator.engine.health import Health
     from parallel_coordinator.views import performance_metrics
-    from parallel_coordinator.views.metrics import memory_sample
 
     store = open_store()
     try:

@@ -10,7 +10,6 @@ from platformdirs import user_state_dir
 
 from parallel_coordinator.agents.spec import Priority, SourceKind
 from parallel_coordinator.execution.environment import DEFAULT_DENY, EnvironmentPolicy
-from parallel_coordinator.views.metrics import AlertLimits
 
 
 def _env_float(name: str, default: float) -> float:
@@ -26,6 +25,15 @@ def _env_float(name: str, default: float) -> float:
 def default_state_dir() -> Path:
     configured = os.environ.get("PCOORD_STATE_DIR")
     return Path(configured).expanduser() if configured else Path(user_state_dir("parallel-coordinator"))
+
+
+@dataclass(frozen=True)
+class AlertLimits:
+    max_error_rate: float = 0.05
+    max_cpu_percent: float = 80.0
+    max_memory_percent: float = 90.0
+    min_throughput_per_min: float | None = None
+    repeated_failures: int = 3
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,6 @@ from dataclasses import dataclass, field
 
 import psutil
 
-# What an agent is expected to need before we have seen it run: a Claude Code process holds
-# 0.4 to 1.2 GB (NOTES.md); a command agent is usually a small script.
-DEFAULT_NEED_MB = {"claude": 400.0, "command": 50.0}
 _MEMORY_READ_S = 0.1
 
 

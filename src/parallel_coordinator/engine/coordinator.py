@@ -26,6 +26,7 @@ from parallel_coordinator.engine.attempts import Attempts
 from parallel_coordinator.engine.cancel import CANCEL_WAIT_S, CancelOutcome, cancel_elsewhere
 from parallel_coordinator.engine.catalog import Agents
 from parallel_coordinator.engine.events import EventBus, PerformanceLog, SessionEvent
+from parallel_coordinator.engine.figures import memory_sample
 from parallel_coordinator.engine.health import Health, Sampler
 from parallel_coordinator.engine.one_off import OneOffRuns
 from parallel_coordinator.engine.policy import SessionPolicy, options_with_defaults
@@ -50,7 +51,6 @@ from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.state.cleanup import Retention
 from parallel_coordinator.state.retained import EndedSessions
 from parallel_coordinator.state.store import Store, StoredSession, StoredTask
-from parallel_coordinator.views.metrics import memory_sample
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ __all__ = ["CancelOutcome", "Coordinator", "PlannedSession", "default_runners"]
 def default_runners() -> dict[str, Runner]:
     from parallel_coordinator.runners.claude import ClaudeRunner
 
-    return {"command": CommandRunner(), "claude": ClaudeRunner()}
+    return {runner.kind: runner for runner in (CommandRunner(), ClaudeRunner())}
 
 
 class Coordinator:

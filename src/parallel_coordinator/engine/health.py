@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import anyio
 
+from parallel_coordinator.config.settings import AlertLimits
 from parallel_coordinator.engine.admission import MachineGate
+from parallel_coordinator.engine.figures import attempt_failed, attempt_figures, find_alerts
 from parallel_coordinator.state.store import Store
-from parallel_coordinator.views.metrics import AlertLimits, attempt_failed, attempt_figures, find_alerts
 
 log = logging.getLogger(__name__)
 

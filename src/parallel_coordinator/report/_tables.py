@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from parallel_coordinator.engine.figures import attempt_figures
 from parallel_coordinator.engine.read_model import view_of_stored
 from parallel_coordinator.report._text import cap, css_name, duration, esc, first_line
 from parallel_coordinator.state.store import StoredSession
 from parallel_coordinator.views import session_metrics
-from parallel_coordinator.views.metrics import attempt_figures
 
 
 def metrics_table(stored: StoredSession, peak: int) -> str:

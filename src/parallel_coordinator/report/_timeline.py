@@ -7,9 +7,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from parallel_coordinator.engine.figures import attempt_failed
 from parallel_coordinator.report._text import cap, css_name, duration, esc, first_line
 from parallel_coordinator.state.store import StoredAttempt, StoredSession
-from parallel_coordinator.views.metrics import attempt_failed
 
 # Timeline geometry (SVG user units; the SVG scales to the page width).
 _TL_WIDTH, _TL_LEFT, _TL_RIGHT, _TL_TOP = 1100, 64, 16, 8

@@ -64,7 +64,8 @@ def create_server(
     verifier = StaticTokenVerifier(tokens) if tokens else None
     auth = None
     if verifier is not None:
-        assert base_url is not None, "an HTTP server needs its base URL for the auth metadata"
+        if base_url is None:
+            raise ValueError("an HTTP server with tokens needs its base URL for the auth metadata")
         auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(f"{base_url}/mcp"))
     server: MCPServer[Coordinator] = MCPServer(
         "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan,

@@ -90,7 +90,8 @@ class TasksExtension(Extension):
 
 def _coordinator(ctx: ServerRequestContext[Any, Any]) -> Coordinator:
     coordinator = ctx.lifespan_context
-    assert isinstance(coordinator, Coordinator)
+    if not isinstance(coordinator, Coordinator):
+        raise TypeError(f"the server's lifespan must yield a Coordinator, not {type(coordinator).__name__}")
     return coordinator
 
 

@@ -16,9 +16,11 @@ from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.errors import CoordinatorError
 
 
-def coordinator_of(ctx: Context[Any, Any]) -> Coordinator:
-    coordinator = ctx.request_context.lifespan_context
-    assert isinstance(coordinator, Coordinator), "the server's lifespan must yield a Coordinator"
+def coordinator_of(ctx: Context[Any, Any] | None) -> Coordinator:
+    """The server's coordinator; a tool called outside our server (no context, another lifespan) is a bug."""
+    coordinator = ctx.request_context.lifespan_context if ctx is not None else None
+    if not isinstance(coordinator, Coordinator):
+        raise TypeError(f"the server's lifespan must yield a Coordinator, not {type(coordinator).__name__}")
     return coordinator
 
 

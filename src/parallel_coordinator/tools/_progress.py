@@ -40,7 +40,7 @@ def _value(session: Session) -> float:
 
 
 async def follow(
-    session: Session, events: EventBus, ctx: Context[Any, Any], seconds: float, interval: float
+    session: Session, events: EventBus, ctx: Context[Any, Any] | None, seconds: float, interval: float
 ) -> None:
     """Wait up to `seconds` for the session to end, reporting progress as it goes.
 
@@ -63,7 +63,8 @@ async def follow(
         nonlocal last_value
         value = min(total, max(value, last_value + 1e-3))
         if value > last_value:  # never repeat a value: it must increase with each notification
-            await ctx.report_progress(value, total, message)
+            if ctx is not None:
+                await ctx.report_progress(value, total, message)
             last_value = value
 
     try:

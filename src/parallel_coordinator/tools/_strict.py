@@ -35,6 +35,7 @@ class StrictTool(Tool):
 
 def strict_tool(fn: Callable[..., Any], **options: Any) -> StrictTool:
     tool = StrictTool.from_function(fn, **options)
+    if not isinstance(tool, StrictTool):  # from_function builds the class it is called on
+        raise TypeError(f"expected a StrictTool, got {type(tool).__name__}")
     tool.parameters = {**tool.parameters, "additionalProperties": False}
-    assert isinstance(tool, StrictTool)
     return tool

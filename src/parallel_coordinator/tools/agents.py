@@ -16,7 +16,6 @@ name, description, runner, model, tools, source and concurrency limit. Use the n
 
 
 async def list_agents(ctx: Context[Any, Any] | None = None) -> AgentListing:
-    assert ctx is not None
     catalog = await coordinator_of(ctx).catalog()
     return AgentListing(
         agents=[

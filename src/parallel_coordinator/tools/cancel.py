@@ -17,7 +17,6 @@ cancelled and how many processes were killed. Calling it again, or on a finished
 
 
 async def cancel_execution(session_id: SessionId, ctx: Context[Any, Any] | None = None) -> CancelResult:
-    assert ctx is not None
     with as_tool_errors():
         outcome = await coordinator_of(ctx).cancel(session_id, principal())
     return CancelResult(

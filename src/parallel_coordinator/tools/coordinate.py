@@ -54,7 +54,6 @@ async def coordinate_task(
     options: CoordinateOptions | None = None,
     ctx: Context[Any, Any] | None = None,
 ) -> CoordinationResult:
-    assert ctx is not None
     coordinator = coordinator_of(ctx)
     options = coordinator.with_defaults(options)
     with as_tool_errors():

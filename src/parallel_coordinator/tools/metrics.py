@@ -19,6 +19,5 @@ an agent failing repeatedly)."""
 
 
 async def get_performance_metrics(ctx: Context[Any, Any] | None = None) -> PerformanceMetrics:
-    assert ctx is not None
     coordinator = coordinator_of(ctx)
     return performance_metrics(coordinator.store, coordinator.health())

@@ -30,7 +30,6 @@ class SessionList(BaseModel):
 async def list_sessions(
     limit: Annotated[int, Field(ge=1, le=200)] = 20, ctx: Context[Any, Any] | None = None
 ) -> SessionList:
-    assert ctx is not None
     rows = coordinator_of(ctx).list_sessions(principal(), limit)
     return SessionList(sessions=[
         SessionSummary(session_id=sid, status=status, created_at=iso(created), task_description=text[:300])

@@ -27,7 +27,6 @@ async def get_progress_status(
     wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0,
     ctx: Context[Any, Any] | None = None,
 ) -> ProgressStatus:
-    assert ctx is not None
     coordinator = coordinator_of(ctx)
     with as_tool_errors():
         live = coordinator.live(session_id, principal())

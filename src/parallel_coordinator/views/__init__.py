@@ -11,6 +11,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from parallel_coordinator.config.settings import AlertLimits
+from parallel_coordinator.engine.figures import (
+    agent_figures,
+    attempt_failed,
+    attempt_figures,
+    find_alerts,
+    session_figures,
+)
 from parallel_coordinator.engine.health import RECENT_ATTEMPTS, Health, server_alerts
 from parallel_coordinator.engine.read_model import SessionView
 from parallel_coordinator.engine.session import TaskRecord
@@ -31,14 +39,6 @@ from parallel_coordinator.schemas.outputs import (
 )
 from parallel_coordinator.state.outputs import read_output
 from parallel_coordinator.state.store import Store
-from parallel_coordinator.views.metrics import (
-    AlertLimits,
-    agent_figures,
-    attempt_failed,
-    attempt_figures,
-    find_alerts,
-    session_figures,
-)
 
 
 def iso(ts: float | None) -> str | None:

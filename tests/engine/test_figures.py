@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from parallel_coordinator.engine.figures import attempt_failed, attempt_figures
 from parallel_coordinator.engine.read_model import view_of_stored
 from parallel_coordinator.report import attempt_outcome
 from parallel_coordinator.state.store import StoredAttempt, StoredSession, StoredTask
 from parallel_coordinator.views import session_metrics
-from parallel_coordinator.views.metrics import attempt_failed, attempt_figures
 
 T0 = 1_700_000_000.0
 

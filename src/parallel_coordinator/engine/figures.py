@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from parallel_coordinator.config.settings import AlertLimits
 from parallel_coordinator.engine.session import TaskRecord
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.state.store import StoredAttempt
@@ -84,15 +85,6 @@ def agent_figures(attempts: Iterable[tuple[str, float, bool]]) -> dict[str, tupl
         name: (len(values), failures[name], round(sum(values) / len(values), 3))
         for name, values in sorted(durations.items())
     }
-
-
-@dataclass(frozen=True)
-class AlertLimits:
-    max_error_rate: float = 0.05
-    max_cpu_percent: float = 80.0
-    max_memory_percent: float = 90.0
-    min_throughput_per_min: float | None = None
-    repeated_failures: int = 3
 
 
 def find_alerts(
