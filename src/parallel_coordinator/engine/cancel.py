@@ -6,12 +6,16 @@ as its own caller would; this side waits for the store to say it ended.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
 
 from parallel_coordinator.state.store import Store, is_alive
+
+log = logging.getLogger(__name__)
 
 CANCEL_WAIT_S = 10.0
 _STORE_POLL_S = 0.1  # how often a cancel through the store looks for the owning server's answer
@@ -49,3 +53,12 @@ async def cancel_elsewhere(store: Store, session_id: str) -> CancelOutcome:
     else:
         note = f"cancelled through the state directory by the server running it (pid {pid})"
     return CancelOutcome(session_id, status or "RUNNING", cancelled, killed, note=note)
+
+
+async def answer_cancel_requests(
+    store: Store, ours: set[str], cancel: Callable[[str], Awaitable[CancelOutcome]]
+) -> None:
+    """Cancel the sessions of ours that another server asked, through the store, to stop."""
+    for session_id in store.cancel_requests() & ours:
+        log.info("session %s: cancel requested through the state directory", session_id)
+        await cancel(session_id)

@@ -8,7 +8,6 @@ task group owns its attempts. docs/design.md draws the parts and walks one subta
 from __future__ import annotations
 
 import importlib
-import logging
 import secrets
 import threading
 import time
@@ -23,15 +22,14 @@ from parallel_coordinator.agents import AgentCatalog, AgentSpec
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.admission import MachineGate
 from parallel_coordinator.engine.attempts import Attempts
-from parallel_coordinator.engine.cancel import CANCEL_WAIT_S, CancelOutcome, cancel_elsewhere
+from parallel_coordinator.engine.cancel import CANCEL_WAIT_S, CancelOutcome, answer_cancel_requests, cancel_elsewhere
 from parallel_coordinator.engine.catalog import Agents
-from parallel_coordinator.engine.events import EventBus, PerformanceLog, SessionEvent
-from parallel_coordinator.engine.figures import memory_sample
-from parallel_coordinator.engine.health import Health, Sampler
+from parallel_coordinator.engine.events import EventBus, PerformanceLog
+from parallel_coordinator.engine.health import Health, Sampler, health_now
 from parallel_coordinator.engine.one_off import OneOffRuns
 from parallel_coordinator.engine.policy import SessionPolicy, options_with_defaults
 from parallel_coordinator.engine.read_model import SessionView, view_of
-from parallel_coordinator.engine.recorder import StoreRecorder
+from parallel_coordinator.engine.recorder import StoreRecorder, session_started
 from parallel_coordinator.engine.reuse import ResultReuse
 from parallel_coordinator.engine.run_loop import SessionRuns
 from parallel_coordinator.engine.session import Session
@@ -43,7 +41,7 @@ from parallel_coordinator.errors import EngineNotStartedError, PlanError, Unknow
 from parallel_coordinator.execution.pool import ExecutionBackend, make_backend
 from parallel_coordinator.planning.estimates import DurationEstimator
 from parallel_coordinator.planning.planner import Decomposition
-from parallel_coordinator.planning.plans import PlannedSession, build_plan, node_spec, plan_from_stored
+from parallel_coordinator.planning.plans import PlannedSession, build_plan, plan_from_stored
 from parallel_coordinator.planning.strategies import Strategy, apply_strategy
 from parallel_coordinator.runners.base import AttemptOutcome, Runner, RunResult
 from parallel_coordinator.runners.command import CommandRunner
@@ -51,8 +49,6 @@ from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.state.cleanup import Retention
 from parallel_coordinator.state.retained import EndedSessions
 from parallel_coordinator.state.store import Store, StoredSession, StoredTask
-
-log = logging.getLogger(__name__)
 
 __all__ = ["CancelOutcome", "Coordinator", "PlannedSession", "default_runners"]
 
@@ -207,16 +203,7 @@ class Coordinator:
             policy=SessionPolicy.from_options(options), graph=planned.graph, agents=planned.agents,
             routing_notes=planned.routing_notes, resumed_from=resumed_from,
         )
-        self.events.emit(SessionEvent(
-            "session_started", session.id, details={"tasks": len(planned.graph), "resumed_from": resumed_from},
-            state={
-                "task_description": task_description, "options": options.model_dump(mode="json"),
-                "created_at": session.created_at, "max_agents": options.max_agents,
-                "tasks": [(n.id, n.agent, n.description, n.dependencies, n.priority, node_spec(n))
-                          for n in planned.graph.nodes.values()],
-                "resumed_from": resumed_from, "owner": owner,
-            },
-        ))
+        self.events.emit(session_started(session, options))
         for task_id in planned.graph.order:
             if kept and task_id in kept:
                 self.tasks.keep(session, kept[task_id])
@@ -283,14 +270,7 @@ class Coordinator:
 
     def health(self) -> Health:
         """The machine and our queue now, for get_performance_metrics and the alerts."""
-        sessions = self.active_sessions
-        used_mb, percent = memory_sample()
-        return Health(
-            cpu_percent=self.gate.cpu_percent, memory_used_mb=used_mb, memory_percent=percent,
-            active_agents=self.active_agents, queue_size=sum(s.scheduler.ready_count() for s in sessions),
-            queue_reasons=sorted({s.queue_reason for s in sessions if s.queue_reason}),
-            limits=self.settings.alert_limits,
-        )
+        return health_now(self.gate, self.active_sessions, self.active_agents, self.settings.alert_limits)
 
     async def next_machine_sample(self) -> None:
         """Wait for the machine sampler's next reading (CPU figures change only then)."""
@@ -314,7 +294,4 @@ class Coordinator:
         return CancelOutcome(session.id, session.status, cancelled, session.killed_processes)
 
     async def _answer_cancel_requests(self) -> None:
-        """Cancel our sessions that another server asked to stop (through the store)."""
-        for session_id in self.store.cancel_requests() & {s.id for s in self.active_sessions}:
-            log.info("session %s: cancel requested through the state directory", session_id)
-            await self.cancel(session_id)
+        await answer_cancel_requests(self.store, {s.id for s in self.active_sessions}, self.cancel)

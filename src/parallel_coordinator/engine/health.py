@@ -7,14 +7,15 @@ sessions run it logs each new alert once and answers cancel requests from other 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from parallel_coordinator.config.settings import AlertLimits
 from parallel_coordinator.engine.admission import MachineGate
-from parallel_coordinator.engine.figures import attempt_failed, attempt_figures, find_alerts
+from parallel_coordinator.engine.figures import attempt_failed, attempt_figures, find_alerts, memory_sample
+from parallel_coordinator.engine.session import Session
 from parallel_coordinator.state.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,15 @@ def server_alerts(store: Store, health: Health) -> list[str]:
         memory_percent=health.memory_percent,
         outcomes=[(a.agent, attempt_failed(a.outcome, a.error, a.exit_code)) for a in oldest_first[-100:]],
         throughput_per_min=figures.tasks_per_second * 60 if health.active_agents else None,
+    )
+
+
+def health_now(gate: MachineGate, sessions: Sequence[Session], active_agents: int, limits: AlertLimits) -> Health:
+    used_mb, percent = memory_sample()
+    return Health(
+        cpu_percent=gate.cpu_percent, memory_used_mb=used_mb, memory_percent=percent, active_agents=active_agents,
+        queue_size=sum(s.scheduler.ready_count() for s in sessions),
+        queue_reasons=sorted({s.queue_reason for s in sessions if s.queue_reason}), limits=limits,
     )
 
 

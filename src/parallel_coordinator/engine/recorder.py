@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 
 from parallel_coordinator.engine.events import SessionEvent
+from parallel_coordinator.engine.session import Session
+from parallel_coordinator.planning.plans import node_spec
+from parallel_coordinator.schemas.inputs import CoordinateOptions
 from parallel_coordinator.state.store import Store, StoredAttempt
 
 _PROGRESS_PERSIST_S = 1.0
@@ -47,3 +50,18 @@ class StoreRecorder:
             elif kind == "task_ended":
                 self._progress_written.pop(key, None)
             self.store.update_task(sid, event.task_id, **state)
+
+
+def session_started(session: Session, options: CoordinateOptions) -> SessionEvent:
+    """The event that records a new session and every task of it (pending); options are kept as given."""
+    graph = session.graph
+    return SessionEvent(
+        "session_started", session.id, details={"tasks": len(graph), "resumed_from": session.resumed_from},
+        state={
+            "task_description": session.task_description, "options": options.model_dump(mode="json"),
+            "created_at": session.created_at, "max_agents": options.max_agents,
+            "tasks": [(n.id, n.agent, n.description, n.dependencies, n.priority, node_spec(n))
+                      for n in graph.nodes.values()],
+            "resumed_from": session.resumed_from, "owner": session.owner,
+        },
+    )
