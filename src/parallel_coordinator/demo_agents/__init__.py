@@ -1,1 +1,10 @@
-"""Bundled offline demo agents that follow the command agent protocol (standard library only)."""
+"""The bundled demo agents (command agents run by `pcoord demo`): each module is one agent's program.
+"""
+
+__all__ = [
+    "complexity",
+    "loc",
+    "report",
+    "secret_scan",
+    "todos",
+]

@@ -1,1 +1,20 @@
-"""Planning: a plan becomes a validated task graph; the pure scheduler and estimates over it."""
+"""Planning: a plan becomes a validated task graph; the pure scheduler and the estimates over it.
+
+    plans       subtasks (a caller's or a stored session's) into a PlannedSession
+    graph       TaskNode and TaskGraph: validation, critical paths
+    scheduler   which ready task starts next (pure)
+    strategies  how a caller's subtasks become the graph (auto, burst, ...)
+    planner     decomposition of a plain task by a planner agent
+    routing     the agent that best matches a subtask (BM25)
+    estimates   learned durations and the time a session has left
+"""
+
+__all__ = [
+    "estimates",
+    "graph",
+    "planner",
+    "plans",
+    "routing",
+    "scheduler",
+    "strategies",
+]

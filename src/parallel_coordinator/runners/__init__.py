@@ -1,4 +1,22 @@
 """Runners turn an agent and a task into a process to start, and its outcome into a result.
 
 Pool workers import `runners.streams`, so this package must stay import-light.
+
+    base           the Runner protocol and the values that cross to pool workers
+    command        the command agent protocol (CONTRACT.md)
+    claude         headless Claude Code
+    claude_stream  reading Claude Code's stream-json events
+    streams        the stream reader a supervisor uses, by kind
+    progress       progress lines and the reader protocol
+    models         the model table and the choice per run
 """
+
+__all__ = [
+    "base",
+    "claude",
+    "claude_stream",
+    "command",
+    "models",
+    "progress",
+    "streams",
+]
