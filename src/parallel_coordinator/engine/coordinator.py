@@ -41,7 +41,7 @@ from parallel_coordinator.errors import (
     UnknownSessionError,
     WorkerLostError,
 )
-from parallel_coordinator.execution.pool import ExecutionBackend, make_backend
+from parallel_coordinator.execution.backend import ExecutionBackend, make_backend
 from parallel_coordinator.execution.worktrees import (
     WorktreeError,
     create_worktree,
