@@ -20,7 +20,7 @@ from parallel_coordinator.engine.isolation import isolated
 from parallel_coordinator.engine.session import AttemptInfo, Session, TaskRecord, context_files
 from parallel_coordinator.engine.slots import Slots
 from parallel_coordinator.errors import RunnerUnavailableError, WorkerLostError
-from parallel_coordinator.execution.pool import ExecutionBackend
+from parallel_coordinator.execution.backend import ExecutionBackend
 from parallel_coordinator.execution.worktrees import WorktreeError
 from parallel_coordinator.planning.graph import TaskNode
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, RunChoices, Runner, RunResult, TaskRequest

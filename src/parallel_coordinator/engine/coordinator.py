@@ -38,7 +38,7 @@ from parallel_coordinator.engine.startup import learn_durations, recover, weigh_
 from parallel_coordinator.engine.tasks import TaskRuns
 from parallel_coordinator.engine.throttle import RunnerThrottle
 from parallel_coordinator.errors import EngineNotStartedError, PlanError, UnknownSessionError
-from parallel_coordinator.execution.pool import ExecutionBackend, make_backend
+from parallel_coordinator.execution.backend import ExecutionBackend, make_backend
 from parallel_coordinator.planning.estimates import DurationEstimator
 from parallel_coordinator.planning.planner import Decomposition
 from parallel_coordinator.planning.plans import PlannedSession, build_plan, plan_from_stored

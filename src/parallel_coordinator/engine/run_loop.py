@@ -21,7 +21,7 @@ from parallel_coordinator.engine.session import Session
 from parallel_coordinator.engine.slots import Slots
 from parallel_coordinator.engine.summary import error_summary
 from parallel_coordinator.engine.tasks import TaskRuns
-from parallel_coordinator.execution.pool import ExecutionBackend
+from parallel_coordinator.execution.backend import ExecutionBackend
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.runners.base import Runner
 

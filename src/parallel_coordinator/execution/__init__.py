@@ -1,7 +1,10 @@
 """Execution: where attempts run and what an agent gets to run with.
 
-    pool                the ExecutionBackend seam and the local loky pool
+    backend             the ExecutionBackend seam, and the backend the settings choose
+    hub_backend         what the pool and Dask backends share: a run through the supervisor hub
+    pool                the local loky pool
     dask                the Dask distributed backend
+    inline              InlineBackend, an in-process test double: outcomes from a handler, no process
     channel             the coordinator's end of the supervisor link
     hub_dirs            the hub's private directory, cleaned after dead servers
     forkserver_preload  imported only inside the pool's fork server
@@ -12,12 +15,15 @@
 """
 
 __all__ = [
+    "backend",
     "channel",
     "dask",
     "environment",
     "forkserver_preload",
     "git",
+    "hub_backend",
     "hub_dirs",
+    "inline",
     "pool",
     "worktree_records",
     "worktrees",

@@ -13,20 +13,19 @@ importing it slows the local loky pool (NOTES.md).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import os
 import socket
-from contextlib import AsyncExitStack
-from types import TracebackType
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
 
-from parallel_coordinator.errors import CoordinatorError, WorkerLostError
-from parallel_coordinator.execution.channel import AttemptHub, EventHandler
-from parallel_coordinator.execution.pool import STOP_GRACE_S, HubBackend
+from parallel_coordinator.errors import CoordinatorError
+from parallel_coordinator.execution.channel import AttemptHub
+from parallel_coordinator.execution.hub_backend import STOP_GRACE_S, HubBackend
 from parallel_coordinator.runners.base import AttemptOutcome
 from parallel_coordinator.supervisor import SupervisorJob, split_address, supervise_in_subprocess
 
@@ -53,14 +52,6 @@ def callback_host(scheduler: str | None) -> str:
         return "127.0.0.1"
 
 
-def _worker_losses() -> tuple[type[BaseException], ...]:
-    """What Dask raises when the worker (or its connection) running a task is gone."""
-    from distributed.comm.core import CommClosedError
-    from distributed.scheduler import KilledWorker
-
-    return (KilledWorker, CommClosedError)
-
-
 class DaskBackend(HubBackend):
     """Runs supervisors on a Dask cluster: an existing scheduler, or a LocalCluster started here.
 
@@ -71,6 +62,7 @@ class DaskBackend(HubBackend):
     """
 
     name = "dask"
+    worker_kind = "Dask worker"
 
     def __init__(
         self,
@@ -122,36 +114,30 @@ class DaskBackend(HubBackend):
                 raise CoordinatorError(f"cannot reach the Dask scheduler at {self.scheduler!r}: {exc}") from None
             # Closed before the cluster: supervisors still running then see their channel close.
             stack.callback(self.hub.close)
-            task_group = await stack.enter_async_context(anyio.create_task_group())
-            await task_group.start(self.hub.serve)
-            stack.callback(task_group.cancel_scope.cancel)
+            await self._serve_hub(stack)
             self._exit_stack = stack.pop_all()
         log.info("Dask backend ready: scheduler %s, supervisors report to %s",
                  self.client.scheduler.address, self.hub.address)
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        return await self._exit_stack.__aexit__(exc_type, exc, tb)
+    @asynccontextmanager
+    async def _submitted(self, job: SupervisorJob) -> AsyncIterator[Any]:
+        # pure=False: two attempts are never the same computation, whatever their arguments.
+        yield self.client.submit(supervise_in_subprocess, job, key=f"pcoord-{job.attempt_id}", pure=False)
 
-    async def run(self, job: SupervisorJob, on_event: EventHandler) -> AttemptOutcome:
-        self.hub.register(job.attempt_id, on_event)
-        try:
-            job = dataclasses.replace(job, channel=self.hub.address, channel_secret=self.hub.secret)
-            # pure=False: two attempts are never the same computation, whatever their arguments.
-            future = self.client.submit(supervise_in_subprocess, job, key=f"pcoord-{job.attempt_id}", pure=False)
-            try:
-                outcome: AttemptOutcome = await future
-                return outcome
-            except _worker_losses() as exc:
-                raise WorkerLostError(f"the Dask worker running it died ({exc!r})") from exc
-            except anyio.get_cancelled_exc_class():
-                with anyio.CancelScope(shield=True):
-                    await self.hub.cancel(job.attempt_id)
-                    with anyio.move_on_after(STOP_GRACE_S), contextlib.suppress(Exception):
-                        await future
-                    await self.client.cancel([future])
-                raise
-        finally:
-            self.hub.unregister(job.attempt_id)
+    async def _result(self, handle: Any) -> AttemptOutcome:
+        outcome: AttemptOutcome = await handle
+        return outcome
+
+    def _worker_losses(self) -> tuple[type[BaseException], ...]:
+        """What Dask raises when the worker (or its connection) running a task is gone."""
+        from distributed.comm.core import CommClosedError
+        from distributed.scheduler import KilledWorker
+
+        return (KilledWorker, CommClosedError)
+
+    async def _abandon(self, handle: Any) -> None:
+        # Future.cancel() cannot stop a running task: the hub's cancel does; this only drops the future.
+        with anyio.move_on_after(STOP_GRACE_S), contextlib.suppress(Exception):
+            await handle
+        await self.client.cancel([handle])

@@ -18,9 +18,9 @@ from typing import Any
 
 import loky.process_executor  # noqa: F401  (preloaded for every worker)
 
-import parallel_coordinator.supervisor
+import parallel_coordinator.supervisor.spawn
 
-parallel_coordinator.supervisor._pdeathsig_wrapper()  # looked up once here, inherited by every worker
+parallel_coordinator.supervisor.spawn.pdeathsig_wrapper()  # looked up once here, inherited by every worker
 
 _MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
 _prepare = _spawn.prepare

@@ -1,72 +1,27 @@
-"""The execution backend seam and the local loky pool behind it.
+"""The local loky pool backend: supervisors run in a process pool on this machine.
 
-A backend runs a SupervisorJob somewhere and returns its AttemptOutcome. Stopping an attempt goes
-through the supervisor's channel, never through the pool: killing a loky worker would break every
-task in it (NOTES.md).
+Stopping an attempt goes through the supervisor's channel, never through the pool: killing a loky
+worker would break every task in it (NOTES.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
+from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from parallel_coordinator.errors import WorkerLostError
-from parallel_coordinator.execution.channel import AttemptHub, EventHandler
+from parallel_coordinator.execution.channel import AttemptHub
+from parallel_coordinator.execution.hub_backend import STOP_GRACE_S, HubBackend
 from parallel_coordinator.runners.base import AttemptOutcome
 from parallel_coordinator.supervisor import SupervisorJob, supervise, worker_init
-
-if TYPE_CHECKING:
-    from parallel_coordinator.config.settings import Settings
-
-# How long a stopped attempt may take to confirm its agent is dead before we stop waiting for it.
-STOP_GRACE_S = 10.0
-
-
-class ExecutionBackend(Protocol):
-    """Somewhere to run supervisors.
-
-    `run` returns once the supervisor has reaped its agent. If the caller is cancelled while
-    waiting, the backend stops the attempt and waits (bounded) for its agent to be gone before
-    re-raising. `cancel` asks a running attempt to stop; `run` then returns a "cancelled" outcome.
-    """
-
-    name: str
-
-    async def __aenter__(self) -> ExecutionBackend: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None: ...
-
-    async def run(self, job: SupervisorJob, on_event: EventHandler) -> AttemptOutcome: ...
-
-    async def cancel(self, attempt_id: str) -> None: ...
-
-
-def make_backend(settings: Settings) -> ExecutionBackend:
-    """The backend the settings choose. The Dask one is imported only when chosen (NOTES.md)."""
-    if settings.backend == "dask":
-        from parallel_coordinator.execution.dask import DaskBackend
-
-        return DaskBackend(
-            settings.dask_scheduler, max_workers=settings.pool_size, local_workers=settings.dask_local_workers,
-            hub_host=settings.dask_callback_host,
-        )
-    if settings.backend != "local":
-        raise ValueError(f"unknown backend {settings.backend!r}: choose 'local' or 'dask'")
-    return LocalPoolBackend(
-        settings.pool_size, settings.pool_idle_timeout_s,
-        worker_env=settings.environment_policy.worker_environment(),
-    )
 
 
 def _stop_fork_server() -> None:
@@ -91,15 +46,6 @@ class _Slice:
     jobs: int = 0
 
 
-class HubBackend:
-    """What both backends share: supervisors report to `hub`, and a cancel goes to them through it."""
-
-    hub: AttemptHub
-
-    async def cancel(self, attempt_id: str) -> None:
-        await self.hub.cancel(attempt_id)
-
-
 class LocalPoolBackend(HubBackend):
     """A loky process pool of up to `max_workers`, grown in slices of `slice_size` workers.
 
@@ -109,6 +55,7 @@ class LocalPoolBackend(HubBackend):
     """
 
     name = "local"
+    worker_kind = "pool worker"
     # The fork server is shared by every pool in this process, and workers watch it as their parent:
     # it is stopped only when the last pool with workers shuts down.
     _pools_with_workers = 0
@@ -142,16 +89,9 @@ class LocalPoolBackend(HubBackend):
         async with AsyncExitStack() as stack:
             stack.callback(self.hub.close)
             stack.callback(self._shutdown_pool)
-            task_group = await stack.enter_async_context(anyio.create_task_group())
-            await task_group.start(self.hub.serve)
-            stack.callback(task_group.cancel_scope.cancel)
+            await self._serve_hub(stack)
             self._exit_stack = stack.pop_all()
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        return await self._exit_stack.__aexit__(exc_type, exc, tb)
 
     def _shutdown_pool(self) -> None:
         for piece in self._slices:
@@ -189,26 +129,23 @@ class LocalPoolBackend(HubBackend):
         # Every worker is busy: queue behind the least busy slice.
         return min(self._slices, key=lambda piece: piece.jobs)
 
-    async def run(self, job: SupervisorJob, on_event: EventHandler) -> AttemptOutcome:
-        self.hub.register(job.attempt_id, on_event)
+    @asynccontextmanager
+    async def _submitted(self, job: SupervisorJob) -> AsyncIterator[Future[AttemptOutcome]]:
         piece = self._pick_slice()
         piece.jobs += 1
         try:
             # Submitting may start the slice's worker processes: keep that off the event loop.
-            job = dataclasses.replace(job, channel=self.hub.address, channel_secret=self.hub.secret)
-            future = await anyio.to_thread.run_sync(piece.executor.submit, supervise, job)
-            try:
-                outcome: AttemptOutcome = await asyncio.wrap_future(future)
-                return outcome
-            except BrokenProcessPool as exc:  # loky's TerminatedWorkerError is one: the worker died
-                raise WorkerLostError(f"the pool worker running it died ({exc!r})") from exc
-            except anyio.get_cancelled_exc_class():
-                with anyio.CancelScope(shield=True):
-                    await self.hub.cancel(job.attempt_id)
-                    if not future.cancel() and not future.done():
-                        with anyio.move_on_after(STOP_GRACE_S):
-                            await asyncio.wrap_future(future)
-                raise
+            yield await anyio.to_thread.run_sync(piece.executor.submit, supervise, job)
         finally:
             piece.jobs -= 1
-            self.hub.unregister(job.attempt_id)
+
+    async def _result(self, handle: Future[AttemptOutcome]) -> AttemptOutcome:
+        return await asyncio.wrap_future(handle)
+
+    def _worker_losses(self) -> tuple[type[BaseException], ...]:
+        return (BrokenProcessPool,)  # loky's TerminatedWorkerError is one: the worker died
+
+    async def _abandon(self, handle: Future[AttemptOutcome]) -> None:
+        if not handle.cancel() and not handle.done():
+            with anyio.move_on_after(STOP_GRACE_S):
+                await asyncio.wrap_future(handle)

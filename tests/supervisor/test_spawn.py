@@ -22,16 +22,17 @@ from typing import Any
 import psutil
 import pytest
 
-from parallel_coordinator import supervisor
+from parallel_coordinator.supervisor import spawn
 from tests.conftest import alive
 
 SUPERVISE = """
 import dataclasses, json, sys
 from parallel_coordinator import supervisor
 from parallel_coordinator.runners.base import Invocation
+from parallel_coordinator.supervisor import spawn
 mode, argv, artefacts, hub, cwd = sys.argv[1:6]
 if mode == "preexec_fn":
-    supervisor._pdeathsig_wrapper = lambda: None
+    spawn.pdeathsig_wrapper = lambda: None
 job = supervisor.SupervisorJob("a1", Invocation(json.loads(argv)), artefacts, hub, cwd=cwd or None)
 print(json.dumps(dataclasses.asdict(supervisor.supervise(job))))
 """
@@ -39,7 +40,7 @@ print(json.dumps(dataclasses.asdict(supervisor.supervise(job))))
 
 @pytest.fixture(params=["setpriv", "preexec_fn"])
 def spawn_path(request: pytest.FixtureRequest) -> str:
-    if request.param == "setpriv" and supervisor._pdeathsig_wrapper() is None:
+    if request.param == "setpriv" and spawn.pdeathsig_wrapper() is None:
         pytest.skip("no setpriv with --pdeathsig here")
     return str(request.param)
 

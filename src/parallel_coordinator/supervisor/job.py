@@ -1,0 +1,28 @@
+"""What one attempt sends to the supervisor: a picklable job, built by the coordinator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parallel_coordinator.runners.base import Invocation
+
+
+@dataclass(frozen=True)
+class SupervisorJob:
+    """Everything one attempt needs, picklable, sent to a pool worker."""
+
+    attempt_id: str
+    invocation: Invocation
+    artefact_dir: str
+    channel: str  # the hub's address: a Unix socket path or tcp://host:port
+    cwd: str | None = None
+    # The agent's whole environment, built by the coordinator (environment.py); None: this worker's own.
+    env: dict[str, str] | None = None
+    timeout_s: float | None = None
+    memory_limit_mb: float | None = None
+    output_cap_bytes: int = 4 * 1024 * 1024
+    # What each of stdout and stderr may take on disk; past it the rest is counted, not kept.
+    disk_cap_bytes: int = 64 * 1024 * 1024
+    poll_interval_s: float = 0.1
+    token_budget: int | None = None
+    channel_secret: str = ""
