@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.admission import MachineGate
 from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.engine.session import Session
 from parallel_coordinator.errors import PlanError
@@ -299,15 +300,27 @@ async def test_cancel_kills_sixteen_running_agents_and_their_children(
     assert alive(pids) == []
 
 
+class _FixedCpu:
+    """Our processes' CPU as psutil would report it, fixed: the gate's reading without burning a core."""
+
+    def __init__(self, percent: float) -> None:
+        self.percent = percent
+
+    def cpu_percent(self) -> float:
+        return self.percent
+
+
 async def test_new_agents_wait_while_our_agents_use_too_much_cpu_but_one_always_runs(
     settings: Settings, agents: AgentFactory, tmp_path: Path
 ) -> None:
-    agents.script("burn", "while True: pass")
-    settings.max_cpu_usage = 100 / (psutil.cpu_count() or 1) * 0.6  # less than one of our agents on one core
-    async with Coordinator(settings) as coordinator:
+    agents.script("hang", HANG_WITH_CHILD)
+    settings.max_cpu_usage = 50
+    gate = MachineGate(max_cpu_usage=settings.max_cpu_usage, own_cpu=_FixedCpu(95.0))
+    async with Coordinator(settings, gate=gate) as coordinator:
         options = no_retry()
         burning = await coordinator.start("burn", coordinator.plan(
-            [Subtask(id="b", description="x", agent_type="burn")], options), options)
+            [Subtask(id="b", description=json.dumps({"folder": str(tmp_path)}), agent_type="hang")], options),
+            options)
         with anyio.fail_after(30):
             while coordinator.gate.own_cpu_percent <= settings.max_cpu_usage:
                 await coordinator.next_machine_sample()

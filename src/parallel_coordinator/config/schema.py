@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from parallel_coordinator.agents.spec import Priority
+from parallel_coordinator.config.settings import default
+from parallel_coordinator.runners.models import DEFAULT_MODELS
 from parallel_coordinator.schemas.inputs import parse_megabytes
 
 
@@ -30,16 +32,16 @@ class _Section(BaseModel):
 
 
 class ParallelConfig(_Section):
-    max_concurrent_agents: Count = Field(64, ge=1, le=64)
-    task_timeout: Number = Field(300.0, gt=0, le=86_400)
-    retry_attempts: Count = Field(3, ge=1, le=20)
-    progress_update_interval: Number = Field(1.0, ge=0.1, le=60)
+    max_concurrent_agents: Count = Field(default("pool_size"), ge=1, le=64)
+    task_timeout: Number = Field(default("task_timeout_s"), gt=0, le=86_400)
+    retry_attempts: Count = Field(default("retry_attempts"), ge=1, le=20)
+    progress_update_interval: Number = Field(default("progress_update_interval_s"), ge=0.1, le=60)
 
 
 class ResourceLimits(_Section):
-    max_memory_per_agent: int | float | str = "512MB"
+    max_memory_per_agent: int | float | str = default("max_memory_per_agent")
     max_cpu_usage: Number = Field(80.0, ge=1, le=100)
-    token_budget_per_agent: Count | None = Field(50_000, ge=1)
+    token_budget_per_agent: Count | None = Field(default("token_budget_per_agent"), ge=1)
 
     @field_validator("max_memory_per_agent")
     @classmethod
@@ -49,8 +51,8 @@ class ResourceLimits(_Section):
 
 
 class AlertThresholds(_Section):
-    error_rate: Number = Field(0.05, ge=0, le=1)
-    memory_percent: Number = Field(90.0, ge=1, le=100)
+    error_rate: Number = Field(default("alert_max_error_rate"), ge=0, le=1)
+    memory_percent: Number = Field(default("alert_max_memory_percent"), ge=1, le=100)
     min_throughput_per_min: Number | None = Field(None, ge=0)
 
 
@@ -69,7 +71,7 @@ class Execution(_Section):
 
     backend: Literal["local", "dask"] = "local"
     scheduler: str | None = None
-    local_workers: Count = Field(2, ge=1, le=64)
+    local_workers: Count = Field(default("dask_local_workers"), ge=1, le=64)
     callback_host: str | None = Field(None, min_length=1)
 
     @field_validator("scheduler")
@@ -81,9 +83,9 @@ class Execution(_Section):
 
 
 class Models(_Section):
-    simple: str = Field("haiku", min_length=1)
-    default: str = Field("sonnet", min_length=1)
-    critical: str = Field("opus", min_length=1)
+    simple: str = Field(DEFAULT_MODELS["simple"], min_length=1)
+    default: str = Field(DEFAULT_MODELS["default"], min_length=1)
+    critical: str = Field(DEFAULT_MODELS["critical"], min_length=1)
 
 
 class AgentEnvironment(_Section):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_state_dir
 
 from parallel_coordinator.agents.spec import Priority, SourceKind
 from parallel_coordinator.execution.environment import DEFAULT_DENY, EnvironmentPolicy
+from parallel_coordinator.runners.models import DEFAULT_MODELS
 
 
 def _env_float(name: str, default: float) -> float:
@@ -95,7 +97,7 @@ class Settings:
     planner: str | None = None
     synthesizer: str | None = None
     # Model chosen for a task by its weight: simple, default, critical.
-    models: dict[str, str] = field(default_factory=lambda: {"simple": "haiku", "default": "sonnet", "critical": "opus"})
+    models: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     # What agents inherit (environment.py): extra secret-name patterns to remove, and names to let through.
     agent_env_deny: tuple[str, ...] = ()
     agent_env_pass: tuple[str, ...] = ()
@@ -137,3 +139,15 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.state_dir / "reports"
+
+
+def default(name: str) -> Any:
+    """A setting's built-in default: the one place defaults live (the file's schema and the tool options read it)."""
+    for entry in fields(Settings):
+        if entry.name == name:
+            if entry.default is not MISSING:
+                return entry.default
+            if entry.default_factory is not MISSING:
+                return entry.default_factory()
+    raise KeyError(name)
+

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import psutil
 
 _MEMORY_READ_S = 0.1
+
+
+class CpuReading(Protocol):
+    def cpu_percent(self) -> float:
+        """Percent of all cores used since the last call (100 = every core busy)."""
+        ...
 
 
 class OwnProcesses:
@@ -43,6 +50,17 @@ class OwnProcesses:
         return total / (psutil.cpu_count() or 1)
 
 
+class Gate(Protocol):
+    """What the engine asks of the machine before it starts an agent (MachineGate is the real one)."""
+
+    cpu_percent: float
+    own_cpu_percent: float
+
+    def sample_cpu(self, *, ours: bool = True) -> float: ...
+
+    def refusal(self, need_mb: float, running_agents: int) -> str | None: ...
+
+
 @dataclass
 class MachineGate:
     max_cpu_usage: float = 80.0
@@ -50,12 +68,13 @@ class MachineGate:
     own_cpu_percent: float = 0.0  # ours: what admission goes by
     _available_mb: float = 0.0
     _read_at: float = -1.0
-    _own: OwnProcesses = field(default_factory=OwnProcesses)
+    # Where our share of the CPU is read: this server's process tree, unless a test gives a fixed reading.
+    own_cpu: CpuReading = field(default_factory=OwnProcesses)
 
     def sample_cpu(self, *, ours: bool = True) -> float:
         """Sample the machine's CPU, and ours when asked (a walk of our process tree: only worth it while we run)."""
         self.cpu_percent = psutil.cpu_percent(None)
-        self.own_cpu_percent = self._own.cpu_percent() if ours else 0.0
+        self.own_cpu_percent = self.own_cpu.cpu_percent() if ours else 0.0
         return self.cpu_percent
 
     @staticmethod

@@ -20,7 +20,7 @@ import anyio.abc
 
 from parallel_coordinator.agents import AgentCatalog, AgentSpec
 from parallel_coordinator.config.settings import Settings
-from parallel_coordinator.engine.admission import MachineGate
+from parallel_coordinator.engine.admission import Gate, MachineGate
 from parallel_coordinator.engine.attempts import Attempts
 from parallel_coordinator.engine.cancel import CANCEL_WAIT_S, CancelOutcome, answer_cancel_requests, cancel_elsewhere
 from parallel_coordinator.engine.catalog import Agents
@@ -64,7 +64,7 @@ class Coordinator:
 
     def __init__(
         self, settings: Settings | None = None, *, backend: ExecutionBackend | None = None,
-        runners: dict[str, Runner] | None = None,
+        runners: dict[str, Runner] | None = None, gate: Gate | None = None,
     ) -> None:
         self.settings = settings = settings or Settings()
         self.backend: ExecutionBackend = backend or make_backend(settings)
@@ -79,7 +79,7 @@ class Coordinator:
             self.events.subscribe(self.performance_log)
         self.agents = Agents(settings)
         self.agent_files = self.agents.files
-        self.gate = MachineGate(max_cpu_usage=settings.max_cpu_usage)
+        self.gate: Gate = gate or MachineGate(max_cpu_usage=settings.max_cpu_usage)
         self.estimator = DurationEstimator(default_s=settings.default_task_duration_s)
         self.slots = Slots(settings.pool_size, on_freed=self._wake_sessions)
         self.attempts = Attempts(settings, self.backend, self.runners, self.events, self.slots)

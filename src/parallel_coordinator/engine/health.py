@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import anyio
 
 from parallel_coordinator.config.settings import AlertLimits
-from parallel_coordinator.engine.admission import MachineGate
+from parallel_coordinator.engine.admission import Gate
 from parallel_coordinator.engine.figures import attempt_failed, attempt_figures, find_alerts, memory_sample
 from parallel_coordinator.engine.session import Session
 from parallel_coordinator.state.store import Store
@@ -48,7 +48,7 @@ def server_alerts(store: Store, health: Health) -> list[str]:
     )
 
 
-def health_now(gate: MachineGate, sessions: Sequence[Session], active_agents: int, limits: AlertLimits) -> Health:
+def health_now(gate: Gate, sessions: Sequence[Session], active_agents: int, limits: AlertLimits) -> Health:
     used_mb, percent = memory_sample()
     return Health(
         cpu_percent=gate.cpu_percent, memory_used_mb=used_mb, memory_percent=percent, active_agents=active_agents,
@@ -59,7 +59,7 @@ def health_now(gate: MachineGate, sessions: Sequence[Session], active_agents: in
 
 class Sampler:
     def __init__(
-        self, gate: MachineGate, store: Store, health: Callable[[], Health], busy: Callable[[], bool],
+        self, gate: Gate, store: Store, health: Callable[[], Health], busy: Callable[[], bool],
         while_busy: Callable[[], Awaitable[None]],
     ) -> None:
         self.gate, self.store, self._health, self._busy, self._while_busy = gate, store, health, busy, while_busy

@@ -7,18 +7,45 @@ how they become durable. Progress is persisted at most once a second per task (f
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from parallel_coordinator.engine.events import SessionEvent
 from parallel_coordinator.engine.session import Session
 from parallel_coordinator.planning.plans import node_spec
 from parallel_coordinator.schemas.inputs import CoordinateOptions
-from parallel_coordinator.state.store import Store, StoredAttempt
+from parallel_coordinator.state.store import StoredAttempt
 
 _PROGRESS_PERSIST_S = 1.0
 
 
+class SessionWrites(Protocol):
+    """The store as the recorder writes it (state.store.Store is the real one)."""
+
+    def create_session(
+        self, session_id: str, task_description: str, options: dict[str, Any], created_at: float, max_agents: int,
+        tasks: Sequence[tuple[str, str, str, Sequence[str], int, dict[str, Any]]], resumed_from: str | None = None,
+        owner: str | None = None,
+    ) -> None: ...
+
+    def update_task(self, session_id: str, task_id: str, **fields: Any) -> None: ...
+
+    def update_tasks(self, session_id: str, task_ids: Iterable[str], **fields: Any) -> None: ...
+
+    def add_attempt(
+        self, attempt: StoredAttempt, pid: int | None, peak_rss_mb: float | None,
+        streams: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def finish_session(
+        self, session_id: str, status: str, finished_at: float, error_summary: str | None,
+        synthesis: str | None = None, *, peak_parallelism: int | None = None, notes: Sequence[str] = (),
+        killed_processes: int = 0,
+    ) -> None: ...
+
+
 class StoreRecorder:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SessionWrites) -> None:
         self.store = store
         # (session, task) -> when its progress was last written; an entry goes when its task ends.
         self._progress_written: dict[tuple[str, str], float] = {}

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import anyio.abc
 
-from parallel_coordinator.engine.admission import MachineGate
+from parallel_coordinator.engine.admission import Gate
 from parallel_coordinator.engine.attempts import Attempts
 from parallel_coordinator.engine.batching import BURST_BATCH_SIZE
 from parallel_coordinator.engine.events import EventBus, SessionEvent
@@ -31,7 +31,7 @@ _UNKNOWN_RUNNER_NEED_MB = 50.0
 
 class SessionRuns:
     def __init__(
-        self, runners: dict[str, Runner], backend: ExecutionBackend, gate: MachineGate, slots: Slots,
+        self, runners: dict[str, Runner], backend: ExecutionBackend, gate: Gate, slots: Slots,
         attempts: Attempts, tasks: TaskRuns, events: EventBus,
         synthesize: Callable[[Session], Awaitable[None]],
     ) -> None:
