@@ -139,3 +139,17 @@ class EngineNotStartedError(CoordinatorError):
         super().__init__(
             "the Coordinator is not running: use it as an async context manager (`async with Coordinator(...)`)"
         )
+
+
+def first_line(text: str | None, limit: int = 200) -> str:
+    """An error's first line; one ending in a colon ("...; last stderr lines:") gets the last line after it.
+
+    The last stderr line is where the cause usually is (an exception, a `sys.exit` message).
+    """
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    if line.endswith(":") and len(lines) > 1:
+        line = f"{line} {'… ' if len(lines) > 2 else ''}{lines[-1]}"
+    return line if len(line) <= limit else line[: limit - 1] + "…"

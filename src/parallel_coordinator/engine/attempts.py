@@ -6,7 +6,6 @@ turns the supervisor's events into session events, and records the attempt throu
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -25,18 +24,11 @@ from parallel_coordinator.execution.worktrees import WorktreeError
 from parallel_coordinator.planning.graph import TaskNode
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, RunChoices, Runner, RunResult, TaskRequest
 from parallel_coordinator.runners.models import DEFAULT_MODELS
+from parallel_coordinator.state.names import safe_name
 from parallel_coordinator.state.outputs import keep_file
 from parallel_coordinator.supervisor import SupervisorJob
 
 log = logging.getLogger(__name__)
-
-
-def safe_name(task_id: str) -> str:
-    """A task id as a directory name: ids are free text, paths are not."""
-    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in task_id)[:80]
-    if cleaned == task_id:
-        return cleaned
-    return f"{cleaned}-{hashlib.sha256(task_id.encode()).hexdigest()[:8]}"
 
 
 class Attempts:

@@ -13,8 +13,7 @@ from parallel_coordinator.agents import AgentCatalog, AgentSpec
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.attempts import Attempts
 from parallel_coordinator.engine.session import Session, context_files
-from parallel_coordinator.engine.summary import first_line
-from parallel_coordinator.errors import PlanError, RunnerUnavailableError, UnknownAgentError
+from parallel_coordinator.errors import PlanError, RunnerUnavailableError, UnknownAgentError, first_line
 from parallel_coordinator.planning.planner import (
     Decomposition,
     builtin_planner,

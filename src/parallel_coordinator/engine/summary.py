@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 from parallel_coordinator.engine.session import Session
+from parallel_coordinator.errors import first_line
 from parallel_coordinator.planning.scheduler import TaskState
 
 _FAILURES_NAMED = 5
-
-
-def first_line(text: str | None) -> str:
-    """One line of an error for a summary; 'exited ...; last stderr lines:' gets its last line too."""
-    lines = (text or "").strip().splitlines()
-    if not lines:
-        return "no error text"
-    first = lines[0]
-    if first.endswith(":") and len(lines) > 1:
-        first = f"{first} {lines[-1].strip()}"
-    return first[:200]
 
 
 def error_summary(session: Session) -> str | None:
@@ -27,7 +17,9 @@ def error_summary(session: Session) -> str | None:
     if failures:
         notes.append(
             f"{len(failures)} task(s) failed: "
-            + "; ".join(f"{r.task_id} ({r.agent}): {first_line(r.error)}" for r in failures[:_FAILURES_NAMED])
+            + "; ".join(
+                f"{r.task_id} ({r.agent}): {first_line(r.error) or 'no error text'}" for r in failures[:_FAILURES_NAMED]
+            )
         )
     skipped = session.scheduler.count(TaskState.SKIPPED)
     if skipped:

@@ -14,8 +14,6 @@ task's branch with a fixed identity, so the work survives `remove_worktree` and 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -45,6 +43,7 @@ from parallel_coordinator.execution.worktree_records import (
     session_entries,
     write_record,
 )
+from parallel_coordinator.state.names import safe_name
 
 # Worktree, WorktreeError and the record names live beside this module; they are imported from here too.
 __all__ = [
@@ -68,18 +67,6 @@ class WorktreeSummary:
         if not self.files_changed:
             return f"no changes (branch {self.branch})"
         return f"{self.files_changed} file(s) changed, +{self.insertions} -{self.deletions}, on branch {self.branch}"
-
-
-def safe_name(name: str) -> str:
-    """A path- and ref-safe form of `name`, unique per name: anything altered gets a short hash of the original.
-
-    Only `[a-z0-9_-]` survive, so the result is safe on case-insensitive file systems and in ref names.
-    """
-    cleaned = re.sub(r"[^a-z0-9_]+", "-", name.lower()).strip("-_")[:40].strip("-_")
-    if cleaned == name and cleaned:
-        return cleaned
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{cleaned}-{digest}" if cleaned else f"x-{digest}"
 
 
 def create_worktree(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from parallel_coordinator.report._text import cap, css_name, esc, first_line
+from parallel_coordinator.errors import first_line
+from parallel_coordinator.report._text import cap, css_name, esc
 from parallel_coordinator.state.store import StoredTask
 
 _NODE_W, _NODE_H, _COL_GAP, _ROW_GAP, _GRAPH_PAD = 140, 26, 48, 10, 14

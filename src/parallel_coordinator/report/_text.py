@@ -24,20 +24,6 @@ def cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def first_line(text: str | None, limit: int = 200) -> str:
-    """An error's first line; one ending in a colon ("...; last stderr lines:") gets the last line after it.
-
-    The last stderr line is where the cause usually is (an exception, a `sys.exit` message).
-    """
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    if not lines:
-        return ""
-    line = lines[0]
-    if line.endswith(":") and len(lines) > 1:
-        line = f"{line} {'… ' if len(lines) > 2 else ''}{lines[-1]}"
-    return cap(line, limit)
-
-
 def clock(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "—"
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from parallel_coordinator.engine.figures import attempt_failed
-from parallel_coordinator.report._text import cap, css_name, duration, esc, first_line
+from parallel_coordinator.errors import first_line
+from parallel_coordinator.report._text import cap, css_name, duration, esc
 from parallel_coordinator.state.store import StoredAttempt, StoredSession
 
 # Timeline geometry (SVG user units; the SVG scales to the page width).
