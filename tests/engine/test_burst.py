@@ -50,3 +50,31 @@ async def test_burst_leaves_command_agents_to_run_one_by_one(coordinator: Coordi
     with anyio.fail_after(60):
         await session.done.wait()
     assert [session.tasks[f"e{i}"].output.strip() for i in range(3)] == ["e0 done", "e1 done", "e2 done"]
+
+
+OPEN_MODEL = """---
+name: generalist
+description: Does small jobs
+tools: Read
+---
+You do small jobs well.
+"""
+
+
+async def test_quality_mode_gives_each_task_its_own_run_on_the_larger_model(
+    coordinator: Coordinator, agents: AgentFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (agents.root / "generalist.md").write_text(OPEN_MODEL)
+    record = tmp_path / "record.json"
+    monkeypatch.setenv("PCOORD_CLAUDE_BIN", str(FAKE_CLAUDE))
+    monkeypatch.setenv("FAKE_CLAUDE_RECORD", str(record))
+    options = CoordinateOptions(wait_seconds=0, priority_mode="quality", max_agents=1)
+    subtasks = [Subtask(id=f"t{i}", description=f"look at item {i}", agent_type="generalist") for i in range(2)]
+    session = await coordinator.start("careful", coordinator.plan(subtasks, options), options, strategy="burst")
+    with anyio.fail_after(60):
+        await session.done.wait()
+    assert session.status == "SUCCESS", session.error_summary
+    assert not any(note.startswith("batched") for note in session.notes)
+    assert all(session.tasks[f"t{i}"].output.startswith(f"fake claude done: look at item {i}") for i in range(2))
+    argv = json.loads(record.read_text())["argv"]
+    assert argv[argv.index("--model") + 1] == "opus"  # priority 3 is "default" in speed mode: one tier up

@@ -22,7 +22,7 @@ from parallel_coordinator.errors import (
 )
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
-from tests.conftest import AgentFactory, alive, on_both_backends, wait_until
+from tests.conftest import ECHO, AgentFactory, alive, on_both_backends, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -342,3 +342,23 @@ async def test_a_closed_coordinator_leaves_no_pool_process_behind(settings: Sett
         assert during  # the fork server and the pool's workers
     _, left = psutil.wait_procs(during, timeout=20)
     assert left == []
+
+
+async def test_what_an_agent_was_seen_to_take_sets_the_critical_path_order(
+    coordinator: Coordinator, agents: AgentFactory
+) -> None:
+    agents.script("quick", ECHO)
+    agents.script("slow", ECHO)
+    coordinator.estimator.observe("slow", 30.0)
+    coordinator.estimator.observe("quick", 0.1)
+    options = CoordinateOptions(wait_seconds=0, max_agents=1)
+    # Listed first and equal in every other way: without what was learned, "q" would start first.
+    subtasks = [
+        Subtask(id="q", description="x", agent_type="quick"), Subtask(id="s", description="y", agent_type="slow"),
+    ]
+    session = await coordinator.start("learned", coordinator.plan(subtasks, options), options)
+    with anyio.fail_after(60):
+        await session.done.wait()
+    assert session.graph.remaining_path("s") == 30.0
+    first, second = sorted(session.tasks.values(), key=lambda r: r.started_at or 0.0)
+    assert (first.task_id, second.task_id) == ("s", "q")

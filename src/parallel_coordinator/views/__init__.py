@@ -40,6 +40,19 @@ from parallel_coordinator.schemas.outputs import (
 from parallel_coordinator.state.outputs import read_output
 from parallel_coordinator.state.store import Store
 
+__all__ = [
+    "MAX_RESULT_ENTRIES",
+    "coordination_result",
+    "iso",
+    "performance_metrics",
+    "planned_tasks",
+    "progress_status",
+    "session_metrics",
+    "session_uri",
+    "structured_summary",
+    "task_results",
+    "task_uri",
+]
 
 def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") if ts else None
