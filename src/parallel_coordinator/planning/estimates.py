@@ -47,9 +47,5 @@ def remaining_seconds(graph: TaskGraph, remaining: Mapping[str, float], slots: i
     `remaining` holds each task's remaining seconds: 0 for finished ones, the rest of its estimate
     for a running one, the whole estimate for one not started.
     """
-    path: dict[str, float] = {}
-    for task_id in reversed(graph.order):
-        tail = max((path[d] for d in graph.dependents[task_id]), default=0.0)
-        path[task_id] = remaining[task_id] + tail
-    critical = max(path.values(), default=0.0)
+    critical = max(graph.critical_paths(remaining).values(), default=0.0)
     return max(critical, sum(remaining.values()) / max(slots, 1))

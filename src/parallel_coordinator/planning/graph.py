@@ -72,13 +72,18 @@ class TaskGraph:
 
     def reweigh(self, durations: Mapping[str, float], default_duration_s: float = 1.0) -> None:
         """Recompute remaining critical paths with per-task duration estimates."""
-        remaining: dict[str, float] = {}
+        self._remaining = self.critical_paths({
+            task_id: durations.get(task_id, node.expected_duration_s or default_duration_s)
+            for task_id, node in self.nodes.items()
+        })
+
+    def critical_paths(self, durations: Mapping[str, float]) -> dict[str, float]:
+        """For each task, the longest chain of `durations` from it to the end of the graph, itself included."""
+        paths: dict[str, float] = {}
         for task_id in reversed(self.order):
-            node = self.nodes[task_id]
-            own = durations.get(task_id, node.expected_duration_s or default_duration_s)
-            tail = max((remaining[d] for d in self.dependents[task_id]), default=0.0)
-            remaining[task_id] = own + tail
-        self._remaining = remaining
+            tail = max((paths[d] for d in self.dependents[task_id]), default=0.0)
+            paths[task_id] = durations[task_id] + tail
+        return paths
 
     def remaining_path(self, task_id: str) -> float:
         return self._remaining[task_id]

@@ -64,7 +64,8 @@ def watch(
     artefacts: Path,
     started_at: float,
 ) -> AttemptOutcome:
-    assert proc.stdout is not None and proc.stderr is not None
+    if proc.stdout is None or proc.stderr is None:  # start_agent always pipes both
+        raise RuntimeError("the agent was started without pipes for stdout and stderr")
     reader = make_stream_reader(job.invocation.stream)
     tree = ProcessTree(proc.pid)
     tree.refresh()

@@ -154,11 +154,12 @@ def supervise_in_subprocess(job: SupervisorJob) -> AttemptOutcome:
     try:
         outcome = pickle.loads(stdout)
     except Exception:  # the supervisor process died before it could answer (killed, out of memory)
+        outcome = None
+    if not isinstance(outcome, AttemptOutcome):
         return AttemptOutcome(
             reason="lost", started_at=started_at, finished_at=time.time(),
             error=f"the supervisor process ended with code {proc.returncode} before reporting",
         )
-    assert isinstance(outcome, AttemptOutcome)
     return outcome
 
 
