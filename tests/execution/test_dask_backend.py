@@ -25,13 +25,12 @@ import pytest
 
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
-from parallel_coordinator.errors import CoordinatorError, WorkerLostError
+from parallel_coordinator.errors import CoordinatorError
 from parallel_coordinator.planning.scheduler import TaskState
-from parallel_coordinator.runners.base import Invocation
 from parallel_coordinator.schemas.inputs import Subtask
-from parallel_coordinator.supervisor import SupervisorJob
 from tests.conftest import AgentFactory, alive, wait_until
 from tests.engine.test_coordinator import options
+from tests.execution.lost_workers import report_and_hold, run_and_kill_its_worker
 
 pytestmark = [pytest.mark.anyio]
 distributed = pytest.importorskip("distributed")
@@ -139,16 +138,6 @@ async def test_a_dying_worker_takes_only_its_own_attempts_which_are_retried(
             assert record.output.strip() == "first attempt"
 
 
-# Reports its own pid and the Dask worker's (its supervisor process's parent), then holds.
-REPORT_AND_HOLD = """
-import json, os, sys, time, psutil
-worker = psutil.Process().parent().ppid()
-print(json.dumps({"progress": 1, "message": json.dumps({"agent": os.getpid(), "worker": worker})}),
-      file=sys.stderr, flush=True)
-time.sleep(600)
-"""
-
-
 async def test_a_killed_dask_worker_is_a_worker_lost_error_and_takes_its_agent_with_it(
     tmp_path: Path, dask_cluster: str
 ) -> None:
@@ -156,27 +145,12 @@ async def test_a_killed_dask_worker_is_a_worker_lost_error_and_takes_its_agent_w
 
     from parallel_coordinator.execution.dask import DaskBackend
 
-    where: dict[str, int] = {}
-    reported = anyio.Event()
-
-    def on_event(event: dict[str, object]) -> None:
-        if event.get("event") == "progress":
-            where.update(json.loads(str(event["message"])))
-            reported.set()
-
-    agent: list[psutil.Process] = []
-
-    async def kill_the_worker() -> None:
-        await reported.wait()
-        agent.append(psutil.Process(where["agent"]))  # held: the pid may be reaped and reused after
-        os.kill(where["worker"], signal.SIGKILL)
-
-    job = SupervisorJob("lost", Invocation([sys.executable, "-c", REPORT_AND_HOLD]), str(tmp_path / "lost"), "")
-    async with DaskBackend(dask_cluster) as backend, anyio.create_task_group() as group:
-        group.start_soon(kill_the_worker)
-        with anyio.fail_after(60), pytest.raises(WorkerLostError, match="the Dask worker running it died") as lost:
-            await backend.run(job, on_event)
-    assert isinstance(lost.value.__cause__, KilledWorker)
+    # The supervisor is a process of its own, a child of the Dask worker.
+    lost, agent = await run_and_kill_its_worker(
+        DaskBackend(dask_cluster), report_and_hold("psutil.Process().parent().ppid()"), tmp_path,
+        match="the Dask worker running it died",
+    )
+    assert isinstance(lost.__cause__, KilledWorker)
     _, still_alive = psutil.wait_procs(agent, timeout=20)
     assert still_alive == []
 
