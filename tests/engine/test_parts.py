@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import anyio
 import pytest
 
 from parallel_coordinator.agents.spec import AgentSpec
+from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.engine.events import EventBus, SessionEvent
 from parallel_coordinator.engine.policy import SessionPolicy
 from parallel_coordinator.engine.read_model import view_of_live, view_of_stored
@@ -16,7 +18,7 @@ from parallel_coordinator.engine.session import AttemptInfo, Session
 from parallel_coordinator.engine.slots import Slots
 from parallel_coordinator.planning.graph import TaskGraph, TaskNode
 from parallel_coordinator.planning.scheduler import TaskState
-from parallel_coordinator.schemas.inputs import CoordinateOptions
+from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.state.store import Store
 
 
@@ -62,9 +64,9 @@ def test_an_event_without_state_writes_nothing(tmp_path: Path) -> None:
     store.close()
 
 
-def test_the_views_result_caps_and_interval_come_from_the_sessions_policy() -> None:
+def test_the_views_result_caps_come_from_the_sessions_policy() -> None:
     view = view_of_live(a_session(CoordinateOptions(result_chars=10, progress_update_interval=2.5)))
-    assert (view.result_chars, view.total_result_chars, view.progress_interval_s) == (10, None, 2.5)
+    assert (view.result_chars, view.total_result_chars) == (10, None)
 
 
 def agent(name: str, max_concurrent: int | None = None) -> AgentSpec:
@@ -104,3 +106,14 @@ async def test_moving_to_a_full_fallback_waits_for_its_slot_and_a_stop_keeps_the
     stopping = True
     assert await slots.move("first", fallback, lambda: stopping) == "first"  # full and stopping: keeps its own
     assert slots.running["first"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_session_the_store_cannot_record_does_not_start(coordinator: Coordinator) -> None:
+    options = CoordinateOptions(wait_seconds=0)
+    planned = coordinator.plan([Subtask(id="a", description="x", agent_type="echo")], options)
+    with coordinator.store._db:  # the one connection: break the table the session's tasks go in
+        coordinator.store._db.execute("ALTER TABLE tasks RENAME TO tasks_gone")
+    with pytest.raises(sqlite3.OperationalError):
+        await coordinator.start("unrecordable", planned, options)
+    assert coordinator.active_sessions == []

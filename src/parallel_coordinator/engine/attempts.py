@@ -189,9 +189,9 @@ class Attempts:
                 ))
             session.notify()
 
-        if session.stop_reason is not None:
-            return AttemptOutcome(reason="cancelled", error=session.stop_reason)
         try:
+            if session.stop_reason is not None:
+                return AttemptOutcome(reason="cancelled", error=session.stop_reason)
             return await self.backend.run(job, on_event)
         except WorkerLostError as exc:  # a worker that died takes only its own attempt with it
             log.warning("attempt %s of task %r lost its worker: %s", job.attempt_id, record.task_id, exc)

@@ -71,14 +71,12 @@ class Coordinator:
         self.runners = runners if runners is not None else default_runners()
         self.sessions: dict[str, Session] = {}
         self.store = Store(settings.database)
-        self.events = EventBus()
-        self.events.subscribe(StoreRecorder(self.store))  # first: listeners after it may read the store
+        self.events = EventBus(writer=StoreRecorder(self.store))  # listeners run after it: they may read the store
         self.performance_log: PerformanceLog | None = None
         if settings.performance_logging:
             self.performance_log = PerformanceLog(settings.logs_dir)
             self.events.subscribe(self.performance_log)
         self.agents = Agents(settings)
-        self.agent_files = self.agents.files
         self.gate: Gate = gate or MachineGate(max_cpu_usage=settings.max_cpu_usage)
         self.estimator = DurationEstimator(default_s=settings.default_task_duration_s)
         self.slots = Slots(settings.pool_size, on_freed=self._wake_sessions)

@@ -1,6 +1,6 @@
 """What happens after an attempt, decided without I/O: retry after a delay, back off, move on, or stop.
 
-The run loop carries a decision out (waits, starts the next attempt, moves the task to its next
+engine/tasks.py carries a decision out (waits, starts the next attempt, moves the task to its next
 agent); this module only says which, so every path is testable with no process and no event loop.
 """
 

@@ -1,7 +1,8 @@
-"""Session events: what happened, when, fanned out to whoever listens (the JSON-lines log, MCP notifiers).
+"""Session events: what happened, when, fanned out to whoever listens.
 
-Listeners are plain callables run synchronously by the coordinator, so they must be quick; one that
-raises is logged and dropped from nothing else.
+The bus's writer (the store recorder) runs first and its errors propagate: a change the store could
+not record must not pass for done. Listeners after it (the JSON-lines log, MCP notifiers) are plain
+callables run synchronously, so they must be quick; one that raises is logged, and the others still run.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ _LOGGED = frozenset({
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, writer: Listener | None = None) -> None:
+        self._writer = writer
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -62,6 +64,8 @@ class EventBus:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def emit(self, event: SessionEvent) -> None:
+        if self._writer is not None:
+            self._writer(event)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -85,6 +89,8 @@ class PerformanceLog:
         return self.directory / f"{session_id}.jsonl"
 
     def __call__(self, event: SessionEvent) -> None:
+        if event.kind not in _LOGGED:
+            return
         if event.kind == "progress":
             key = (event.session_id, event.task_id)
             if event.ts - self._last_progress.get(key, 0.0) < self.progress_interval_s:
@@ -95,8 +101,6 @@ class PerformanceLog:
             private_dir(self.directory)
             fd = open_private(self.path(event.session_id), os.O_WRONLY | os.O_APPEND)
             handle = self._files[event.session_id] = os.fdopen(fd, "a", encoding="utf-8")
-        if event.kind not in _LOGGED:
-            return
         record = {f.name: getattr(event, f.name) for f in fields(event) if f.name != "state"}
         record = {k: v for k, v in record.items() if v not in (None, {})}
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -13,7 +13,8 @@ from parallel_coordinator.agents import AgentCatalog, AgentSpec
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.attempts import Attempts
 from parallel_coordinator.engine.session import Session, context_files
-from parallel_coordinator.errors import PlanError, RunnerUnavailableError, UnknownAgentError, first_line
+from parallel_coordinator.engine.summary import error_line
+from parallel_coordinator.errors import PlanError, RunnerUnavailableError, UnknownAgentError
 from parallel_coordinator.planning.planner import (
     Decomposition,
     builtin_planner,
@@ -80,9 +81,9 @@ class OneOffRuns:
             try:
                 result, outcome = await self.run_once(planner, request, task_description)
             except RunnerUnavailableError as exc:
-                return whole_task(task_description, f"no planner available ({first_line(str(exc))})")
+                return whole_task(task_description, f"no planner available ({error_line(str(exc))})")
             if not result.ok:
-                return whole_task(task_description, f"the planner failed ({first_line(result.error)})")
+                return whole_task(task_description, f"the planner failed ({error_line(result.error)})")
             try:
                 subtasks = parse_plan(result.output, (outcome.final_event or {}).get("structured_output"))
             except PlanError as exc:
@@ -119,7 +120,7 @@ class OneOffRuns:
                 context_files=context_files(succeeded), session=session,
             )
         except RunnerUnavailableError as exc:
-            session.notes.append(f"synthesizer {name!r} could not run ({first_line(str(exc))}); summary given")
+            session.notes.append(f"synthesizer {name!r} could not run ({error_line(str(exc))}); summary given")
             return
         if result.ok:
             session.synthesis = result.output[:INLINE_CHARS]
@@ -127,4 +128,4 @@ class OneOffRuns:
             if len(result.output) > INLINE_CHARS:
                 session.notes.append(f"the synthesis was cut at {INLINE_CHARS:,} of {len(result.output):,} characters")
         else:
-            session.notes.append(f"synthesizer {name!r} failed ({first_line(result.error)}); summary given")
+            session.notes.append(f"synthesizer {name!r} failed ({error_line(result.error)}); summary given")

@@ -1,6 +1,8 @@
 """What a session runs by: the caller's options, resolved against the server's settings, frozen.
 
-Pydantic models stay at the edges (tools, CLI, configuration); the engine reads only this.
+Pydantic models stay at the edges (tools, CLI, configuration): the facade turns a call's options into
+this once, at start (the options themselves are only stored, as given), and the engine's parts read
+only this.
 """
 
 from __future__ import annotations

@@ -30,10 +30,9 @@ class SessionView:
     resumed_from: str | None = None
     notes: tuple[str, ...] = ()
     synthesis: str | None = None
-    # The session's own caps on outputs in answers, and its progress interval; None: the server's.
+    # The session's own caps on outputs in answers; None: the server's.
     result_chars: int | None = None
     total_result_chars: int | None = None
-    progress_interval_s: float = 1.0
     live: bool = False  # held in memory by this server (it may still be running)
 
     @property
@@ -56,7 +55,7 @@ def view_of_live(session: Session, estimator: DurationEstimator | None = None) -
         expected_remaining_s=estimate_remaining(session, estimator or DurationEstimator()), owner=session.owner,
         queue_reason=session.queue_reason, resumed_from=session.resumed_from, notes=tuple(session.notes),
         synthesis=session.synthesis, result_chars=policy.result_chars, total_result_chars=policy.total_result_chars,
-        progress_interval_s=policy.progress_interval_s, live=True,
+        live=True,
     )
 
 

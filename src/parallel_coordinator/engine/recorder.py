@@ -1,7 +1,9 @@
-"""The one writer of session state: a listener that records each session event's `state` in the store.
+"""The one writer of a session's own state: records each session event's `state` in the store.
 
-The engine never calls the store's write methods itself; it emits events (events.py), and this is
-how they become durable. Progress is persisted at most once a second per task (for `pcoord watch`).
+The engine's parts never write sessions, tasks or attempts themselves; they emit events (events.py),
+and this, the bus's writer, is how those become durable. (Cross-server requests, cancel and the
+recovery of a dead server's sessions, are the store's own operations: engine/cancel.py, startup.py.)
+Progress is persisted at most once a second per task, for `pcoord watch` in another process.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class StoreRecorder:
             self.store.create_session(sid, **state)
         elif kind == "session_ended":
             self.store.finish_session(sid, **state)
+            self._progress_written = {k: v for k, v in self._progress_written.items() if k[0] != sid}
         elif kind in ("attempt_started", "attempt_ended"):
             self.store.add_attempt(
                 StoredAttempt(**state["attempt"]), pid=state.get("pid"), peak_rss_mb=state.get("peak_rss_mb"),

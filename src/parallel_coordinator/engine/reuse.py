@@ -9,12 +9,10 @@ import json
 
 import anyio
 
-from parallel_coordinator.engine.session import CachedResult, Session
+from parallel_coordinator.engine.session import RECHECK_S, CachedResult, Session
 from parallel_coordinator.planning.graph import TaskNode
 from parallel_coordinator.runners.base import RunResult
 from parallel_coordinator.state.retained import ServerResultCache
-
-_RECHECK_S = 0.5  # a stop while waiting for a twin is noticed this soon
 
 
 def cache_key(agent: str, description: str, context: dict[str, str]) -> str:
@@ -40,7 +38,7 @@ class ResultReuse:
             record.waiting_for = twin.task_id  # runs no agent meanwhile: shown as waiting, not active
             session.notify()
             while not twin.done.is_set() and session.stop_reason is None:
-                with anyio.move_on_after(_RECHECK_S):
+                with anyio.move_on_after(RECHECK_S):
                     await twin.done.wait()
             record.waiting_for = None
             if twin.result is not None and twin.result.ok:

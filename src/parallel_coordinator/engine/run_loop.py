@@ -17,7 +17,7 @@ from parallel_coordinator.engine.admission import Gate
 from parallel_coordinator.engine.attempts import Attempts
 from parallel_coordinator.engine.batching import BURST_BATCH_SIZE
 from parallel_coordinator.engine.events import EventBus, SessionEvent
-from parallel_coordinator.engine.session import Session
+from parallel_coordinator.engine.session import RECHECK_S, Session
 from parallel_coordinator.engine.slots import Slots
 from parallel_coordinator.engine.summary import error_summary
 from parallel_coordinator.engine.tasks import TaskRuns
@@ -25,7 +25,6 @@ from parallel_coordinator.execution.backend import ExecutionBackend
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.runners.base import Runner
 
-_RECHECK_S = 0.5  # how soon a queue held back by CPU, memory or a rate limit is looked at again
 _UNKNOWN_RUNNER_NEED_MB = 50.0
 
 
@@ -46,7 +45,7 @@ class SessionRuns:
                 while not session.scheduler.finished:
                     self._start_ready(session, group)
                     # A queue held back by CPU, memory or a rate limit is looked at again shortly.
-                    wait = _RECHECK_S if session.queue_reason else math.inf
+                    wait = RECHECK_S if session.queue_reason else math.inf
                     if deadline is not None:
                         wait = min(wait, deadline - anyio.current_time())
                     with anyio.move_on_after(wait):

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from parallel_coordinator.agents.spec import AgentSpec
     from parallel_coordinator.runners.base import RunResult
 
+# How soon a wait that has no event to wake it (CPU, memory, a rate limit, a stop) is looked at again.
+RECHECK_S = 0.5
+
 SessionStatus = Literal["RUNNING", "SUCCESS", "PARTIAL", "FAILED", "CANCELLED"]
 
 

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterable
 import anyio
 
 from parallel_coordinator.agents import AgentSpec
+from parallel_coordinator.engine.session import RECHECK_S
 from parallel_coordinator.engine.throttle import RunnerThrottle
-
-_RECHECK_S = 0.5  # a stop while waiting for a slot is noticed this soon
 
 
 class Slots:
@@ -60,7 +59,7 @@ class Slots:
                 self.take(held)
                 return held
             freed = self._freed
-            with anyio.move_on_after(_RECHECK_S):
+            with anyio.move_on_after(RECHECK_S):
                 await freed.wait()
         self.take(wanted.name)
         return wanted.name

@@ -38,11 +38,15 @@ def recover(store: Store, worktrees_dir: Path) -> list[str]:
 
 
 def weigh_by_learned_durations(graph: TaskGraph, estimator: DurationEstimator) -> None:
-    """Critical-path priority from what each agent's runs took: a caller's expected_duration still wins."""
-    learned = {
-        task_id: estimator.estimate(node.agent)
+    """Critical-path priority from what each agent's runs took; a caller's expected_duration still wins.
+
+    Once any agent of the graph is known, every task is weighed in seconds: its expected duration, else
+    its agent's learned one, else the estimator's default (the same figures the ETA uses), so that
+    known and unknown agents compare in one unit. With nothing learned the graph keeps its weights.
+    """
+    if not any(estimator.known(node.agent) for node in graph.nodes.values()):
+        return
+    graph.reweigh({
+        task_id: node.expected_duration_s if node.expected_duration_s is not None else estimator.estimate(node.agent)
         for task_id, node in graph.nodes.items()
-        if node.expected_duration_s is None and estimator.known(node.agent)
-    }
-    if learned:
-        graph.reweigh(learned)
+    })

@@ -9,6 +9,11 @@ from parallel_coordinator.planning.scheduler import TaskState
 _FAILURES_NAMED = 5
 
 
+def error_line(text: str | None) -> str:
+    """An error as one line of a summary or note (errors.first_line), never blank."""
+    return first_line(text) or "no error text"
+
+
 def error_summary(session: Session) -> str | None:
     failures = [r for r in session.tasks.values() if r.status is TaskState.FAILED]
     notes = []
@@ -17,9 +22,7 @@ def error_summary(session: Session) -> str | None:
     if failures:
         notes.append(
             f"{len(failures)} task(s) failed: "
-            + "; ".join(
-                f"{r.task_id} ({r.agent}): {first_line(r.error) or 'no error text'}" for r in failures[:_FAILURES_NAMED]
-            )
+            + "; ".join(f"{r.task_id} ({r.agent}): {error_line(r.error)}" for r in failures[:_FAILURES_NAMED])
         )
     skipped = session.scheduler.count(TaskState.SKIPPED)
     if skipped:

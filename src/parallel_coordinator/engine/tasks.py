@@ -19,7 +19,7 @@ from parallel_coordinator.engine.batching import batch_note, combined_node, spli
 from parallel_coordinator.engine.decisions import AttemptCounts, after_attempt
 from parallel_coordinator.engine.events import EventBus, SessionEvent
 from parallel_coordinator.engine.reuse import ResultReuse
-from parallel_coordinator.engine.session import Session, TaskRecord
+from parallel_coordinator.engine.session import RECHECK_S, Session, TaskRecord
 from parallel_coordinator.engine.slots import Slots
 from parallel_coordinator.planning.estimates import DurationEstimator
 from parallel_coordinator.planning.graph import TaskNode
@@ -30,7 +30,6 @@ from parallel_coordinator.state.store import StoredTask
 
 log = logging.getLogger(__name__)
 
-_RECHECK_S = 0.5
 
 
 class TaskRuns:
@@ -98,7 +97,7 @@ class TaskRuns:
     async def _wait_for_throttle(self, session: Session, runner: str) -> None:
         throttle = self.slots.throttle(runner)
         while not throttle.admits() and session.stop_reason is None:
-            with anyio.move_on_after(max(throttle.pause_left(), _RECHECK_S)):
+            with anyio.move_on_after(max(throttle.pause_left(), RECHECK_S)):
                 await session.stopped.wait()
 
     async def run_batch(self, session: Session, batch: list[str]) -> None:
