@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,6 +142,8 @@ def test_demo_runs_the_bundled_agents_through_the_server_and_writes_a_report(tmp
     done = pcoord("demo", "--target", str(target), env={"PCOORD_STATE_DIR": str(tmp_path / "state")})
     assert done.returncode == 0, done.stderr
     assert "SUCCESS" in done.stdout
+    took = re.search(r"SUCCESS in ([0-9.]+) s", done.stdout)
+    assert took is not None and float(took.group(1)) > 0  # the session's own time, not a blank zero
     report = Path(done.stdout.split("report: ")[1].split()[0])
     text = report.read_text()
     assert str(target) in text

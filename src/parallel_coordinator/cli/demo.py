@@ -65,6 +65,7 @@ async def _demo(target: Path, state_dir: Path) -> tuple[CoordinationResult, Path
     report = state_dir / "reports" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.md"
     private_dir(report.parent)
     async with Client(server_parameters(state_dir)) as client:
+        began = time.perf_counter()
         started = await client.call_tool("coordinate_task", demo_plan(target, report))
         if started.is_error:
             raise RuntimeError(f"coordinate_task failed: {started.content}")
@@ -81,6 +82,7 @@ async def _demo(target: Path, state_dir: Path) -> tuple[CoordinationResult, Path
         result = CoordinationResult(
             session_id=session_id, status=status.status, results=status.results or [],
             performance_metrics=status.performance_metrics,
+            execution_time_s=round(time.perf_counter() - began, 3),  # as the caller saw it, start to end
         )
     return result, report
 
