@@ -35,6 +35,7 @@ peers:
 bench: $(STAMP)
 	@bash scripts/install-bench-tools.sh
 	$(BIN)/python benchmarks/burst.py 2000 3
+	$(BIN)/python benchmarks/engine_cpu.py 2000 4
 	$(BIN)/python benchmarks/graph.py --sizes 200 1000 --slots 8 64 --rounds 3
 	$(BIN)/python benchmarks/responsiveness.py --agents 64 --calls 200 --rounds 3
 	$(BIN)/python benchmarks/scale.py --tasks 10000 --rounds 3
