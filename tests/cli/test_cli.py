@@ -132,7 +132,9 @@ def test_ctrl_c_at_a_terminal_cancels_the_tasks_and_counts_no_error(tmp_path: Pa
     metrics = subprocess.run([sys.executable, "-m", "parallel_coordinator", "metrics", "--json"],
                              capture_output=True, text=True, env=env, timeout=60, check=True)
     figures = json.loads(metrics.stdout)
-    assert figures["system_health"]["error_rate"] == 0 and figures["alerts"] == []
+    # No alert about the runs; the machine's own CPU and memory alerts depend on whatever else runs here.
+    run_alerts = [a for a in figures["alerts"] if not a.startswith(("CPU at", "memory at"))]
+    assert figures["system_health"]["error_rate"] == 0 and run_alerts == []
 
 
 def test_demo_runs_the_bundled_agents_through_the_server_and_writes_a_report(tmp_path: Path) -> None:

@@ -4,10 +4,14 @@ with it; any other failure inside the pool reaches the caller as itself.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import psutil
 import pytest
 
@@ -36,3 +40,33 @@ async def test_a_failure_inside_the_pool_that_is_not_a_lost_worker_propagates_as
     async with LocalPoolBackend(max_workers=1, slice_size=1) as backend:
         with anyio.fail_after(60), pytest.raises(TypeError):
             await backend.run(job, lambda _event: None)
+
+
+async def test_ctrl_c_while_the_pool_grows_kills_no_worker(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the pool's processes too; a worker must ignore it from its first instant,
+    not only once its initializer has run, or loky fails every attempt running beside it."""
+    me = psutil.Process()
+    stop = anyio.Event()
+
+    async def keep_pressing_ctrl_c() -> None:
+        while not stop.is_set():
+            for proc in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error, OSError):  # gone meanwhile
+                    if proc.pid != os.getpid() and os.getpgid(proc.pid) == os.getpgid(0):  # not the agents
+                        os.kill(proc.pid, signal.SIGINT)
+            await anyio.lowlevel.checkpoint()
+
+    async with LocalPoolBackend(max_workers=32, slice_size=2) as backend, anyio.create_task_group() as group:
+        group.start_soon(keep_pressing_ctrl_c)
+        outcomes = []
+
+        async def one(i: int) -> None:
+            job = SupervisorJob(f"c{i}", Invocation(["/bin/sleep", "0.2"]), str(tmp_path / str(i)), "")
+            outcomes.append(await backend.run(job, lambda _event: None))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as runs:
+                for i in range(32):
+                    runs.start_soon(one, i)
+        stop.set()
+    assert [o.reason for o in outcomes] == ["exited"] * 32

@@ -37,6 +37,28 @@ def _stop_fork_server() -> None:
         stop()
 
 
+def _start_fork_server_deaf_to_ctrl_c() -> None:
+    """Start the fork server with SIGINT ignored, on the main thread, before it forks any worker.
+
+    A terminal's Ctrl-C reaches the whole foreground group. The fork server and each worker forked
+    from it inherit the ignored SIGINT (the fork server restores, in every child, the dispositions it
+    started with), so one can die neither while the server imports its modules nor while a worker
+    starts, before worker_init ignores it too (a dead worker fails every attempt of its slice). A
+    Ctrl-C in the few milliseconds this takes is lost; dispositions can only change on the main thread.
+    """
+    import multiprocessing.forkserver
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class _Slice:
     """One fixed-size loky executor and how many of our jobs it holds."""
@@ -116,10 +138,12 @@ class LocalPoolBackend(HubBackend):
             from loky import ProcessPoolExecutor
 
             size = min(self.slice_size, room)
+            context = self._context()
+            _start_fork_server_deaf_to_ctrl_c()
             # Forked workers inherit the fork server's environment, not ours: hand them theirs.
             environ = dict(os.environ) if self.worker_env is None else self.worker_env
             executor = ProcessPoolExecutor(
-                max_workers=size, timeout=int(self.idle_timeout_s), context=self._context(),
+                max_workers=size, timeout=int(self.idle_timeout_s), context=context,
                 initializer=worker_init, initargs=(os.getpid(), environ),
             )
             if not self._slices:
