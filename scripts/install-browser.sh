@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's chromium for the headless browser test of `pcoord report` (tests/test_report.py).
+# Installs Debian's chromium for the headless browser test of `pcoord report` (tests/report/test_report.py).
 # Idempotent: does nothing when chromium is already on PATH. Fails soft (exit 0, a message on
 # stderr) when we are not root, apt-get is missing or the install fails: that test then skips.
 set -uo pipefail

@@ -324,7 +324,7 @@ def test_a_key_no_longer_read_loads_with_a_note_naming_it_whatever_its_value(
         " /metrics is served only with `pcoord serve --prometheus`); remove it from the file",
     )
     assert sources["config_notes"] == ".claude/parallel-coordinator.yaml:2"
-    assert [record.getMessage() for record in caplog.records] == list(settings.config_notes)
+    assert caplog.records == []  # reading settings logs nothing: `pcoord serve` says it once as it starts
     assert not hasattr(settings, "load_balancing") and not hasattr(settings, "metrics_collection")
 
 
@@ -379,13 +379,26 @@ def test_pcoord_config_shows_a_note_for_each_key_it_no_longer_reads(project: Pat
         ".claude/parallel-coordinator.yaml:13: monitoring.metrics_collection",
     ]
     assert "config_notes" not in shown["settings"] and "load_balancing" not in shown["settings"]
-    assert "monitoring.metrics_collection is no longer read" in done.stderr  # logged, as a server logs it
+    assert "no longer read" not in done.stderr  # shown once, in the output, not logged besides
 
     done = pcoord_config(project, HOME=str(tmp_path / "home"))
     assert done.returncode == 0, done.stderr
     table = " ".join(done.stdout.split())
     assert "note: .claude/parallel-coordinator.yaml:5: parallel_config.load_balancing is no longer read" in table
     assert "note: .claude/parallel-coordinator.yaml:13: monitoring.metrics_collection is no longer read" in table
+
+
+def test_pcoord_serve_logs_each_key_it_no_longer_reads_once_as_it_starts(project: Path, tmp_path: Path) -> None:
+    write(PROJECT, SEED)
+    clean = {key: value for key, value in os.environ.items() if key not in ENV_VARIABLES}
+    done = subprocess.run(  # stdin at its end: the server starts, finds no client and stops
+        [sys.executable, "-m", "parallel_coordinator", "serve"], cwd=project, stdin=subprocess.DEVNULL,
+        env={**clean, "HOME": str(tmp_path / "home"), "PCOORD_STATE_DIR": str(tmp_path / "state")},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.stdout == ""  # stdout is the protocol's
+    assert done.stderr.count("parallel_config.load_balancing is no longer read") == 1
+    assert done.stderr.count("monitoring.metrics_collection is no longer read") == 1
 
 
 @pytest.mark.anyio

@@ -77,7 +77,7 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
 def show_dry_run(task_description: str, graph: TaskGraph, notes: list[str], as_json: bool, *, resuming: bool) -> int:
     """What would run, and nothing run: coordinate_task's dry-run result with --json, else the plan as a plan file."""
     if as_json:
-        from parallel_coordinator.tools.coordinate import dry_run_result
+        from parallel_coordinator.views import dry_run_result
 
         print(dry_run_result(graph, notes).model_dump_json(indent=2))
         return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -13,6 +14,8 @@ from rich.console import Console
 from parallel_coordinator.cli._exits import EXIT_OK, EXIT_USAGE
 from parallel_coordinator.cli._state import effective_settings
 from parallel_coordinator.config.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def serve_settings(args: argparse.Namespace) -> Settings:
@@ -29,6 +32,8 @@ def serve(args: argparse.Namespace) -> int:
     from parallel_coordinator.server import create_server
 
     settings = serve_settings(args)
+    for note in settings.config_notes:  # once, as the server starts: other commands show them in `pcoord config`
+        log.warning("%s", note)
     if settings.dask_scheduler is not None and settings.backend != "dask":
         Console(stderr=True).print(
             f"[red]error:[/red] a Dask scheduler ({settings.dask_scheduler!r}) is set, but the backend is "

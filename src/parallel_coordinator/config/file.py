@@ -61,7 +61,7 @@ FILE_KEYS: dict[tuple[str, ...], str] = {
 }
 
 # Keys earlier releases took and nothing ever read: still accepted, so a user's file keeps loading, but each
-# one found is named in Settings.config_notes (`pcoord config` shows them; a server logs them at start).
+# one found is named in Settings.config_notes (`pcoord config` shows them; `pcoord serve` logs them as it starts).
 RETIRED_KEYS: dict[tuple[str, ...], str] = {
     ("parallel_config", "load_balancing"): (
         "tasks always start critical path first, within agent_pool limits, max_concurrent_agents and max_cpu_usage"
@@ -134,8 +134,6 @@ def load_settings(
         for field_name, (value, line) in read_config_file(path, shown).items():
             values[field_name] = value
             sources[field_name] = f"{shown}:{line}"
-        for note in values.get("config_notes", ()):
-            log.warning("%s", note)
 
     if environ.get("PCOORD_STATE_DIR"):
         values["state_dir"] = Path(environ["PCOORD_STATE_DIR"]).expanduser()

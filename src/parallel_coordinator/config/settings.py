@@ -53,7 +53,7 @@ class Settings:
     agent_dirs: list[tuple[Path, SourceKind]] | None = None
     pool_size: int = 64
     pool_idle_timeout_s: float = 300.0
-    # Where supervisors run: "local" (the loky pool) or "dask" (a Dask cluster; see dask_backend.py).
+    # Where supervisors run: "local" (the loky pool) or "dask" (a Dask cluster; see execution/dask.py).
     backend: str = "local"
     # With the Dask backend: the scheduler's address; None starts a LocalCluster of dask_local_workers.
     dask_scheduler: str | None = None
@@ -142,7 +142,7 @@ class Settings:
 
 
 def default(name: str) -> Any:
-    """A setting's built-in default: the one place defaults live (the file's schema and the tool options read it)."""
+    """A setting's built-in default, for the configuration file's schema to show the same value."""
     for entry in fields(Settings):
         if entry.name == name:
             if entry.default is not MISSING:

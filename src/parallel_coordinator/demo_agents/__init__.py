@@ -1,4 +1,5 @@
-"""The bundled demo agents (command agents run by `pcoord demo`): each module is one agent's program.
+"""The bundled demo agents (command agents run by `pcoord demo`, standard library only): each module is
+one agent's program.
 """
 
 __all__ = [

@@ -241,11 +241,6 @@ class Coordinator:
             raise UnknownSessionError(session_id)
         return view
 
-    def live(self, session_id: str, principal: str | None = None) -> Session | None:
-        """The session itself while this server holds it (to wait on or follow), else None."""
-        view = self.get(session_id, principal)
-        return self.sessions.get(view.id)
-
     def snapshot(self, source: Session | StoredSession) -> SessionView:
         """The view of a session this caller holds, live or as read from the store."""
         return view_of(source, self.estimator)

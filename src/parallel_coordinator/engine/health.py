@@ -16,7 +16,7 @@ from parallel_coordinator.config.settings import AlertLimits
 from parallel_coordinator.engine.admission import Gate
 from parallel_coordinator.engine.figures import attempt_failed, attempt_figures, find_alerts, memory_sample
 from parallel_coordinator.engine.session import Session
-from parallel_coordinator.state.store import Store
+from parallel_coordinator.state.store import Store, StoredAttempt
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ class Health:
     limits: AlertLimits
 
 
-def server_alerts(store: Store, health: Health) -> list[str]:
-    """The alerts the last runs and the machine raise now (get_performance_metrics shows the same)."""
-    recent = store.recent_attempts(RECENT_ATTEMPTS)
+def server_alerts(store: Store, health: Health, recent: Sequence[StoredAttempt] | None = None) -> list[str]:
+    """The alerts the last runs (`recent`, newest first; read when not given) and the machine raise now
+    (get_performance_metrics shows the same)."""
+    recent = store.recent_attempts(RECENT_ATTEMPTS) if recent is None else recent
     figures = attempt_figures(recent)
     oldest_first = list(reversed(recent))
     return find_alerts(

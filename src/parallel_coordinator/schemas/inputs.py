@@ -93,7 +93,11 @@ class CoordinateOptions(BaseModel):
         "continue",
         description="'continue': a task that fails for good skips only its dependents; 'stop': end the session there.",
     )
-    priority_mode: Literal["speed", "quality"] = "speed"
+    priority_mode: Literal["speed", "quality"] = Field(
+        "speed",
+        description="'speed': claude agents that leave the model open get the tier their task's priority suggests,"
+        " and a burst batches small tasks; 'quality': one model tier up, and every task gets a run of its own.",
+    )
     wait_seconds: float = Field(
         30.0, ge=0, le=3600,
         description="How long coordinate_task waits for the session to finish before returning a RUNNING snapshot.",

@@ -39,7 +39,7 @@ RECENT_S = 3600.0
 # Pages given back per PRAGMA incremental_vacuum step (4 MB at the default page size). Each step is its own short
 # write transaction, so a server writing to the same database never waits long for one.
 _VACUUM_STEP_PAGES = 1024
-_SESSION_ID = re.compile(r"[0-9a-f]{16}")  # secrets.token_hex(8): how coordinator.py names sessions
+_SESSION_ID = re.compile(r"[0-9a-f]{16}")  # secrets.token_hex(8): how engine/coordinator.py names sessions
 
 
 def collect(

@@ -8,13 +8,12 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from parallel_coordinator.engine.coordinator import Coordinator
-from parallel_coordinator.planning.graph import TaskGraph
 from parallel_coordinator.planning.strategies import Strategy
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
 from parallel_coordinator.tools._context import as_task, as_tool_errors, coordinator_of, principal
 from parallel_coordinator.tools._progress import follow
-from parallel_coordinator.views import coordination_result, planned_tasks
+from parallel_coordinator.views import coordination_result, dry_run_result
 
 DESCRIPTION = """\
 Run one task on many agents at once, as a dependency graph of subtasks, and return their results.
@@ -78,13 +77,6 @@ async def coordinate_task(
             await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
         caps = result_caps(coordinator, options.result_chars, options.total_result_chars)
         return coordination_result(coordinator.snapshot(session), *caps)
-
-
-def dry_run_result(graph: TaskGraph, notes: list[str] | None = None) -> CoordinationResult:
-    return CoordinationResult(
-        session_id="", status="RUNNING", plan=planned_tasks(graph), notes=notes or [],
-        next_step="dry run: nothing ran; pass these subtasks (edited if need be) without dry_run to run them",
-    )
 
 
 def result_caps(coordinator: Coordinator, result_chars: int | None, total_chars: int | None) -> tuple[int, int]:

@@ -29,8 +29,9 @@ async def get_progress_status(
 ) -> ProgressStatus:
     coordinator = coordinator_of(ctx)
     with as_tool_errors():
-        live = coordinator.live(session_id, principal())
+        view = coordinator.get(session_id, principal())
+        live = coordinator.sessions.get(view.id) if view.live else None
         if live is not None and wait_seconds > 0:
             await follow(live, coordinator.events, ctx, wait_seconds, live.policy.progress_interval_s)
-        view = coordinator.get(session_id, principal())
+            view = coordinator.snapshot(live)
         return progress_status(view, *result_caps(coordinator, view.result_chars, view.total_result_chars))

@@ -43,6 +43,7 @@ from parallel_coordinator.state.store import Store
 __all__ = [
     "MAX_RESULT_ENTRIES",
     "coordination_result",
+    "dry_run_result",
     "iso",
     "performance_metrics",
     "planned_tasks",
@@ -124,7 +125,7 @@ def performance_metrics(store: Store, health: Health) -> PerformanceMetrics:
     recent = store.recent_attempts(RECENT_ATTEMPTS)
     figures = attempt_figures(recent)
     tokens = store.token_totals()
-    alerts = server_alerts(store, health)
+    alerts = server_alerts(store, health, recent)
     total_in = _total(t[0] for t in tokens.values())
     total_out = _total(t[1] for t in tokens.values())
     total_cost = _total(t[2] for t in tokens.values())
@@ -316,3 +317,10 @@ def planned_tasks(graph: TaskGraph) -> list[PlannedTask]:
         )
         for n in graph.nodes.values()
     ]
+
+
+def dry_run_result(graph: TaskGraph, notes: list[str] | None = None) -> CoordinationResult:
+    return CoordinationResult(
+        session_id="", status="RUNNING", plan=planned_tasks(graph), notes=notes or [],
+        next_step="dry run: nothing ran; pass these subtasks (edited if need be) without dry_run to run them",
+    )
