@@ -241,9 +241,9 @@ class Coordinator:
             raise UnknownSessionError(session_id)
         return view
 
-    def snapshot(self, source: Session | StoredSession) -> SessionView:
-        """The view of a session this caller holds, live or as read from the store."""
-        return view_of(source, self.estimator)
+    def snapshot(self, source: Session | StoredSession, *, estimate: bool = True) -> SessionView:
+        """The view of a session this caller holds, live or as read from the store; `estimate`: with time left."""
+        return view_of(source, self.estimator if estimate else None)
 
     def list_sessions(self, principal: str | None = None, limit: int = 20) -> list[tuple[str, str, str, float]]:
         """(id, status, task description, created_at) of the newest sessions this principal may see."""

@@ -42,7 +42,8 @@ class SessionView:
 
 
 def view_of(source: Session | StoredSession, estimator: DurationEstimator | None = None) -> SessionView:
-    """The one place that tells the two sources apart."""
+    """The one place that tells the two sources apart. Without an estimator a live view has no time-left
+    estimate (it walks the whole graph: a live display at 2,000 tasks need not pay for it)."""
     return view_of_live(source, estimator) if isinstance(source, Session) else view_of_stored(source)
 
 
@@ -52,7 +53,8 @@ def view_of_live(session: Session, estimator: DurationEstimator | None = None) -
         id=session.id, status=session.status, created_at=session.created_at, finished_at=session.finished_at,
         error_summary=session.error_summary, max_agents=policy.max_agents, tasks=session.tasks,
         peak_parallelism=session.peak_parallelism,
-        expected_remaining_s=estimate_remaining(session, estimator or DurationEstimator()), owner=session.owner,
+        expected_remaining_s=estimate_remaining(session, estimator) if estimator is not None else None,
+        owner=session.owner,
         queue_reason=session.queue_reason, resumed_from=session.resumed_from, notes=tuple(session.notes),
         synthesis=session.synthesis, result_chars=policy.result_chars, total_result_chars=policy.total_result_chars,
         live=True,

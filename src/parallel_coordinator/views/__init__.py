@@ -222,7 +222,10 @@ def task_results(snap: SessionView, result_chars: int, total_chars: int) -> tupl
     return results, omitted
 
 
-def progress_status(snap: SessionView, result_chars: int, total_chars: int) -> ProgressStatus:
+def progress_status(
+    snap: SessionView, result_chars: int, total_chars: int, *, with_metrics: bool = True
+) -> ProgressStatus:
+    """The session's progress; `with_metrics=False` leaves the figures out (a live display redraws often)."""
     now = time.time()
     active = [
         ActiveAgent(
@@ -248,7 +251,7 @@ def progress_status(snap: SessionView, result_chars: int, total_chars: int) -> P
         waiting_on_twins=twins,
         queue_reason=snap.queue_reason,
         estimated_completion=iso(eta),
-        performance_metrics=session_metrics(snap),
+        performance_metrics=session_metrics(snap) if with_metrics else SessionMetrics(),
         results=results,
         results_omitted=omitted,
         **_counts(snap.tasks),
