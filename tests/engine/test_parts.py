@@ -117,3 +117,33 @@ async def test_a_session_the_store_cannot_record_does_not_start(coordinator: Coo
     with pytest.raises(sqlite3.OperationalError):
         await coordinator.start("unrecordable", planned, options)
     assert coordinator.active_sessions == []
+
+
+@pytest.mark.anyio
+async def test_while_running_the_recorder_commits_a_turns_writes_together_and_a_sessions_end_at_once(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "state.db")
+    recorder = StoreRecorder(store)
+    session = a_session()
+    recorder(session_started(session, CoordinateOptions()))  # written at once, running or not
+
+    def status(task_id: str) -> str | None:
+        stored = store.load_session("s1")
+        return {t.task_id: t.status for t in stored.tasks}[task_id] if stored else None
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(recorder.run)
+        await anyio.wait_all_tasks_blocked()
+        recorder(SessionEvent("task_started", "s1", "a", "echo", state={"status": "running", "started_at": 1.0}))
+        recorder(SessionEvent("task_started", "s1", "b", "echo", state={"status": "running", "started_at": 1.0}))
+        assert (status("a"), status("b")) == ("pending", "pending")  # queued for the loop's next turn
+        await anyio.wait_all_tasks_blocked()
+        assert (status("a"), status("b")) == ("running", "running")  # both, in one transaction
+        recorder(SessionEvent("task_ended", "s1", "a", "echo", state={"status": "succeeded"}))
+        recorder(SessionEvent("session_ended", "s1", state={
+            "status": "PARTIAL", "finished_at": 2.0, "error_summary": None}))
+        assert status("a") == "succeeded"  # flushed by the session's end, before its own write
+        assert store.load_session("s1").status == "PARTIAL"  # type: ignore[union-attr]
+        group.cancel_scope.cancel()
+    store.close()

@@ -71,7 +71,8 @@ class Coordinator:
         self.runners = runners if runners is not None else default_runners()
         self.sessions: dict[str, Session] = {}
         self.store = Store(settings.database)
-        self.events = EventBus(writer=StoreRecorder(self.store))  # listeners run after it: they may read the store
+        self.recorder = StoreRecorder(self.store)
+        self.events = EventBus(writer=self.recorder)  # listeners run after it
         self.performance_log: PerformanceLog | None = None
         if settings.performance_logging:
             self.performance_log = PerformanceLog(settings.logs_dir)
@@ -100,7 +101,9 @@ class Coordinator:
             stack.callback(self.store.close)
             if self.performance_log is not None:
                 stack.callback(self.performance_log.close)
+            stack.callback(self.recorder.flush)  # before the store closes (callbacks run last first)
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            self._task_group.start_soon(self.recorder.run, name="store writes")
             self._task_group.start_soon(self.sampler.run, name="machine sampler")
             # networkx is imported lazily so the server answers its first request sooner; warm it up
             # meanwhile, off the event loop, so the first plan does not pay the ~0.1 s import either.

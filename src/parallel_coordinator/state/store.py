@@ -331,13 +331,23 @@ class Store:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
+    def batch(self) -> _Transaction:
+        """Writes made inside `with store.batch():` commit together, in one transaction (one WAL sync)."""
+        return _Transaction(self._db)
+
 
 class _Transaction:
+    """BEGIN ... COMMIT (ROLLBACK on an error); inside another transaction it joins that one."""
+
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._outer = False
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN")
+        self._outer = not self._db.in_transaction
+        if self._outer:
+            self._db.execute("BEGIN")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if self._outer:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
