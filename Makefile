@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cancel_latency.py 3
 	$(BIN)/python benchmarks/discovery.py --agents 5000 --calls 10
 	$(BIN)/python benchmarks/soak.py --sessions 20 --tasks 60 --mb 4
+	$(BIN)/python benchmarks/memory.py --agents 64 256
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

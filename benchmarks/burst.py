@@ -7,17 +7,25 @@ table shows medians. Run: .venv/bin/python benchmarks/burst.py [agents] [rounds]
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import pty
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import psutil
+from _common import PCOORD
 
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
@@ -26,6 +34,11 @@ from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.supervisor import SupervisorJob
 
 SLOTS = 64
+
+
+def xargs_seq(count: int) -> None:
+    """Issue 13's comparison, word for word: one /bin/true per line of `seq`, 64 at a time."""
+    subprocess.run(f"seq {count} | xargs -P {SLOTS} -I{{}} /bin/true", shell=True, check=True)
 
 
 def xargs(count: int) -> None:
@@ -62,6 +75,68 @@ def coordinator_run(root: Path) -> Callable[[int], None]:
     return run
 
 
+def cli_run(root: Path, *, terminal: bool) -> Callable[[int], None]:
+    """`pcoord run PLAN --json` as a subprocess: the plan file of N noop tasks is written before the clock starts."""
+    (root / "agents").mkdir(exist_ok=True)
+    (root / "agents" / "noop.md").write_text("---\nname: noop\nrunner: command\ncommand: [/bin/true]\n---\nx\n")
+    (root / "home").mkdir(exist_ok=True)
+    env = {
+        **os.environ, "PCOORD_STATE_DIR": str(root / "cli-state"), "PCOORD_AGENT_DIRS": str(root / "agents"),
+        "HOME": str(root / "home"), "PCOORD_MAX_CPU_USAGE": "100", "PCOORD_PERFORMANCE_LOGGING": "0",
+    }
+    if terminal:
+        env |= {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    plans: dict[int, Path] = {}
+
+    def plan(count: int) -> Path:
+        if count not in plans:
+            plans[count] = root / f"burst-{count}.json"
+            plans[count].write_text(json.dumps({
+                "task_description": "burst",
+                "subtasks": [{"id": f"t{i}", "description": "noop", "agent_type": "noop"} for i in range(count)],
+                "options": {"max_agents": SLOTS, "retry_attempts": 1, "reuse_results": "off"},
+            }))
+        return plans[count]
+
+    def run(count: int) -> None:
+        argv = [PCOORD, "run", str(plan(count)), "--json"]
+        if terminal:
+            code, stdout, stderr = run_on_terminal(argv)
+        else:
+            done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+            code, stdout, stderr = done.returncode, done.stdout, done.stderr
+        if code != 0 or json.loads(stdout)["status"] != "SUCCESS":
+            raise RuntimeError(f"pcoord run failed ({code}): {stderr[-2000:]}")
+
+    def run_on_terminal(argv: list[str]) -> tuple[int, str, str]:
+        """stderr on a pseudo-terminal of 120x40 (drained by a thread, as a terminal would); stdout to a file."""
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        seen = bytearray()
+
+        def drain() -> None:
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO once the last writer has closed the terminal
+                    return
+                if not chunk:
+                    return
+                seen.extend(chunk[-4096:])
+                del seen[:-4096]  # bound: keep only the tail, for an error message
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        with (root / "cli-stdout").open("w") as stdout:
+            code = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=follower).returncode
+        os.close(follower)
+        reader.join(timeout=10)
+        os.close(leader)
+        return code, (root / "cli-stdout").read_text(), seen.decode(errors="replace")
+
+    return run
+
+
 def raw_loky(root: Path) -> Callable[[int], None]:
     """The floor of our design: loky plus one supervisor per task, no scheduler, no store."""
     from parallel_coordinator.execution.pool import LocalPoolBackend
@@ -88,21 +163,29 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     root = Path(tempfile.mkdtemp())
-    alternatives: dict[str, Callable[[int], None]] = {"xargs -P 64": xargs}
+    load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    base_name = "seq | xargs -P 64 -I{}"
+    alternatives: dict[str, Callable[[int], None]] = {base_name: xargs_seq, "xargs -P 64 -n 1": xargs}
     if shutil.which("parallel"):
         alternatives["GNU parallel -j 64"] = gnu_parallel
     else:
         print("GNU parallel is not installed (scripts/install-bench-tools.sh): its row is left out", file=sys.stderr)
-    alternatives |= {"raw loky + supervisor": raw_loky(root), "parallel coordinator": coordinator_run(root)}
+    alternatives |= {
+        "raw loky + supervisor": raw_loky(root), "ours, in-process": coordinator_run(root),
+        "ours, pcoord run (pipe)": cli_run(root, terminal=False),
+        "ours, pcoord run (tty)": cli_run(root, terminal=True),
+    }
     times: dict[str, list[float]] = {name: [] for name in alternatives}
     for _ in range(rounds):
         for name, run in alternatives.items():  # interleaved, so drift hits everyone alike
             started = time.perf_counter()
             run(count)
             times[name].append(time.perf_counter() - started)
-    base = statistics.median(times["xargs -P 64"])
-    print(f"burst: {count} agents of /bin/true at {SLOTS} slots, {rounds} rounds, {psutil.cpu_count()} cores")
-    print(f"{'alternative':<24} {'median s':>9} {'agents/s':>9} {'vs xargs':>9}")
+    base = statistics.median(times[base_name])
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"burst: {count} agents of /bin/true at {SLOTS} slots, {rounds} rounds, {psutil.cpu_count()} cores, "
+          f"load average before {load_before}, after {load}")
+    print(f"{'alternative':<24} {'median s':>9} {'agents/s':>9} {'vs xargs':>9}   (vs `{base_name}`)")
     for name, samples in times.items():
         median = statistics.median(samples)
         print(f"{name:<24} {median:>9.2f} {count / median:>9.0f} {base / median:>8.2f}x")
