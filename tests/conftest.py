@@ -152,10 +152,14 @@ def settings(tmp_path: Path, agents: AgentFactory, backend: str, request: pytest
 
 @pytest.fixture
 async def coordinator(settings: Settings, mechanisms: str) -> AsyncIterator[Coordinator]:
+    keepers: list[psutil.Process] = []
     async with Coordinator(settings) as running:
         yield running
         if mechanisms == "portable":  # the test did run its supervisors on the POSIX path
-            assert lifeline_keepers(), "PCOORD_PORTABLE=1, yet no pool worker started a lifeline keeper"
+            keepers = lifeline_keepers()
+            assert keepers, "PCOORD_PORTABLE=1, yet no pool worker started a lifeline keeper"
+    _, left = psutil.wait_procs(keepers, timeout=20)  # each ends with its worker
+    assert left == []
 
 
 async def wait_until(session: Session, condition: Callable[[], bool], limit_s: float = 30.0) -> None:

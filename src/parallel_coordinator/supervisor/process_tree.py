@@ -15,7 +15,7 @@ import time
 
 import psutil
 
-from parallel_coordinator.supervisor import lifeline
+from parallel_coordinator.supervisor.lifeline import keeper_pid, release
 from parallel_coordinator.supervisor.platform import MECHANISMS
 
 _TREE_REFRESH_S = 1.0  # finding the tree's members costs /proc reads: refresh membership rarely (NOTES.md)
@@ -58,7 +58,7 @@ class ProcessTree:
             pids = {proc.pid for proc in self._me.children(recursive=True)}
         if not MECHANISMS.prctl:
             pids |= _session_members(self.leader_pid)
-        pids.discard(lifeline.keeper_pid() or 0)
+        pids.discard(keeper_pid() or 0)
         return pids
 
     def rss_mb(self) -> float:
@@ -100,7 +100,7 @@ class ProcessTree:
         """Wait until every killed member has died, then reap those that reparented to us."""
         psutil.wait_procs(list(self._members.values()), timeout=timeout)
         self.reap_strays()
-        lifeline.release(self.leader_pid)
+        release(self.leader_pid)
 
     @staticmethod
     def reap_strays() -> None:

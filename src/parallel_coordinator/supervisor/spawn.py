@@ -14,8 +14,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from parallel_coordinator.supervisor import lifeline
 from parallel_coordinator.supervisor.job import SupervisorJob
+from parallel_coordinator.supervisor.lifeline import guard
 from parallel_coordinator.supervisor.platform import LIBC, MECHANISMS, setpriv_pdeathsig
 
 _PR_SET_PDEATHSIG = 1
@@ -114,7 +114,7 @@ def _start_gated(job: SupervisorJob, stdin_path: Path, env: dict[str, str]) -> s
     finally:
         os.close(gate_read)
     try:
-        lifeline.guard(proc.pid)  # the agent leads its own session: its pid names it
+        guard(proc.pid)  # the agent leads its own session: its pid names it
     except OSError as exc:
         os.close(gate_write)  # the gate sees end of file: the agent never starts
         proc.communicate()  # reaps it and closes its pipes
