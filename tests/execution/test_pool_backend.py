@@ -58,6 +58,10 @@ async def test_a_failure_inside_the_pool_that_is_not_a_lost_worker_propagates_as
             await backend.run(job, lambda _event: None)
 
 
+def _of_the_pool(proc: psutil.Process) -> bool:
+    return any(word in " ".join(proc.cmdline()) for word in ("forkserver", "loky"))
+
+
 async def test_ctrl_c_while_the_pool_grows_kills_no_worker(tmp_path: Path) -> None:
     """A terminal's Ctrl-C reaches the pool's processes too; a worker must ignore it from its first instant,
     not only once its initializer has run, or loky fails every attempt running beside it."""
@@ -68,7 +72,8 @@ async def test_ctrl_c_while_the_pool_grows_kills_no_worker(tmp_path: Path) -> No
         while not stop.is_set():
             for proc in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error, OSError):  # gone meanwhile
-                    if proc.pid != os.getpid() and os.getpgid(proc.pid) == os.getpgid(0):  # not the agents
+                    # Not the agents (sessions of their own), nor the run's shared Dask cluster: only the pool.
+                    if os.getpgid(proc.pid) == os.getpgid(0) and _of_the_pool(proc):
                         os.kill(proc.pid, signal.SIGINT)
             await anyio.lowlevel.checkpoint()
 
