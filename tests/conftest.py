@@ -115,11 +115,12 @@ def mechanisms(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     keeps the environment it started with: there `make test-portable` covers the POSIX paths.
     """
     path = str(getattr(request, "param", "native"))
+    whole_run_portable = os.environ.get(PORTABLE_ENV, "") not in ("", "0")
     if path == "portable":
-        if request.getfixturevalue("backend") == "dask":
+        if request.getfixturevalue("backend") == "dask" and not whole_run_portable:
             pytest.skip("the run's Dask cluster keeps its own environment (make test-portable covers it)")
         monkeypatch.setenv(PORTABLE_ENV, "1")
-    elif hasattr(request, "param") and os.environ.get(PORTABLE_ENV, "") not in ("", "0"):
+    elif hasattr(request, "param") and whole_run_portable:
         pytest.skip("PCOORD_PORTABLE=1: this run checks the POSIX paths only")
     return path
 
@@ -155,7 +156,8 @@ async def coordinator(settings: Settings, mechanisms: str) -> AsyncIterator[Coor
     keepers: list[psutil.Process] = []
     async with Coordinator(settings) as running:
         yield running
-        if mechanisms == "portable":  # the test did run its supervisors on the POSIX path
+        # The test did run its pool's supervisors on the POSIX path (a Dask supervisor's keeper ends with its attempt).
+        if mechanisms == "portable" and settings.backend == "local":
             keepers = lifeline_keepers()
             assert keepers, "PCOORD_PORTABLE=1, yet no pool worker started a lifeline keeper"
     _, left = psutil.wait_procs(keepers, timeout=20)  # each ends with its worker
