@@ -24,7 +24,8 @@ def _start_keeper() -> tuple[int, int]:
     try:
         pid = os.posix_spawn(
             sys.executable, [sys.executable, "-I", _KEEPER_SCRIPT], dict(os.environ),
-            file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)],
+            # Not our stdout: a Dask supervisor's is the pipe its outcome travels in, read to its end.
+            file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0), (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
             setpgroup=0,  # a group of its own: a terminal's Ctrl-C to ours must not reach it
         )
     except OSError:
