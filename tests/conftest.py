@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.engine.session import Session
+from parallel_coordinator.supervisor.platform import PORTABLE_ENV
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -105,6 +107,41 @@ on_both_backends = pytest.mark.parametrize("backend", ["local", "dask"], indirec
 
 
 @pytest.fixture
+def mechanisms(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The supervisor's mechanisms: "native" (this machine's own) unless a test takes `on_both_paths`.
+
+    "portable" sets PCOORD_PORTABLE=1 before the coordinator starts its pool, whose fork server (and
+    so every worker) then takes the POSIX paths. The Dask cluster is shared by the whole run and
+    keeps the environment it started with: there `make test-portable` covers the POSIX paths.
+    """
+    path = str(getattr(request, "param", "native"))
+    whole_run_portable = os.environ.get(PORTABLE_ENV, "") not in ("", "0")
+    if path == "portable":
+        if request.getfixturevalue("backend") == "dask" and not whole_run_portable:
+            pytest.skip("the run's Dask cluster keeps its own environment (make test-portable covers it)")
+        monkeypatch.setenv(PORTABLE_ENV, "1")
+    elif hasattr(request, "param") and whole_run_portable:
+        pytest.skip("PCOORD_PORTABLE=1: this run checks the POSIX paths only")
+    return path
+
+
+# The orphan tests that must hold on the Linux mechanisms and on their POSIX fallbacks take this mark.
+on_both_paths = pytest.mark.parametrize("mechanisms", ["native", "portable"], indirect=True)
+
+
+def lifeline_keepers() -> list[psutil.Process]:
+    """The supervisors' lifeline keepers among this process's descendants (only the POSIX path has them)."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if any(part.endswith("lifeline_keeper.py") for part in proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture
 def settings(tmp_path: Path, agents: AgentFactory, backend: str, request: pytest.FixtureRequest) -> Settings:
     # CPU admission off: a busy test machine must not slow the suite (tested on its own).
     scheduler = request.getfixturevalue("dask_cluster") if backend == "dask" else None
@@ -115,9 +152,16 @@ def settings(tmp_path: Path, agents: AgentFactory, backend: str, request: pytest
 
 
 @pytest.fixture
-async def coordinator(settings: Settings) -> AsyncIterator[Coordinator]:
+async def coordinator(settings: Settings, mechanisms: str) -> AsyncIterator[Coordinator]:
+    keepers: list[psutil.Process] = []
     async with Coordinator(settings) as running:
         yield running
+        # The test did run its pool's supervisors on the POSIX path (a Dask supervisor's keeper ends with its attempt).
+        if mechanisms == "portable" and settings.backend == "local":
+            keepers = lifeline_keepers()
+            assert keepers, "PCOORD_PORTABLE=1, yet no pool worker started a lifeline keeper"
+    _, left = psutil.wait_procs(keepers, timeout=20)  # each ends with its worker
+    assert left == []
 
 
 async def wait_until(session: Session, condition: Callable[[], bool], limit_s: float = 30.0) -> None:

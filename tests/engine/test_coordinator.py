@@ -22,7 +22,7 @@ from parallel_coordinator.errors import (
 )
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
-from tests.conftest import ECHO, AgentFactory, alive, on_both_backends, wait_until
+from tests.conftest import ECHO, AgentFactory, alive, on_both_backends, on_both_paths, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -175,6 +175,7 @@ async def test_output_that_is_not_utf8_is_replaced_not_fatal(coordinator: Coordi
 
 
 @on_both_backends
+@on_both_paths
 async def test_cancel_kills_every_agent_and_its_children(coordinator: Coordinator, agents: AgentFactory,
                                                         tmp_path: Path) -> None:
     agents.script("hang", HANG_WITH_CHILD)
@@ -227,6 +228,7 @@ async def test_cancelling_one_session_leaves_another_running(coordinator: Coordi
 
 
 @on_both_backends
+@on_both_paths
 async def test_a_task_that_outlives_its_timeout_is_killed_and_failed(coordinator: Coordinator,
                                                                     agents: AgentFactory, tmp_path: Path) -> None:
     agents.script("hang", HANG_WITH_CHILD)

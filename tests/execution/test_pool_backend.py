@@ -18,6 +18,7 @@ import pytest
 from parallel_coordinator.execution.pool import LocalPoolBackend
 from parallel_coordinator.runners.base import Invocation
 from parallel_coordinator.supervisor import SupervisorJob
+from parallel_coordinator.supervisor.platform import PORTABLE_ENV
 from tests.execution.lost_workers import report_and_hold, run_and_kill_its_worker
 
 pytestmark = pytest.mark.anyio
@@ -34,12 +35,31 @@ async def test_a_killed_pool_worker_is_a_worker_lost_error_and_takes_its_agent_w
     assert still_alive == []
 
 
+async def test_on_the_posix_path_a_killed_pool_worker_takes_its_agent_and_the_agents_stubborn_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No PR_SET_PDEATHSIG: the worker's lifeline keeper kills the agent's whole session when the worker dies."""
+    monkeypatch.setenv(PORTABLE_ENV, "1")  # read by the pool's fork server, which this backend starts
+    lost, tree = await run_and_kill_its_worker(
+        LocalPoolBackend(max_workers=1, slice_size=1), report_and_hold("os.getppid()", with_child=True), tmp_path,
+        match="the pool worker running it died",
+    )
+    assert isinstance(lost.__cause__, BrokenProcessPool)
+    assert len(tree) == 2
+    _, still_alive = psutil.wait_procs(tree, timeout=20)
+    assert still_alive == []
+
+
 async def test_a_failure_inside_the_pool_that_is_not_a_lost_worker_propagates_as_itself(tmp_path: Path) -> None:
     # stdin must be bytes: the supervisor's write of it fails in the worker, a bug of the caller's.
     job = SupervisorJob("bad", Invocation(["true"], stdin="text"), str(tmp_path / "bad"), "")  # type: ignore[arg-type]
     async with LocalPoolBackend(max_workers=1, slice_size=1) as backend:
         with anyio.fail_after(60), pytest.raises(TypeError):
             await backend.run(job, lambda _event: None)
+
+
+def _of_the_pool(proc: psutil.Process) -> bool:
+    return any(word in " ".join(proc.cmdline()) for word in ("forkserver", "loky"))
 
 
 async def test_ctrl_c_while_the_pool_grows_kills_no_worker(tmp_path: Path) -> None:
@@ -52,7 +72,8 @@ async def test_ctrl_c_while_the_pool_grows_kills_no_worker(tmp_path: Path) -> No
         while not stop.is_set():
             for proc in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error, OSError):  # gone meanwhile
-                    if proc.pid != os.getpid() and os.getpgid(proc.pid) == os.getpgid(0):  # not the agents
+                    # Not the agents (sessions of their own), nor the run's shared Dask cluster: only the pool.
+                    if os.getpgid(proc.pid) == os.getpgid(0) and _of_the_pool(proc):
                         os.kill(proc.pid, signal.SIGINT)
             await anyio.lowlevel.checkpoint()
 

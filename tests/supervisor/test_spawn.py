@@ -1,5 +1,6 @@
-"""The supervisor on its own: how it starts an agent (setpriv in front, or a preexec_fn where there is
-no setpriv), what it reports when the agent cannot start, and that the agent dies with it.
+"""The supervisor on its own: how it starts an agent (setpriv in front, a preexec_fn where there is
+no setpriv, or the POSIX gate where there is no prctl), what it reports when the agent cannot start,
+and that the agent dies with it.
 
 Each supervisor runs in a process of its own, as in a pool worker: it makes its process a child
 subreaper and reaps every child it has, which must not happen to the test process.
@@ -23,6 +24,7 @@ import psutil
 import pytest
 
 from parallel_coordinator.supervisor import spawn
+from parallel_coordinator.supervisor.platform import MECHANISMS, PORTABLE_ENV
 from tests.conftest import alive
 
 SUPERVISE = """
@@ -38,11 +40,18 @@ print(json.dumps(dataclasses.asdict(supervisor.supervise(job))))
 """
 
 
-@pytest.fixture(params=["setpriv", "preexec_fn"])
+@pytest.fixture(params=["setpriv", "preexec_fn", "gate"])
 def spawn_path(request: pytest.FixtureRequest) -> str:
+    """How the supervisor starts its agent; "gate" is the POSIX path, which PCOORD_PORTABLE=1 chooses on Linux."""
+    if request.param != "gate" and not MECHANISMS.prctl:
+        pytest.skip("PR_SET_PDEATHSIG is Linux's (and PCOORD_PORTABLE=1 turns it off)")
     if request.param == "setpriv" and spawn.pdeathsig_wrapper() is None:
         pytest.skip("no setpriv with --pdeathsig here")
     return str(request.param)
+
+
+def supervisor_env(spawn_path: str) -> dict[str, str]:
+    return {**os.environ, PORTABLE_ENV: "1"} if spawn_path == "gate" else dict(os.environ)
 
 
 @pytest.fixture
@@ -74,7 +83,7 @@ def hub(tmp_path: Path) -> Iterator[str]:
 def supervise(spawn_path: str, hub: str, tmp_path: Path, argv: list[str], cwd: str = "") -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", SUPERVISE, spawn_path, json.dumps(argv), str(tmp_path / "artefacts"), hub, cwd],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True, text=True, timeout=60, check=True, env=supervisor_env(spawn_path),
     )
     outcome: dict[str, Any] = json.loads(done.stdout)
     return outcome
@@ -120,7 +129,7 @@ def test_the_agent_dies_with_a_killed_supervisor(spawn_path: str, hub: str, tmp_
     argv = [sys.executable, "-c", code]
     with subprocess.Popen([
         sys.executable, "-c", SUPERVISE, spawn_path, json.dumps(argv), str(tmp_path / "artefacts"), hub, "",
-    ], stdout=subprocess.DEVNULL) as supervising:
+    ], stdout=subprocess.DEVNULL, env=supervisor_env(spawn_path)) as supervising:
         agent_pid = int(fifo.read_text())
         assert psutil.Process(agent_pid).ppid() == supervising.pid
         os.kill(supervising.pid, signal.SIGKILL)
@@ -129,3 +138,40 @@ def test_the_agent_dies_with_a_killed_supervisor(spawn_path: str, hub: str, tmp_
     while alive([agent_pid]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert alive([agent_pid]) == []
+
+
+def test_on_the_posix_path_the_agents_child_that_ignores_sigterm_dies_with_a_killed_supervisor(
+    hub: str, tmp_path: Path
+) -> None:
+    """The lifeline keeper kills the agent's whole session. (PR_SET_PDEATHSIG kills the agent alone: on
+    the Linux paths a child of the agent outlives a SIGKILLed supervisor, so they are not run here.)"""
+    spawn_path = "gate"
+    fifo = tmp_path / "pids.fifo"
+    os.mkfifo(fifo)
+    code = (
+        "import json, os, signal, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c',"
+        " 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
+        f"open({str(fifo)!r}, 'w').write(json.dumps([os.getpid(), child.pid]))\n"
+        "time.sleep(600)\n"
+    )
+    argv = [sys.executable, "-c", code]
+    with subprocess.Popen([
+        sys.executable, "-c", SUPERVISE, spawn_path, json.dumps(argv), str(tmp_path / "artefacts"), hub, "",
+    ], stdout=subprocess.DEVNULL, env=supervisor_env(spawn_path)) as supervising:
+        tree = [psutil.Process(pid) for pid in json.loads(fifo.read_text())]
+        os.kill(supervising.pid, signal.SIGKILL)
+        supervising.wait()
+    _, still_alive = psutil.wait_procs(tree, timeout=20)
+    assert still_alive == []
+
+
+def test_an_orphan_the_agent_left_behind_is_killed_when_the_agent_exits(
+    spawn_path: str, hub: str, tmp_path: Path
+) -> None:
+    """A subreaper finds the orphan among its descendants; without one (the POSIX path), in the agent's session."""
+    script = "(trap '' TERM; exec sleep 600) >/dev/null 2>&1 & echo $!"
+    outcome = supervise(spawn_path, hub, tmp_path, ["sh", "-c", script])
+    orphan = int(outcome["stdout"])
+    assert (outcome["reason"], outcome["killed_processes"]) == ("exited", 1)
+    assert alive([orphan]) == []

@@ -8,8 +8,12 @@ psutil only: this package is imported by every pool worker.
     job.py           SupervisorJob, what one attempt sends to a worker
     worker.py        worker_init, supervise, supervise_in_subprocess (the entry points)
     link.py          the supervisor's end of the link to the coordinator's hub
-    spawn.py         starting the agent (setpriv or preexec_fn for the parent-death signal, subreaper)
+    platform.py      what this machine offers (prctl, /proc children files, pidfd, setpriv); PCOORD_PORTABLE
+    spawn.py         starting the agent (setpriv or preexec_fn for the parent-death signal, subreaper;
+                     elsewhere a shell gate that waits for the lifeline keeper)
+    lifeline.py      the supervisor's end of its lifeline keeper (lifeline_keeper.py, a script of its own)
     watch.py         reading its streams, progress, timeout, memory cap, token budget, cancel
+    exits.py         a descriptor readable when the agent exits (pidfd, kqueue or a waiting thread)
     process_tree.py  finding, sampling, killing and reaping the agent's process tree
     artefact_files.py  the capped stdout/stderr files
 """

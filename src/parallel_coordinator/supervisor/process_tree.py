@@ -1,5 +1,9 @@
 """The agent's process tree: finding its members cheaply (/proc children files), sampling their memory,
 killing every one of them, and reaping those that reparented to the supervisor.
+
+Where the supervisor cannot be a subreaper (macOS, PCOORD_PORTABLE=1), an orphaned member reparents
+elsewhere: the tree is then also found through the agent's session, which every member keeps unless
+it calls setsid itself (those are still found while their parents live, as descendants).
 """
 
 from __future__ import annotations
@@ -7,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import threading
 import time
 
 import psutil
+
+from parallel_coordinator.supervisor.lifeline import keeper_pid, release
+from parallel_coordinator.supervisor.platform import MECHANISMS
 
 _TREE_REFRESH_S = 1.0  # finding the tree's members costs /proc reads: refresh membership rarely (NOTES.md)
 _KILL_ROUNDS = 10  # rescans in kill(): each one catches descendants forked during the one before
@@ -27,33 +33,33 @@ class ProcessTree:
         self.peak_rss_mb = 0.0
 
     def refresh(self, *, reuse: bool = True) -> None:
-        # We are a subreaper running one attempt, so every descendant of ours belongs to this agent.
         # reuse=False builds fresh handles: a cached one whose pid was recycled would refuse to kill.
+        try:
+            pids = self._find()
+        except psutil.Error:
+            return
+        current: dict[int, psutil.Process] = {}
+        for pid in pids:
+            proc = self._members.get(pid) if reuse else None
+            if proc is None:
+                try:
+                    proc = psutil.Process(pid)
+                except psutil.Error:
+                    continue
+            current[pid] = proc
+        self._members = current
+        self._refreshed = time.monotonic()
+
+    def _find(self) -> set[int]:
+        # A subreaper running one attempt: every descendant of ours belongs to this agent, but the
+        # lifeline keeper (where there is one). Without a subreaper, the agent's session holds its orphans.
         pids = _descendants()
         if pids is None:
-            try:
-                current = {p.pid: p for p in self._me.children(recursive=True)}
-            except psutil.Error:
-                return
-        else:
-            current = {}
-            for pid in pids:
-                proc = self._members.get(pid) if reuse else None
-                if proc is None:
-                    try:
-                        proc = psutil.Process(pid)
-                    except psutil.Error:
-                        continue
-                current[pid] = proc
-        for pid, proc in current.items():
-            if reuse:
-                self._members.setdefault(pid, proc)
-            else:
-                self._members[pid] = proc
-        for pid in list(self._members):
-            if pid not in current:
-                del self._members[pid]
-        self._refreshed = time.monotonic()
+            pids = {proc.pid for proc in self._me.children(recursive=True)}
+        if not MECHANISMS.prctl:
+            pids |= _session_members(self.leader_pid)
+        pids.discard(keeper_pid() or 0)
+        return pids
 
     def rss_mb(self) -> float:
         if time.monotonic() - self._refreshed > _TREE_REFRESH_S:
@@ -94,6 +100,7 @@ class ProcessTree:
         """Wait until every killed member has died, then reap those that reparented to us."""
         psutil.wait_procs(list(self._members.values()), timeout=timeout)
         self.reap_strays()
+        release(self.leader_pid)
 
     @staticmethod
     def reap_strays() -> None:
@@ -125,9 +132,6 @@ def _read_children(pid: int | str) -> list[int]:
     return found
 
 
-_HAVE_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
-
-
 def _descendants() -> set[int] | None:
     """Our descendants, walked through /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN).
 
@@ -135,7 +139,7 @@ def _descendants() -> set[int] | None:
     took milliseconds per call with 64 workers and their agents running. None where the kernel
     has no such files: the caller falls back to psutil.
     """
-    if not _HAVE_CHILDREN_FILES:
+    if not MECHANISMS.children_files:
         return None
     seen: set[int] = set()
     todo = _read_children("self")
@@ -147,15 +151,14 @@ def _descendants() -> set[int] | None:
     return seen
 
 
-def exit_fd(pid: int) -> int | None:
-    """A file descriptor that becomes readable when `pid` exits (Linux 5.3+), or None where there is none."""
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
-    try:
-        return int(opener(pid))
-    except OSError:
-        return None
+def _session_members(sid: int) -> set[int]:
+    """Every process in session `sid` (the agent leads its own): one getsid per process on the machine."""
+    found = set()
+    for pid in psutil.pids():
+        with contextlib.suppress(OSError):
+            if os.getsid(pid) == sid:
+                found.add(pid)
+    return found
 
 
 def _is_running(proc: psutil.Process) -> bool:

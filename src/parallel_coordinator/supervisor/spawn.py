@@ -1,49 +1,41 @@
 """Starting the agent: its argv resolved as exec would, in its own session, killed when its supervisor dies.
 
-The vfork-friendly path puts `setpriv --pdeathsig KILL` in front of the agent; where there is no such
-setpriv, a `preexec_fn` sets the parent-death signal instead (slower: subprocess must fork()).
+Where Linux offers it, the kernel kills the agent with its supervisor (PR_SET_PDEATHSIG): the
+vfork-friendly path puts `setpriv --pdeathsig KILL` in front of the agent; where there is no such
+setpriv, a `preexec_fn` sets the signal instead (slower: subprocess must fork()). Elsewhere (macOS,
+or PCOORD_PORTABLE=1) a small shell gate in front of the agent waits until the supervisor's lifeline
+keeper guards the agent's session (lifeline.py), so no agent ever runs unguarded.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 from parallel_coordinator.supervisor.job import SupervisorJob
+from parallel_coordinator.supervisor.lifeline import guard
+from parallel_coordinator.supervisor.platform import LIBC, MECHANISMS, setpriv_pdeathsig
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
-
-def _load_libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-# Loaded once here: between fork and exec only the already-bound prctl call may run.
-_LIBC = _load_libc()
+# `sh -c GATE sh FD ARGV...`: wait for the supervisor's go on FD, close it, become the agent. End of file
+# instead of a go means the supervisor died before the keeper guarded us: the agent never starts.
+_GATE = 'read -r _ <&"$1" || exit 125; eval "exec $1<&-"; shift; exec "$@"'
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Runs in a child between fork and exec: it gets `sig` when the thread that started it dies."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    """Runs in a child between fork and exec: it gets `sig` when the thread that started it dies (Linux only)."""
+    if LIBC is not None:
+        LIBC.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 def become_subreaper() -> None:
-    """Orphaned grandchildren of the agent reparent to us, so the whole tree stays findable."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-_SETPRIV: list[str] | None = None
-_SETPRIV_CHECKED = False
+    """Orphaned grandchildren of the agent reparent to us, so the whole tree stays findable (Linux only)."""
+    if LIBC is not None:
+        LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def pdeathsig_wrapper() -> list[str] | None:
@@ -54,18 +46,7 @@ def pdeathsig_wrapper() -> list[str] | None:
     the same process, costs one small exec instead: ~1.9 ms of CPU per agent against ~3.6 ms.
     Checked once per worker (the pool's fork server checks it before forking them).
     """
-    global _SETPRIV, _SETPRIV_CHECKED
-    if not _SETPRIV_CHECKED:
-        _SETPRIV_CHECKED = True
-        path = shutil.which("setpriv", path=os.defpath + os.pathsep + os.environ.get("PATH", ""))
-        if path is not None:
-            try:
-                usage = subprocess.run([path, "--help"], capture_output=True, timeout=5).stdout
-            except (OSError, subprocess.SubprocessError):
-                usage = b""
-            if b"--pdeathsig" in usage:
-                _SETPRIV = [path, "--pdeathsig", "KILL", "--"]
-    return _SETPRIV
+    return setpriv_pdeathsig()
 
 
 def _resolve(argv0: str, env: dict[str, str], cwd: str | None) -> str:
@@ -99,6 +80,8 @@ def start_agent(job: SupervisorJob, stdin_path: Path) -> subprocess.Popen[bytes]
     env = {**(os.environ if job.env is None else job.env), **job.invocation.env}
     become_subreaper()
     argv = job.invocation.argv
+    if not MECHANISMS.prctl:
+        return _start_gated(job, stdin_path, env)
     wrapper = pdeathsig_wrapper()
     try:
         if wrapper is not None:
@@ -109,9 +92,42 @@ def start_agent(job: SupervisorJob, stdin_path: Path) -> subprocess.Popen[bytes]
                 stderr=subprocess.PIPE, cwd=job.cwd, env=env, start_new_session=True,
                 preexec_fn=None if wrapper else die_with_parent, close_fds=True,
             )
-    except FileNotFoundError:
+    except OSError as exc:
+        return _why_not_started(job, exc)
+
+
+def _start_gated(job: SupervisorJob, stdin_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes] | str:
+    """The POSIX path: the agent waits at the gate until the lifeline keeper guards its session."""
+    argv = job.invocation.argv
+    gate_read, gate_write = os.pipe()
+    try:
+        _resolve(argv[0], env, job.cwd)
+        with stdin_path.open("rb") as stdin:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", _GATE, "sh", str(gate_read), *argv], stdin=stdin, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, cwd=job.cwd, env=env, start_new_session=True, close_fds=True,
+                pass_fds=(gate_read,),
+            )
+    except OSError as exc:
+        os.close(gate_write)
+        return _why_not_started(job, exc)
+    finally:
+        os.close(gate_read)
+    try:
+        guard(proc.pid)  # the agent leads its own session: its pid names it
+    except OSError as exc:
+        os.close(gate_write)  # the gate sees end of file: the agent never starts
+        proc.communicate()  # reaps it and closes its pipes
+        return f"cannot start {argv[0]!r}: no watcher to kill it if its supervisor dies ({exc})"
+    os.write(gate_write, b"go\n")
+    os.close(gate_write)
+    return proc
+
+
+def _why_not_started(job: SupervisorJob, exc: OSError) -> str:
+    argv = job.invocation.argv
+    if isinstance(exc, FileNotFoundError):
         missing = job.cwd if job.cwd and not Path(job.cwd).is_dir() else argv[0]
         what = "working directory" if missing == job.cwd else "command"
         return f"{what} not found: {missing!r}"
-    except (PermissionError, OSError) as exc:
-        return f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+    return f"cannot start {argv[0]!r}: {exc.strerror or exc}"

@@ -16,10 +16,10 @@ from pathlib import Path
 from parallel_coordinator.runners.base import AttemptOutcome, EndReason
 from parallel_coordinator.runners.streams import Progress, make_stream_reader
 from parallel_coordinator.supervisor.artefact_files import CappedStream
+from parallel_coordinator.supervisor.exits import exit_fd as process_exit_fd
 from parallel_coordinator.supervisor.job import SupervisorJob
 from parallel_coordinator.supervisor.link import HubLink
 from parallel_coordinator.supervisor.process_tree import ProcessTree
-from parallel_coordinator.supervisor.process_tree import exit_fd as process_exit_fd
 
 _READ_CHUNK = 65536
 _STDERR_TAIL_LINES = 20

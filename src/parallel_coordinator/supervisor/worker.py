@@ -23,6 +23,7 @@ from parallel_coordinator.runners.base import AttemptOutcome
 from parallel_coordinator.state.private_files import private_dir, write_private
 from parallel_coordinator.supervisor.job import SupervisorJob
 from parallel_coordinator.supervisor.link import HubLink
+from parallel_coordinator.supervisor.platform import MECHANISMS
 from parallel_coordinator.supervisor.spawn import die_with_parent, start_agent
 from parallel_coordinator.supervisor.watch import stop_on_sigterm, watch
 
@@ -136,21 +137,33 @@ def supervise_in_subprocess(job: SupervisorJob) -> AttemptOutcome:
     For pools whose workers run several tasks at once in threads (Dask): a supervisor makes its
     process the subreaper of its agent's tree and reaps every stray child, which is only right when
     that process supervises nothing else. The process dies with the worker thread that started it
-    (SIGTERM through PR_SET_PDEATHSIG), and kills its agent's tree first.
+    (SIGTERM through PR_SET_PDEATHSIG; without it, when the pipe it holds from this worker closes),
+    and kills its agent's tree first.
     """
     started_at = time.time()
+    # Without prctl: a pipe whose write end only this process holds; its end of file means we are gone.
+    lifeline = None if MECHANISMS.prctl else os.pipe()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "parallel_coordinator.supervisor", str(os.getpid())], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM), close_fds=True,
+            [sys.executable, "-m", "parallel_coordinator.supervisor", str(os.getpid()),
+             *([str(lifeline[0])] if lifeline else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            preexec_fn=functools.partial(die_with_parent, signal.SIGTERM) if MECHANISMS.prctl else None,
+            close_fds=True, pass_fds=(lifeline[0],) if lifeline else (),
         )
     except OSError as exc:
         return AttemptOutcome(
             reason="lost", started_at=started_at, finished_at=time.time(),
             error=f"cannot start a supervisor process on this worker: {exc}",
         )
-    # Pickle both ways: the job came to this worker as a pickle already, and the parent is our own code.
-    stdout, _ = proc.communicate(pickle.dumps(job))
+    finally:
+        if lifeline:
+            os.close(lifeline[0])
+    try:
+        # Pickle both ways: the job came to this worker as a pickle already, and the parent is our own code.
+        stdout, _ = proc.communicate(pickle.dumps(job))
+    finally:
+        if lifeline:
+            os.close(lifeline[1])
     try:
         outcome = pickle.loads(stdout)
     except Exception:  # the supervisor process died before it could answer (killed, out of memory)
@@ -163,9 +176,23 @@ def supervise_in_subprocess(job: SupervisorJob) -> AttemptOutcome:
     return outcome
 
 
+def _sigterm_when_closed(fd: int) -> None:
+    """SIGTERM this process once nothing holds the write end of `fd`'s pipe: the parent-death signal, by hand."""
+
+    def wait() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 4096):
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait, name="pcoord-parent-watch", daemon=True).start()
+
+
 def main() -> None:
     """`python -m parallel_coordinator.supervisor`: a pickled SupervisorJob in, a pickled AttemptOutcome out."""
     stop_on_sigterm()
+    if len(sys.argv) > 2:
+        _sigterm_when_closed(int(sys.argv[2]))
     if len(sys.argv) > 1 and os.getppid() != int(sys.argv[1]):  # the parent died before the signal was armed
         sys.exit(1)
     job = pickle.loads(sys.stdin.buffer.read())
