@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 from mcp.client.stdio import StdioServerParameters
@@ -134,3 +135,11 @@ def reap_leftovers(timeout: float = 10.0) -> int:
 def report_leftovers(timeout: float = 10.0) -> None:
     left = reap_leftovers(timeout)
     print(f"processes left behind: {left}" + (" (killed)" if left else ""))
+
+
+def structured(result: Any) -> dict[str, Any]:
+    """A tool result's structured content; an error result fails the run with its text."""
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    content: dict[str, Any] = result.structured_content
+    return content

@@ -19,11 +19,20 @@ import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import psutil
-from _common import header, report_leftovers, server_params, server_process, table, temp_root, watch_tree, write_agents
+from _common import (
+    header,
+    report_leftovers,
+    server_params,
+    server_process,
+    structured,
+    table,
+    temp_root,
+    watch_tree,
+    write_agents,
+)
 from mcp import Client
 from pydantic import ValidationError
 
@@ -118,13 +127,6 @@ async def wait_started(server: psutil.Process, agents: int, bound_s: float) -> l
             await anyio.sleep(0.05)
             running = agent_processes(server)
     return running
-
-
-def structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    content: dict[str, Any] = result.structured_content
-    return content
 
 
 def cap_refusal(agents: int) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
 import anyio
 import psutil
@@ -24,6 +23,7 @@ from _common import (
     report_leftovers,
     server_params,
     server_process,
+    structured,
     table,
     temp_root,
     watch_tree,
@@ -62,13 +62,6 @@ async def poll(client: Client, session_id: str, calls: int) -> list[float]:
         latencies.append(time.perf_counter() - started)
         assert not status.is_error, status.content
     return latencies
-
-
-def structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    content: dict[str, Any] = result.structured_content
-    return content
 
 
 async def benchmark(agents: int, calls: int, rounds: int) -> None:

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,14 +129,12 @@ def test_the_agent_dies_with_a_killed_supervisor(spawn_path: str, hub: str, tmp_
     with subprocess.Popen([
         sys.executable, "-c", SUPERVISE, spawn_path, json.dumps(argv), str(tmp_path / "artefacts"), hub, "",
     ], stdout=subprocess.DEVNULL, env=supervisor_env(spawn_path)) as supervising:
-        agent_pid = int(fifo.read_text())
-        assert psutil.Process(agent_pid).ppid() == supervising.pid
+        agent = psutil.Process(int(fifo.read_text()))  # held: its pid may be reused once it is reaped
+        assert agent.ppid() == supervising.pid
         os.kill(supervising.pid, signal.SIGKILL)
         supervising.wait()
-    deadline = time.monotonic() + 10
-    while alive([agent_pid]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert alive([agent_pid]) == []
+    _, still_alive = psutil.wait_procs([agent], timeout=10)
+    assert still_alive == []
 
 
 def test_on_the_posix_path_the_agents_child_that_ignores_sigterm_dies_with_a_killed_supervisor(

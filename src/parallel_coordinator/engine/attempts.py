@@ -39,6 +39,7 @@ class Attempts:
         self.settings, self.backend, self.runners, self.events, self.slots = settings, backend, runners, events, slots
         self.peak_rss_mb: dict[str, float] = {}  # agent -> the most one of its runs was seen to use
         self._envs: dict[tuple[str, ...], dict[str, str]] = {}  # one per pass-through list in use
+        self._models = {**DEFAULT_MODELS, **settings.models}  # the configuration's names over the built-in table
 
     def artefacts(self, session_id: str, task_id: str, attempt: int) -> Path:
         return self.settings.runs_dir / session_id / safe_name(task_id) / str(attempt)
@@ -106,7 +107,7 @@ class Attempts:
             agent = runner.for_run(agent, RunChoices(
                 task_priority=node.priority, priority_mode=session.policy.priority_mode,
                 cost_budget_usd=session.policy.cost_budget_per_agent_usd,
-                models={**DEFAULT_MODELS, **self.settings.models},
+                models=self._models,
             ))
             try:
                 outcome, result = await self._start_and_read(session, node, record, agent, runner, request)

@@ -175,9 +175,10 @@ class Coordinator:
         self, session_id: str, principal: str | None = None
     ) -> tuple[str, PlannedSession, dict[str, StoredTask]]:
         """The graph of an ended session, and the tasks of it that succeeded (kept, not re-run)."""
-        if self.get(session_id, principal).status == "RUNNING":
+        found = self._find(session_id, principal)
+        if found.status == "RUNNING":
             raise PlanError(f"session {session_id!r} is still running; only an ended session can be resumed")
-        stored = self.store.load_session(session_id)
+        stored = found if isinstance(found, StoredSession) else self.store.load_session(session_id)
         if stored is None:
             raise UnknownSessionError(session_id)
         planned = plan_from_stored(stored.tasks, await self.catalog())
@@ -236,13 +237,13 @@ class Coordinator:
     def get(self, session_id: str, principal: str | None = None) -> SessionView:
         """A session by id, live or stored. With a principal (an HTTP client), only its own: a foreign
         session is reported exactly like a missing one, so ids cannot be probed."""
+        return view_of(self._find(session_id, principal), self.estimator)
+
+    def _find(self, session_id: str, principal: str | None) -> Session | StoredSession:
         source = self.sessions.get(session_id) or self.store.load_session(session_id)
-        if source is None:
+        if source is None or (principal is not None and source.owner != principal):
             raise UnknownSessionError(session_id)
-        view = view_of(source, self.estimator)
-        if principal is not None and view.owner != principal:
-            raise UnknownSessionError(session_id)
-        return view
+        return source
 
     def snapshot(self, source: Session | StoredSession, *, estimate: bool = True) -> SessionView:
         """The view of a session this caller holds, live or as read from the store; `estimate`: with time left."""
@@ -276,12 +277,12 @@ class Coordinator:
 
     async def cancel(self, session_id: str, principal: str | None = None) -> CancelOutcome:
         """Stop a session: pending tasks are cancelled, running agents' trees killed. Idempotent."""
-        view = self.get(session_id, principal)
-        session = self.sessions.get(view.id)
-        if view.status != "RUNNING":
-            return CancelOutcome(view.id, view.status, 0, 0)
-        if session is None:
-            return await cancel_elsewhere(self.store, view.id)
+        found = self._find(session_id, principal)  # no view: cancelling needs no time-left estimate
+        if found.status != "RUNNING":
+            return CancelOutcome(found.id, found.status, 0, 0)
+        if not isinstance(found, Session):
+            return await cancel_elsewhere(self.store, found.id)
+        session = found
         session.cancel_requested = True
         with anyio.CancelScope(shield=True):
             cancelled = await self.runs.stop(session, "cancelled by the caller")
