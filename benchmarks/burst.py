@@ -148,7 +148,7 @@ def raw_loky(root: Path) -> Callable[[int], None]:
 
                 async def one(i: int) -> None:
                     async with limiter:
-                        job = SupervisorJob(f"a{i}", Invocation(["/bin/true"]), str(root / "raw" / str(i)), "")
+                        job = SupervisorJob(f"a{i}", Invocation(["/bin/true"]), str(root / "raw" / str(i)))
                         await backend.run(job, lambda _event: None)
 
                 for i in range(count):

@@ -54,7 +54,7 @@ async def run_and_kill_its_worker(
         agent.extend(psutil.Process(where[name]) for name in ("agent", "child") if name in where)
         os.kill(where["worker"], signal.SIGKILL)
 
-    job = SupervisorJob("lost", Invocation([sys.executable, "-c", agent_code]), str(tmp_path / "lost"), "")
+    job = SupervisorJob("lost", Invocation([sys.executable, "-c", agent_code]), str(tmp_path / "lost"))
     async with backend, anyio.create_task_group() as group:
         group.start_soon(kill_the_worker)
         with anyio.fail_after(60), pytest.raises(WorkerLostError, match=match) as lost:

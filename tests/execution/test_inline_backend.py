@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 
 def job(attempt_id: str = "a1") -> SupervisorJob:
-    return SupervisorJob(attempt_id, Invocation(["agent"]), "/nonexistent/artefacts", "")
+    return SupervisorJob(attempt_id, Invocation(["agent"]), "/nonexistent/artefacts")
 
 
 async def test_a_sync_handlers_outcome_is_returned_with_the_times_of_the_call() -> None:

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 async def test_a_killed_pool_worker_is_a_worker_lost_error_and_takes_its_agent_with_it(tmp_path: Path) -> None:
     # The supervisor runs in the pool worker: the agent's parent.
     lost, agent = await run_and_kill_its_worker(
-        LocalPoolBackend(max_workers=1, slice_size=1), report_and_hold("os.getppid()"), tmp_path,
+        LocalPoolBackend(max_shards=1), report_and_hold("os.getppid()"), tmp_path,
         match="the pool worker running it died",
     )
     assert isinstance(lost.__cause__, BrokenProcessPool)
@@ -41,7 +41,7 @@ async def test_on_the_posix_path_a_killed_pool_worker_takes_its_agent_and_the_ag
     """No PR_SET_PDEATHSIG: the worker's lifeline keeper kills the agent's whole session when the worker dies."""
     monkeypatch.setenv(PORTABLE_ENV, "1")  # read by the pool's fork server, which this backend starts
     lost, tree = await run_and_kill_its_worker(
-        LocalPoolBackend(max_workers=1, slice_size=1), report_and_hold("os.getppid()", with_child=True), tmp_path,
+        LocalPoolBackend(max_shards=1), report_and_hold("os.getppid()", with_child=True), tmp_path,
         match="the pool worker running it died",
     )
     assert isinstance(lost.__cause__, BrokenProcessPool)
@@ -52,8 +52,8 @@ async def test_on_the_posix_path_a_killed_pool_worker_takes_its_agent_and_the_ag
 
 async def test_a_failure_inside_the_pool_that_is_not_a_lost_worker_propagates_as_itself(tmp_path: Path) -> None:
     # stdin must be bytes: the supervisor's write of it fails in the worker, a bug of the caller's.
-    job = SupervisorJob("bad", Invocation(["true"], stdin="text"), str(tmp_path / "bad"), "")  # type: ignore[arg-type]
-    async with LocalPoolBackend(max_workers=1, slice_size=1) as backend:
+    job = SupervisorJob("bad", Invocation(["true"], stdin="text"), str(tmp_path / "bad"))  # type: ignore[arg-type]
+    async with LocalPoolBackend(max_shards=1) as backend:
         with anyio.fail_after(60), pytest.raises(TypeError):
             await backend.run(job, lambda _event: None)
 
@@ -77,12 +77,12 @@ async def test_ctrl_c_while_the_pool_grows_kills_no_worker(tmp_path: Path) -> No
                         os.kill(proc.pid, signal.SIGINT)
             await anyio.lowlevel.checkpoint()
 
-    async with LocalPoolBackend(max_workers=32, slice_size=2) as backend, anyio.create_task_group() as group:
+    async with LocalPoolBackend(max_shards=2) as backend, anyio.create_task_group() as group:
         group.start_soon(keep_pressing_ctrl_c)
         outcomes = []
 
         async def one(i: int) -> None:
-            job = SupervisorJob(f"c{i}", Invocation(["/bin/sleep", "0.2"]), str(tmp_path / str(i)), "")
+            job = SupervisorJob(f"c{i}", Invocation(["/bin/sleep", "0.2"]), str(tmp_path / str(i)))
             outcomes.append(await backend.run(job, lambda _event: None))
 
         with anyio.fail_after(60):

@@ -1,5 +1,6 @@
 """The exit descriptor: readable once a child exits, on each mechanism (a pidfd on Linux, kqueue on
-macOS, a waiting thread elsewhere), without taking the exit status from the Popen that owns it.
+macOS, one SIGCHLD descriptor for the whole shard elsewhere), and `leader_exited` tells the exit
+without taking the exit status from the Popen that owns it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from parallel_coordinator.supervisor.platform import PORTABLE_ENV
 # Starts a child that waits for a line on its stdin, then exits 7. The descriptor must stay quiet until
 # the line is sent, turn readable after, and leave the exit status for Popen.
 WATCH = """
-import json, select, subprocess, sys
-from parallel_coordinator.supervisor.exits import exit_fd
+import json, os, select, subprocess, sys
+from parallel_coordinator.supervisor.exits import child_exits_fd, exit_fd, leader_exited
+from parallel_coordinator.supervisor.platform import MECHANISMS
+shared = child_exits_fd() if sys.platform == "linux" and not MECHANISMS.pidfd else None
 child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline(); sys.exit(7)"],
                          stdin=subprocess.PIPE)
-fd = exit_fd(child.pid)
-quiet = fd is not None and select.select([fd], [], [], 0.2)[0] == []
+fd = exit_fd(child.pid) if shared is None else shared
+quiet = fd is not None and select.select([fd], [], [], 0.2)[0] == [] and not leader_exited(child)
 child.stdin.write(b"go\\n"); child.stdin.flush()
 woke = fd is not None and select.select([fd], [], [], 30)[0] == [fd]
+while not leader_exited(child):
+    select.select([], [], [], 0.01)
 print(json.dumps({"had_fd": fd is not None, "quiet": quiet, "woke": woke, "code": child.wait()}))
 """
 

@@ -34,7 +34,7 @@ from parallel_coordinator.supervisor import spawn
 mode, argv, artefacts, hub, cwd = sys.argv[1:6]
 if mode == "preexec_fn":
     spawn.pdeathsig_wrapper = lambda: None
-job = supervisor.SupervisorJob("a1", Invocation(json.loads(argv)), artefacts, hub, cwd=cwd or None)
+job = supervisor.SupervisorJob("a1", Invocation(json.loads(argv)), artefacts, cwd=cwd or None)
 print(json.dumps(dataclasses.asdict(supervisor.supervise(job))))
 """
 

@@ -62,7 +62,7 @@ class Attempts:
     ) -> SupervisorJob:
         return SupervisorJob(
             attempt_id=secrets.token_hex(8), invocation=invocation, env=self.agent_env(runner, agent),
-            artefact_dir=str(artefact_dir), channel="", cwd=request.working_directory, timeout_s=request.timeout_s,
+            artefact_dir=str(artefact_dir), cwd=request.working_directory, timeout_s=request.timeout_s,
             memory_limit_mb=memory_limit_mb, output_cap_bytes=self.settings.output_cap_bytes,
             disk_cap_bytes=self.settings.artefact_cap_bytes,
             token_budget=request.token_budget if runner.counts_tokens else None,

@@ -1,11 +1,11 @@
 """Execution: where attempts run and what an agent gets to run with.
 
     backend             the ExecutionBackend seam, and the backend the settings choose
-    hub_backend         what the pool and Dask backends share: a run through the supervisor hub
+    shards              what the pool and Dask backends share: shards that each run many attempts
     pool                the local loky pool
     dask                the Dask distributed backend
     inline              InlineBackend, an in-process test double: outcomes from a handler, no process
-    channel             the coordinator's end of the supervisor link
+    channel             the coordinator's end of the shards' links (the hub)
     hub_dirs            the hub's private directory, cleaned after dead servers
     forkserver_preload  imported only inside the pool's fork server
     environment         the environment an agent starts with, less secrets
@@ -21,10 +21,10 @@ __all__ = [
     "environment",
     "forkserver_preload",
     "git",
-    "hub_backend",
     "hub_dirs",
     "inline",
     "pool",
+    "shards",
     "worktree_records",
     "worktrees",
 ]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class ExecutionBackend(Protocol):
-    """Somewhere to run supervisors.
+    """Somewhere to run agents (the pool and Dask backends: on supervisor shards).
 
     `run` returns once the supervisor has reaped its agent. If the caller is cancelled while
     waiting, the backend stops the attempt and waits (bounded) for its agent to be gone before
@@ -46,14 +46,11 @@ def make_backend(settings: Settings) -> ExecutionBackend:
         from parallel_coordinator.execution.dask import DaskBackend
 
         return DaskBackend(
-            settings.dask_scheduler, max_workers=settings.pool_size, local_workers=settings.dask_local_workers,
-            hub_host=settings.dask_callback_host,
+            settings.dask_scheduler, local_workers=settings.dask_local_workers,
+            hub_host=settings.dask_callback_host, idle_timeout_s=settings.pool_idle_timeout_s,
         )
     if settings.backend != "local":
         raise ValueError(f"unknown backend {settings.backend!r}: choose 'local' or 'dask'")
     from parallel_coordinator.execution.pool import LocalPoolBackend
 
-    return LocalPoolBackend(
-        settings.pool_size, settings.pool_idle_timeout_s,
-        worker_env=settings.environment_policy.worker_environment(),
-    )
+    return LocalPoolBackend(settings.pool_idle_timeout_s, worker_env=settings.environment_policy.worker_environment())

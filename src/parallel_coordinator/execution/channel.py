@@ -1,53 +1,73 @@
-"""The coordinator's end of the supervisor link: a socket that carries attempt events and cancels.
+"""The coordinator's end of the shard links: one socket per shard, carrying all of its attempts.
 
-Each supervisor connects, says which attempt it runs (with the hub's secret), then streams events
-(started, progress) as JSON lines; the coordinator writes `cancel` to stop it. When the coordinator
-dies the socket closes and every supervisor kills its agent: that is what keeps agents from
-outliving the server. Local pools use a Unix socket; supervisors on Dask workers, which may be
-other machines, reach the hub over TCP.
+Each shard connects and says, in one JSON line, which shard it is (with the hub's secret), then both
+ends exchange frames (supervisor/link.py): jobs and cancels go out, every attempt's events come back
+tagged with its attempt id. Outgoing frames are queued and written by one task per shard, so a burst
+of starts goes out in few writes. When the coordinator dies the sockets close and every shard kills
+its agents: that is what keeps agents from outliving the server. Local pools use a Unix socket;
+shards on Dask workers, which may be other machines, reach the hub over TCP.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import pickle
 import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from parallel_coordinator.execution.hub_dirs import SOCKET, make_hub_dir
+from parallel_coordinator.supervisor.link import FrameReader, encode
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[dict[str, Any]], None]
+_HELLO_LIMIT = 4096
 
 
-@dataclass
-class _Attempt:
-    on_event: EventHandler
-    stream: anyio.abc.SocketStream | None = None
-    cancel_requested: bool = False
+class ShardConnection:
+    """One shard's link, seen from the coordinator: an outbox written in order, and whether it has closed."""
+
+    def __init__(self, shard_id: str) -> None:
+        self.shard_id = shard_id
+        self.worker_pid: int | None = None
+        self.closed = anyio.Event()
+        self.closing = False  # the shard said it is ending (its worker is going): send it nothing new
+        self._outbox: list[bytes] = []  # bounded by the jobs and cancels in flight on this shard
+        self._wake = anyio.Event()
+
+    def post(self, message: tuple[str, Any]) -> None:
+        """Queue a message; it is sent once the shard has connected, in the order posted."""
+        if not self.closed.is_set():
+            self._outbox.append(encode(message))
+            self._wake.set()
+
+    async def write(self, stream: anyio.abc.SocketStream) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            data, self._outbox = b"".join(self._outbox), []
+            await stream.send(data)
 
 
 class AttemptHub:
-    """Routes supervisor events to the attempt that registered for them; sends cancels back."""
+    """Routes shard events to the attempt they name; carries jobs and cancels to the shards."""
 
     def __init__(self, tcp_host: str | None = None) -> None:
         """A Unix socket by default; with `tcp_host`, a TCP port on that address (chosen by the OS)."""
         self._dir = make_hub_dir()
         self._tcp_host = tcp_host
-        # Where supervisors connect: a socket path, or tcp://host:port once serving.
+        # Where shards connect: a socket path, or tcp://host:port once serving.
         self.address = str(self._dir / SOCKET)
-        # Anyone who can reach a TCP port could claim to be a supervisor: the hello must carry this.
+        # Anyone who can reach a TCP port could claim to be a shard: the hello must carry this.
         self.secret = secrets.token_hex(16)
-        self._attempts: dict[str, _Attempt] = {}
+        self._attempts: dict[str, EventHandler] = {}
+        self._shards: dict[str, ShardConnection] = {}
         self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -66,45 +86,68 @@ class AttemptHub:
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
 
+    def shard(self, shard_id: str) -> ShardConnection:
+        """The connection a shard about to start will make; messages posted now wait for it."""
+        connection = self._shards[shard_id] = ShardConnection(shard_id)
+        return connection
+
+    def forget_shard(self, shard_id: str) -> None:
+        self._shards.pop(shard_id, None)
+
     def register(self, attempt_id: str, on_event: EventHandler) -> None:
-        self._attempts[attempt_id] = _Attempt(on_event)
+        self._attempts[attempt_id] = on_event
 
     def unregister(self, attempt_id: str) -> None:
         self._attempts.pop(attempt_id, None)
 
-    async def cancel(self, attempt_id: str) -> None:
-        """Ask the attempt's supervisor to kill its agent; if it has not connected yet, it will be told."""
-        attempt = self._attempts.get(attempt_id)
-        if attempt is None:
-            return
-        attempt.cancel_requested = True
-        if attempt.stream is not None:
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await attempt.stream.send(b"cancel\n")
-
     async def _handle(self, stream: anyio.abc.SocketStream) -> None:
-        buffered = BufferedByteReceiveStream(stream)
-        attempt: _Attempt | None = None
+        connection: ShardConnection | None = None
         async with stream:
             try:
-                while True:
-                    line = await buffered.receive_until(b"\n", 1 << 20)
-                    try:
-                        event = json.loads(line)
-                    except ValueError:
-                        log.warning("ignoring a malformed supervisor message: %r", line[:200])
-                        continue
-                    if attempt is None:
-                        if not secrets.compare_digest(str(event.get("secret", "")), self.secret):
-                            log.warning("refused a supervisor connection without the hub's secret")
-                            return
-                        attempt = self._attempts.get(str(event.get("attempt")))
-                        if attempt is None:
-                            return  # an attempt we no longer track: closing the socket stops it
-                        attempt.stream = stream
-                        if attempt.cancel_requested:
-                            await stream.send(b"cancel\n")
-                    attempt.on_event(event)
+                connection, rest = await self._hello(stream)
+                if connection is None:
+                    return
+                async with anyio.create_task_group() as group:
+                    group.start_soon(connection.write, stream)
+                    frames = FrameReader()
+                    self._dispatch(connection, frames.feed(rest))
+                    async for chunk in stream:
+                        self._dispatch(connection, frames.feed(chunk))
+                    group.cancel_scope.cancel()
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
-                    anyio.ClosedResourceError, anyio.DelimiterNotFound):
-                return
+                    anyio.ClosedResourceError, ValueError, pickle.UnpicklingError) as exc:
+                if connection is not None and not isinstance(exc, (anyio.EndOfStream, anyio.BrokenResourceError)):
+                    log.warning("dropping shard %s: unreadable link (%s)", connection.shard_id, exc)
+            finally:
+                if connection is not None:
+                    connection.closed.set()
+
+    async def _hello(self, stream: anyio.abc.SocketStream) -> tuple[ShardConnection | None, bytes]:
+        """Read the shard's hello; the shard's connection if it proved the secret, and the bytes after it."""
+        received = b""
+        while b"\n" not in received:
+            if len(received) > _HELLO_LIMIT:
+                return None, b""
+            received += await stream.receive()
+        line, rest = received.split(b"\n", 1)
+        try:
+            hello = json.loads(line)
+        except ValueError:
+            return None, b""
+        if not isinstance(hello, dict) or not secrets.compare_digest(str(hello.get("secret", "")), self.secret):
+            log.warning("refused a supervisor connection without the hub's secret")
+            return None, b""
+        connection = self._shards.get(str(hello.get("shard")))
+        if connection is None or connection.closed.is_set():
+            return None, b""  # a shard we no longer track: closing the socket ends it
+        connection.worker_pid = hello.get("worker_pid")
+        return connection, rest
+
+    def _dispatch(self, connection: ShardConnection, events: list[Any]) -> None:
+        for event in events:
+            if event.get("shard_event") == "closing":
+                connection.closing = True
+                continue
+            on_event = self._attempts.get(str(event.get("attempt")))
+            if on_event is not None:
+                on_event(event)

@@ -1,10 +1,11 @@
 """The Dask distributed backend: the same supervisors, run on a Dask cluster's workers.
 
-Each attempt is one Dask task that starts a supervisor process of its own on whichever worker
-runs it (`supervise_in_subprocess`): Dask workers run several tasks at once in threads, and a
-supervisor must own its process. The supervisor reaches the coordinator's hub over TCP, so
-progress, cancellation and "the coordinator is gone" work across machines exactly as they do
-locally. `Future.cancel()` cannot stop a running task (NOTES.md): cancelling goes through the hub.
+Each shard is one long-running Dask task that starts a shard process of its own on its worker
+(`run_shard_in_subprocess`): Dask workers run several tasks at once in threads, and a shard must
+own its process. The backend keeps about one shard per Dask worker and spreads attempts over them.
+Shards reach the coordinator's hub over TCP, so progress, cancellation and "the coordinator is
+gone" work across machines exactly as they do locally. `Future.cancel()` cannot stop a running
+task (NOTES.md): cancelling goes through the hub.
 
 `distributed` is imported only here, and this module only when the Dask backend is chosen:
 importing it slows the local loky pool (NOTES.md).
@@ -14,20 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
-
-import anyio
 
 from parallel_coordinator.errors import CoordinatorError
 from parallel_coordinator.execution.channel import AttemptHub
-from parallel_coordinator.execution.hub_backend import STOP_GRACE_S, HubBackend
-from parallel_coordinator.runners.base import AttemptOutcome
-from parallel_coordinator.supervisor import SupervisorJob, split_address, supervise_in_subprocess
+from parallel_coordinator.execution.shards import ShardBackend
+from parallel_coordinator.supervisor import run_shard_in_subprocess, split_address
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +48,7 @@ def callback_host(scheduler: str | None) -> str:
         return "127.0.0.1"
 
 
-class DaskBackend(HubBackend):
+class DaskBackend(ShardBackend):
     """Runs supervisors on a Dask cluster: an existing scheduler, or a LocalCluster started here.
 
     Without a scheduler address, a LocalCluster of `local_workers` worker processes is started and
@@ -63,24 +59,27 @@ class DaskBackend(HubBackend):
 
     name = "dask"
     worker_kind = "Dask worker"
+    agents_per_shard = 1  # spread attempts over the cluster: a new shard while a worker has none
 
     def __init__(
         self,
         scheduler: str | None = None,
         *,
-        max_workers: int = 64,
         local_workers: int = 2,
         hub_host: str | None = None,
         connect_timeout_s: float = 10.0,
+        idle_timeout_s: float = 300.0,
     ) -> None:
+        super().__init__(idle_timeout_s=idle_timeout_s)
         self.scheduler = scheduler
-        self.max_workers = max_workers
         self.local_workers = local_workers
         self.connect_timeout_s = connect_timeout_s
         self.hub = AttemptHub(tcp_host=hub_host or callback_host(scheduler))
         self.client: Any = None
         self.cluster: Any = None
-        self._exit_stack = AsyncExitStack()
+        self._placed: dict[str, str] = {}  # shard id -> the worker address it was sent to
+        self._workers: list[str] = []  # the cluster's worker addresses, as last asked
+        self._lost: set[str] = set()  # workers a shard died on: not chosen again (a restarted one has a new address)
 
     async def __aenter__(self) -> DaskBackend:
         try:
@@ -92,7 +91,6 @@ class DaskBackend(HubBackend):
             ) from None
         async with AsyncExitStack() as stack:
             if self.scheduler is None:
-                threads = math.ceil(self.max_workers / self.local_workers)
                 # Dask's routine INFO lines (a dozen per start) would drown our own log on stderr; its
                 # worker processes read the same setting from the environment they inherit.
                 if not log.isEnabledFor(logging.DEBUG):
@@ -100,7 +98,7 @@ class DaskBackend(HubBackend):
                     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self.cluster = await stack.enter_async_context(LocalCluster(  # type: ignore[no-untyped-call]
-                        n_workers=self.local_workers, threads_per_worker=threads, processes=True,
+                        n_workers=self.local_workers, threads_per_worker=2, processes=True,
                         asynchronous=True, host="127.0.0.1", dashboard_address=DASHBOARD_ADDRESS,
                     ))
                 target: Any = self.cluster
@@ -112,32 +110,59 @@ class DaskBackend(HubBackend):
                 )
             except (OSError, TimeoutError) as exc:
                 raise CoordinatorError(f"cannot reach the Dask scheduler at {self.scheduler!r}: {exc}") from None
+            await self._refresh_workers()
             # Closed before the cluster: supervisors still running then see their channel close.
             stack.callback(self.hub.close)
-            await self._serve_hub(stack)
+            await self._serve(stack)
             self._exit_stack = stack.pop_all()
         log.info("Dask backend ready: scheduler %s, supervisors report to %s",
                  self.client.scheduler.address, self.hub.address)
         return self
 
-    @asynccontextmanager
-    async def _submitted(self, job: SupervisorJob) -> AsyncIterator[Any]:
-        # pure=False: two attempts are never the same computation, whatever their arguments.
-        yield self.client.submit(supervise_in_subprocess, job, key=f"pcoord-{job.attempt_id}", pure=False)
+    @property
+    def max_shards(self) -> int:
+        """One shard per Dask worker process the cluster had when a shard was last launched."""
+        return max(1, len(self._workers))
 
-    async def _result(self, handle: Any) -> AttemptOutcome:
-        outcome: AttemptOutcome = await handle
-        return outcome
+    async def _refresh_workers(self) -> None:
+        identity = await self.client.scheduler.identity()
+        self._workers = list(identity.get("workers", {}))
+
+    async def _launch(self, shard_id: str) -> Any:
+        """A shard task on the worker with the fewest of ours (a preference: a worker gone meanwhile is skipped)."""
+        await self._refresh_workers()
+        workers = [worker for worker in self._workers if worker not in self._lost] or self._workers
+        counts = {worker: 0 for worker in workers}
+        for worker in self._placed.values():
+            counts[worker] = counts.get(worker, 0) + 1
+        target = min(workers, key=lambda worker: counts.get(worker, 0), default=None)
+        if target is not None:
+            self._placed[shard_id] = target
+        # pure=False: two shards are never the same computation, whatever their arguments.
+        placement: dict[str, Any] = {"workers": [target], "allow_other_workers": True} if target else {}
+        return self.client.submit(
+            run_shard_in_subprocess, self.hub.address, self.hub.secret, shard_id, key=f"pcoord-shard-{shard_id}",
+            pure=False, **placement,
+        )
+
+    async def _ended(self, handle: Any) -> None:
+        await handle
 
     def _worker_losses(self) -> tuple[type[BaseException], ...]:
-        """What Dask raises when the worker (or its connection) running a task is gone."""
+        """What Dask raises when the worker (or its connection) running a shard is gone."""
         from distributed.comm.core import CommClosedError
         from distributed.scheduler import KilledWorker
 
-        return (KilledWorker, CommClosedError)
+        from parallel_coordinator.supervisor.worker import ShardEnded
 
-    async def _abandon(self, handle: Any) -> None:
-        # Future.cancel() cannot stop a running task: the hub's cancel does; this only drops the future.
-        with anyio.move_on_after(STOP_GRACE_S), contextlib.suppress(Exception):
-            await handle
-        await self.client.cancel([handle])
+        return (KilledWorker, CommClosedError, ShardEnded)
+
+    async def _forget(self, shard_id: str, handle: Any) -> None:
+        worker = self._placed.pop(shard_id, None)
+        if worker is not None and handle is not None and handle.done() and handle.status == "error":
+            if len(self._lost) >= 1024:  # bounded: a long-lived server on a churning cluster
+                self._lost.clear()
+            self._lost.add(worker)
+        if handle is not None and not handle.done():
+            with contextlib.suppress(Exception):  # the cluster may be closing
+                await self.client.cancel([handle])

@@ -1,27 +1,24 @@
-"""The local loky pool backend: supervisors run in a process pool on this machine.
+"""The local loky pool backend: supervisor shards run in loky workers on this machine.
 
-Stopping an attempt goes through the supervisor's channel, never through the pool: killing a loky
-worker would break every task in it (NOTES.md).
+Stopping an attempt goes through its shard's link, never through the pool: killing a loky worker
+would break every task in it (NOTES.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
 from parallel_coordinator.execution.channel import AttemptHub
-from parallel_coordinator.execution.hub_backend import STOP_GRACE_S, HubBackend
-from parallel_coordinator.runners.base import AttemptOutcome
-from parallel_coordinator.supervisor import SupervisorJob, supervise, worker_init
+from parallel_coordinator.execution.shards import ShardBackend, shards_for
+from parallel_coordinator.supervisor import run_shard, worker_init
 
 
 def _stop_fork_server() -> None:
@@ -59,21 +56,12 @@ def _start_fork_server_deaf_to_ctrl_c() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-@dataclass
-class _Slice:
-    """One fixed-size loky executor and how many of our jobs it holds."""
+class LocalPoolBackend(ShardBackend):
+    """Shards in loky pool workers on this machine, one loky executor of one worker per shard.
 
-    executor: Any
-    size: int
-    jobs: int = 0
-
-
-class LocalPoolBackend(HubBackend):
-    """A loky process pool of up to `max_workers`, grown in slices of `slice_size` workers.
-
-    loky starts every worker of an executor at once, and resizing an executor waits for its
-    running jobs to finish: so instead of one executor of 64, we add fixed-size executors as
-    concurrency grows. Idle workers exit after `idle_timeout_s` and return on the next job.
+    One executor each, because a loky worker that dies breaks its whole executor (NOTES.md): a
+    dead shard must take only its own agents with it. A shard's worker exits `idle_timeout_s`
+    after its shard retired.
     """
 
     name = "local"
@@ -83,17 +71,20 @@ class LocalPoolBackend(HubBackend):
     _pools_with_workers = 0
 
     def __init__(
-        self, max_workers: int = 64, idle_timeout_s: float = 300.0, slice_size: int = 8,
-        *, worker_env: dict[str, str] | None = None,
+        self, idle_timeout_s: float = 300.0, *, max_shards: int | None = None,
+        worker_env: dict[str, str] | None = None,
     ) -> None:
-        self.max_workers = max_workers
+        super().__init__(idle_timeout_s=idle_timeout_s)
+        self._max_shards = max_shards or shards_for(os.cpu_count())
         # Workers run with this environment (no server credentials: environment.py); None: the server's own.
         self.worker_env = worker_env
-        self.idle_timeout_s = idle_timeout_s
-        self.slice_size = slice_size
         self.hub = AttemptHub()
-        self._slices: list[_Slice] = []
-        self._exit_stack = AsyncExitStack()
+        self._executors: dict[str, Any] = {}
+        self._started_workers = False
+
+    @property
+    def max_shards(self) -> int:
+        return self._max_shards
 
     @staticmethod
     def _context() -> Any:
@@ -111,65 +102,51 @@ class LocalPoolBackend(HubBackend):
         async with AsyncExitStack() as stack:
             stack.callback(self.hub.close)
             stack.callback(self._shutdown_pool)
-            await self._serve_hub(stack)
+            await self._serve(stack)
             self._exit_stack = stack.pop_all()
         return self
 
     def _shutdown_pool(self) -> None:
-        for piece in self._slices:
-            piece.executor.shutdown(wait=True)
-        if self._slices:
+        # The hub's task group ended first: every shard saw its link close and is killing its agents.
+        for executor in self._executors.values():
+            executor.shutdown(wait=True)
+        if self._started_workers:
             LocalPoolBackend._pools_with_workers -= 1
             if LocalPoolBackend._pools_with_workers == 0:
                 _stop_fork_server()
-        self._slices.clear()
+        self._executors.clear()
 
-    @property
-    def workers(self) -> int:
-        return sum(piece.size for piece in self._slices)
+    def _start_executor(self, shard_id: str) -> Future[None]:
+        from loky import ProcessPoolExecutor
 
-    def _pick_slice(self) -> _Slice:
-        """The least busy slice with a free worker; a new slice if none has one and there is room."""
-        free = [piece for piece in self._slices if piece.jobs < piece.size]
-        if free:
-            return min(free, key=lambda piece: piece.jobs)
-        room = self.max_workers - self.workers
-        if room > 0:
-            from loky import ProcessPoolExecutor
+        context = self._context()
+        # Forked workers inherit the fork server's environment, not ours: hand them theirs.
+        environ = dict(os.environ) if self.worker_env is None else self.worker_env
+        executor = ProcessPoolExecutor(
+            max_workers=1, timeout=int(self.idle_timeout_s), context=context,
+            initializer=worker_init, initargs=(os.getpid(), environ),
+        )
+        if not self._started_workers:
+            self._started_workers = True
+            LocalPoolBackend._pools_with_workers += 1
+        self._executors[shard_id] = executor
+        future: Future[None] = executor.submit(run_shard, self.hub.address, self.hub.secret, shard_id)
+        return future
 
-            size = min(self.slice_size, room)
-            context = self._context()
-            _start_fork_server_deaf_to_ctrl_c()
-            # Forked workers inherit the fork server's environment, not ours: hand them theirs.
-            environ = dict(os.environ) if self.worker_env is None else self.worker_env
-            executor = ProcessPoolExecutor(
-                max_workers=size, timeout=int(self.idle_timeout_s), context=context,
-                initializer=worker_init, initargs=(os.getpid(), environ),
-            )
-            if not self._slices:
-                LocalPoolBackend._pools_with_workers += 1
-            self._slices.append(_Slice(executor, size))
-            return self._slices[-1]
-        # Every worker is busy: queue behind the least busy slice.
-        return min(self._slices, key=lambda piece: piece.jobs)
+    async def _launch(self, shard_id: str) -> Future[None]:
+        self._context()  # sets the fork server's preload before it starts
+        _start_fork_server_deaf_to_ctrl_c()  # on this thread: signal dispositions change only on the main one
+        # Starting the executor forks its worker: keep that off the event loop.
+        return await anyio.to_thread.run_sync(self._start_executor, shard_id)
 
-    @asynccontextmanager
-    async def _submitted(self, job: SupervisorJob) -> AsyncIterator[Future[AttemptOutcome]]:
-        piece = self._pick_slice()
-        piece.jobs += 1
-        try:
-            # Submitting may start the slice's worker processes: keep that off the event loop.
-            yield await anyio.to_thread.run_sync(piece.executor.submit, supervise, job)
-        finally:
-            piece.jobs -= 1
+    async def _ended(self, handle: Future[None]) -> None:
+        await asyncio.wrap_future(handle)
 
-    async def _result(self, handle: Future[AttemptOutcome]) -> AttemptOutcome:
-        return await asyncio.wrap_future(handle)
+    async def _forget(self, shard_id: str, handle: Future[None] | None) -> None:
+        executor = self._executors.pop(shard_id, None)
+        if executor is not None:
+            # A shard still running although its link closed is abandoned: its worker goes, and its agents with it.
+            executor.shutdown(wait=False, kill_workers=handle is not None and not handle.done())
 
     def _worker_losses(self) -> tuple[type[BaseException], ...]:
         return (BrokenProcessPool,)  # loky's TerminatedWorkerError is one: the worker died
-
-    async def _abandon(self, handle: Future[AttemptOutcome]) -> None:
-        if not handle.cancel() and not handle.done():
-            with anyio.move_on_after(STOP_GRACE_S):
-                await asyncio.wrap_future(handle)

@@ -1,9 +1,10 @@
-"""Watching for the agent's exit: a file descriptor that turns readable when a child process exits.
+"""Watching for agents' exits without a thread or a process each, and telling an exit without reaping.
 
-A pidfd where Linux has one; else kqueue's NOTE_EXIT (macOS, BSD); else a thread that waits without
-reaping (waitid with WNOWAIT: the Popen still collects the exit status) and writes to a pipe.
-The caller owns the descriptor and closes it. It only wakes the watch loop early: the loop still
-polls the process on every tick.
+Per agent: a pidfd where Linux has one, kqueue's NOTE_EXIT on macOS and the BSDs. Where neither
+exists (Linux under PCOORD_PORTABLE=1), one descriptor for the whole shard that SIGCHLD makes
+readable. Either only wakes the shard loop early: it still checks every agent on its periodic tick.
+`leader_exited` leaves the exit status in place where waitid can (WNOWAIT): while the leader is an
+unreaped zombie its pid, and its process group's number, cannot name anyone else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
+import subprocess
 import sys
 import threading
 
@@ -27,8 +30,6 @@ def exit_fd(pid: int) -> int | None:
     elif sys.platform != "win32":
         with contextlib.suppress(OSError):
             return _kqueue_fd(pid)
-    with contextlib.suppress(OSError, RuntimeError):
-        return _thread_fd(pid)
     return None
 
 
@@ -47,23 +48,36 @@ if sys.platform != "linux" and sys.platform != "win32":
             queue.close()
 
 
-def _thread_fd(pid: int) -> int | None:
-    """One thread per watched process (the supervisor watches one at a time), ended by the exit it waits for."""
-    if sys.platform == "darwin" and sys.version_info < (3, 13):
-        return None  # no os.waitid there before 3.13 (kqueue serves)
+def child_exits_fd() -> int | None:
+    """One descriptor readable after any child of this process exits (SIGCHLD); read it empty when woken.
+
+    Needs the main thread (signal handlers live there); None elsewhere, and the loop's tick serves.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
     read_end, write_end = os.pipe()
-
-    def wait_then_signal() -> None:
-        with contextlib.suppress(OSError):  # ChildProcessError: already reaped
-            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # waits without reaping: Popen still collects it
-        with contextlib.suppress(OSError):  # the reader may have closed its end already
-            os.write(write_end, b"x")
-        os.close(write_end)
-
-    try:
-        threading.Thread(target=wait_then_signal, name=f"pcoord-exit-{pid}", daemon=True).start()
-    except RuntimeError:
-        os.close(read_end)
-        os.close(write_end)
-        raise
+    for end in (read_end, write_end):
+        os.set_blocking(end, False)
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)  # a handler, so the wakeup fd is written
+    signal.siginterrupt(signal.SIGCHLD, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
     return read_end
+
+
+def drain(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        while os.read(fd, 4096):
+            pass
+
+
+def leader_exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the agent has exited; leaves it unreaped where the platform can (waitid with WNOWAIT)."""
+    if proc.returncode is not None:
+        return True
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:
+        return proc.poll() is not None
+    try:
+        return waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return proc.poll() is not None

@@ -14,7 +14,6 @@ class SupervisorJob:
     attempt_id: str
     invocation: Invocation
     artefact_dir: str
-    channel: str  # the hub's address: a Unix socket path or tcp://host:port
     cwd: str | None = None
     # The agent's whole environment, built by the coordinator (environment.py); None: this worker's own.
     env: dict[str, str] | None = None
@@ -23,6 +22,4 @@ class SupervisorJob:
     output_cap_bytes: int = 4 * 1024 * 1024
     # What each of stdout and stderr may take on disk; past it the rest is counted, not kept.
     disk_cap_bytes: int = 64 * 1024 * 1024
-    poll_interval_s: float = 0.1
     token_budget: int | None = None
-    channel_secret: str = ""

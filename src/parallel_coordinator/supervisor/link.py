@@ -1,17 +1,57 @@
-"""The supervisor's end of its link to the coordinator's hub: events out, `cancel` in, EOF means it is gone."""
+"""A shard's link to the coordinator's hub: one connection per shard, carrying every attempt's traffic.
+
+The shard opens with one JSON line (its shard id and the hub's secret, so the hub can refuse a
+stranger before reading anything else), then both ends exchange frames: a 4-byte length and a
+pickle. The coordinator sends `("start", job)`, `("cancel", attempt_id)` and `("exit", None)`; the
+shard sends event dicts, each naming its attempt. Pickle, because jobs and outcomes are our own
+dataclasses and already travel as pickles to the pool; only an end that proved the secret is read.
+End of file means the other end is gone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
+import pickle
 import socket
+import struct
+from typing import Any
+
+_LENGTH = struct.Struct("!I")
+# One frame at most: an outcome holds at most the output cap (4 MiB by default) of stdout, pickled.
+MAX_FRAME = 256 * 1024 * 1024
 
 
 def split_address(address: str) -> tuple[str, int]:
     """'tcp://host:port' or 'tcp://[v6]:port' -> (host, port)."""
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def encode(message: Any) -> bytes:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(payload)) + payload
+
+
+class FrameReader:
+    """Turns received bytes into whole frames' messages."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        self._buffer += data
+        messages = []
+        while len(self._buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(self._buffer)
+            if length > MAX_FRAME:
+                raise ValueError(f"a frame of {length} bytes is over the {MAX_FRAME}-byte limit")
+            end = _LENGTH.size + length
+            if len(self._buffer) < end:
+                break
+            messages.append(pickle.loads(self._buffer[_LENGTH.size:end]))
+            del self._buffer[:end]
+        return messages
 
 
 def _connect(address: str) -> socket.socket:
@@ -31,31 +71,43 @@ def _connect(address: str) -> socket.socket:
     return sock
 
 
-class HubLink:
-    """The line-oriented link to the coordinator: events out, `cancel` in, EOF means it is gone."""
+class ShardLink:
+    """The shard's end: `receive()` after the socket turned readable, `post()` then `flush()` to send."""
 
-    def __init__(self, address: str, attempt_id: str, secret: str = "") -> None:
+    def __init__(self, address: str, shard_id: str, secret: str, worker_pid: int) -> None:
         self.sock = _connect(address)
-        self._inbox = b""
-        self.send({"attempt": attempt_id, "event": "hello", "worker_pid": os.getpid(), "secret": secret})
+        self._reader = FrameReader()
+        self._outbox = bytearray()
+        hello = {"shard": shard_id, "secret": secret, "worker_pid": worker_pid}
+        self.sock.sendall(json.dumps(hello).encode() + b"\n")
 
-    def send(self, event: dict[str, object]) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.sendall(json.dumps(event).encode() + b"\n")
+    def fileno(self) -> int:
+        return self.sock.fileno()
 
-    def read_commands(self) -> list[str] | None:
-        """Commands received so far; None once the coordinator has gone away."""
+    def receive(self) -> list[Any] | None:
+        """The messages received so far (call when readable); None once the coordinator has gone away."""
         try:
-            data = self.sock.recv(4096)
+            data = self.sock.recv(1 << 20)
         except BlockingIOError:
             return []
         except OSError:
             return None
         if not data:
             return None
-        self._inbox += data
-        *lines, self._inbox = self._inbox.split(b"\n")
-        return [line.decode(errors="replace").strip() for line in lines]
+        try:
+            return self._reader.feed(data)
+        except (ValueError, pickle.UnpicklingError):
+            return None  # not our coordinator's frames: treat it as gone
+
+    def post(self, event: dict[str, Any]) -> None:
+        """Queue an event; the shard flushes once per turn of its loop, so a burst goes out in one write."""
+        self._outbox += encode(event)
+
+    def flush(self) -> None:
+        if self._outbox:
+            data, self._outbox = bytes(self._outbox), bytearray()
+            with contextlib.suppress(OSError):  # a gone coordinator shows as end of file on the next read
+                self.sock.sendall(data)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -1,9 +1,13 @@
-"""The agent's process tree: finding its members cheaply (/proc children files), sampling their memory,
-killing every one of them, and reaping those that reparented to the supervisor.
+"""Each agent's process tree inside a shard: finding its members cheaply (/proc children files), sampling
+their memory, killing every one of them, and reaping those that reparented to the shard.
 
-Where the supervisor cannot be a subreaper (macOS, PCOORD_PORTABLE=1), an orphaned member reparents
-elsewhere: the tree is then also found through the agent's session, which every member keeps unless
-it calls setsid itself (those are still found while their parents live, as descendants).
+A shard is the child subreaper of all its agents' trees at once, so "every descendant of ours" no
+longer names one agent's tree. An agent's members are its leader's descendants while the leader is
+unreaped, the orphans that reparented to the shard from its session (every member keeps the agent's
+session unless it calls setsid itself), and every member seen before that still runs, with their
+descendants. Where the shard cannot be a subreaper (macOS, PCOORD_PORTABLE=1) orphans reparent
+elsewhere: the session's members are then looked up among all processes, once per refresh for the
+whole shard.
 """
 
 from __future__ import annotations
@@ -11,23 +15,77 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
+from collections import defaultdict
 
 import psutil
 
-from parallel_coordinator.supervisor.lifeline import keeper_pid, release
+from parallel_coordinator.supervisor.lifeline import keeper_pid
 from parallel_coordinator.supervisor.platform import MECHANISMS
 
 _TREE_REFRESH_S = 1.0  # finding the tree's members costs /proc reads: refresh membership rarely (NOTES.md)
 _KILL_ROUNDS = 10  # rescans in kill(): each one catches descendants forked during the one before
 
 
-class ProcessTree:
-    """The agent and its descendants, with cached psutil handles for cheap RSS sampling."""
+class Family:
+    """What the shard's agents share: the shard's own children, and (without a subreaper) who is in which session."""
 
-    def __init__(self, leader_pid: int) -> None:
+    def __init__(self) -> None:
+        self.leaders: set[int] = set()  # pids of agents not yet reaped: never reaped or claimed as strays
+        self.unreaped: list[subprocess.Popen[bytes]] = []  # leaders still alive after their kill's grace
+        self._sessions: dict[int, set[int]] = {}
+        self._sessions_at = -_TREE_REFRESH_S
+
+    def children(self) -> list[int]:
+        """The shard's direct children: its agents' leaders, orphans that reparented to it, the lifeline keeper."""
+        if MECHANISMS.children_files:
+            return _read_children("self")
+        with contextlib.suppress(psutil.Error):
+            return [proc.pid for proc in psutil.Process().children()]
+        return []
+
+    def orphans(self) -> list[int]:
+        """Children of the shard that are not its agents' leaders nor the keeper: reparented members of some tree."""
+        keeper = keeper_pid()
+        return [pid for pid in self.children() if pid not in self.leaders and pid != keeper]
+
+    def session_members(self, sid: int, *, fresh: bool = False) -> set[int]:
+        """Every process in session `sid`; one scan of the machine serves every agent for _TREE_REFRESH_S."""
+        now = time.monotonic()
+        if fresh or now - self._sessions_at > _TREE_REFRESH_S:
+            self._sessions, self._sessions_at = _sessions(), now
+        return set(self._sessions.get(sid, ()))
+
+    def kill_orphans(self) -> None:
+        """With no agent running, any orphan left is a leftover of a finished tree (one that called setsid
+        before its parent died, so no tree claimed it): kill it and its descendants."""
+        for pid in self.orphans():
+            for member in (pid, *_descendants(pid)):
+                with contextlib.suppress(OSError):
+                    os.kill(member, signal.SIGKILL)
+
+    def reap_orphans(self) -> None:
+        """Collect the exit status of every orphan that has ended, so none stays a zombie.
+
+        Never `waitpid(-1)`: that could take a leader's exit status, which its Popen must collect.
+        """
+        for proc in list(self.unreaped):
+            if proc.poll() is not None:
+                self.unreaped.remove(proc)
+                self.leaders.discard(proc.pid)
+        for pid in self.orphans():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+class ProcessTree:
+    """One agent and its descendants, with cached psutil handles for cheap RSS sampling."""
+
+    def __init__(self, leader_pid: int, family: Family) -> None:
         self.leader_pid = leader_pid
-        self._me = psutil.Process()
+        self.family = family
+        self.leader_reaped = False  # set by the watch: after that the leader's pid may name another process
         self._members: dict[int, psutil.Process] = {}
         self._refreshed = 0.0
         self.peak_rss_mb = 0.0
@@ -35,7 +93,7 @@ class ProcessTree:
     def refresh(self, *, reuse: bool = True) -> None:
         # reuse=False builds fresh handles: a cached one whose pid was recycled would refuse to kill.
         try:
-            pids = self._find()
+            pids = self._find(fresh=not reuse)
         except psutil.Error:
             return
         current: dict[int, psutil.Process] = {}
@@ -47,18 +105,28 @@ class ProcessTree:
                 except psutil.Error:
                     continue
             current[pid] = proc
+        # A member seen before stays one while it runs, even after it left for a session of its own.
+        for pid, proc in self._members.items():
+            if pid not in current and _is_running(proc):
+                current[pid] = proc
         self._members = current
         self._refreshed = time.monotonic()
 
-    def _find(self) -> set[int]:
-        # A subreaper running one attempt: every descendant of ours belongs to this agent, but the
-        # lifeline keeper (where there is one). Without a subreaper, the agent's session holds its orphans.
-        pids = _descendants()
-        if pids is None:
-            pids = {proc.pid for proc in self._me.children(recursive=True)}
+    def _find(self, *, fresh: bool) -> set[int]:
+        roots = {pid for pid in self._members if pid != self.leader_pid}
+        if not self.leader_reaped:
+            roots.add(self.leader_pid)
+        sid = self.leader_pid  # the agent leads its own session
+        roots.update(pid for pid in self.family.orphans() if _session_of(pid) == sid)
         if not MECHANISMS.prctl:
-            pids |= _session_members(self.leader_pid)
+            roots |= self.family.session_members(sid, fresh=fresh)
+        pids = set(roots)
+        for root in roots:
+            pids |= _descendants(root)
         pids.discard(keeper_pid() or 0)
+        pids.discard(os.getpid())
+        if self.leader_reaped:
+            pids.discard(self.leader_pid)
         return pids
 
     def rss_mb(self) -> float:
@@ -75,16 +143,17 @@ class ProcessTree:
         return mb
 
     def kill(self) -> int:
-        """SIGKILL the agent's process group and every descendant; returns how many were alive.
+        """SIGKILL the agent's process group and every member; returns how many were alive.
 
-        Rescans until a scan finds nothing it has not already killed, so a descendant forked while
-        we were killing (and reparented to us when its parent died) is caught too.
+        Rescans until a scan finds nothing it has not already killed, so a member forked while we
+        were killing (and reparented to the shard when its parent died) is caught too. The group is
+        signalled only while the leader is unreaped: after that its number may lead someone else's group.
         """
         killed: dict[int, psutil.Process] = {}
         for round_ in range(_KILL_ROUNDS):
             self.refresh(reuse=round_ > 0)
             fresh = {pid: p for pid, p in self._members.items() if pid not in killed and _is_running(p)}
-            if round_ == 0:
+            if round_ == 0 and not self.leader_reaped:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.leader_pid, signal.SIGKILL)
             if not fresh:
@@ -96,22 +165,9 @@ class ProcessTree:
         self._members.update(killed)
         return len(killed)
 
-    def wait_gone(self, timeout: float = 2.0) -> None:
-        """Wait until every killed member has died, then reap those that reparented to us."""
-        psutil.wait_procs(list(self._members.values()), timeout=timeout)
-        self.reap_strays()
-        release(self.leader_pid)
-
-    @staticmethod
-    def reap_strays() -> None:
-        """Collect exit statuses of reparented descendants so none stays a zombie."""
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+    def gone(self) -> bool:
+        """Whether every member is dead (zombies count as dead: the shard reaps them)."""
+        return not any(_is_running(proc) for pid, proc in self._members.items() if pid != self.leader_pid)
 
 
 def _children_files(pid: int | str) -> list[str]:
@@ -132,17 +188,16 @@ def _read_children(pid: int | str) -> list[int]:
     return found
 
 
-def _descendants() -> set[int] | None:
-    """Our descendants, walked through /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN).
-
-    Costs a few reads per member instead of psutil's scan of every process on the machine, which
-    took milliseconds per call with 64 workers and their agents running. None where the kernel
-    has no such files: the caller falls back to psutil.
-    """
+def _descendants(root: int) -> set[int]:
+    """`root`'s descendants: walked through /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN) where the
+    kernel has them, a few reads per member instead of psutil's scan of every process; else psutil."""
     if not MECHANISMS.children_files:
-        return None
+        try:
+            return {proc.pid for proc in psutil.Process(root).children(recursive=True)}
+        except psutil.Error:
+            return set()
     seen: set[int] = set()
-    todo = _read_children("self")
+    todo = _read_children(root)
     while todo:
         pid = todo.pop()
         if pid not in seen:
@@ -151,13 +206,20 @@ def _descendants() -> set[int] | None:
     return seen
 
 
-def _session_members(sid: int) -> set[int]:
-    """Every process in session `sid` (the agent leads its own): one getsid per process on the machine."""
-    found = set()
+def _session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def _sessions() -> dict[int, set[int]]:
+    """Every process on the machine by session: one getsid per process."""
+    found: dict[int, set[int]] = defaultdict(set)
     for pid in psutil.pids():
-        with contextlib.suppress(OSError):
-            if os.getsid(pid) == sid:
-                found.add(pid)
+        sid = _session_of(pid)
+        if sid is not None:
+            found[sid].add(pid)
     return found
 
 

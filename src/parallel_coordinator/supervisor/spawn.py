@@ -9,10 +9,12 @@ keeper guards the agent's session (lifeline.py), so no agent ever runs unguarded
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import IO
 
 from parallel_coordinator.supervisor.job import SupervisorJob
 from parallel_coordinator.supervisor.lifeline import guard
@@ -21,9 +23,10 @@ from parallel_coordinator.supervisor.platform import LIBC, MECHANISMS, setpriv_p
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
-# `sh -c GATE sh FD ARGV...`: wait for the supervisor's go on FD, close it, become the agent. End of file
-# instead of a go means the supervisor died before the keeper guarded us: the agent never starts.
-_GATE = 'read -r _ <&"$1" || exit 125; eval "exec $1<&-"; shift; exec "$@"'
+# `sh -c GATE sh STDIN_PATH ARGV...` with the gate pipe as stdin: wait for the shard's go, take the agent's
+# stdin from its path, become the agent. End of file instead of a go means the shard died before the
+# keeper guarded us: the agent never starts. (A path, not a descriptor number: dash redirects only fds 0-9.)
+_GATE = 'read -r _ || exit 125; exec 0<"$1" || exit 125; shift; exec "$@"'
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -72,13 +75,14 @@ def _resolve(argv0: str, env: dict[str, str], cwd: str | None) -> str:
     raise FileNotFoundError(2, "No such file or directory", argv0)
 
 
-def start_agent(job: SupervisorJob, stdin_path: Path) -> subprocess.Popen[bytes] | str:
-    """Start the job's agent with `stdin_path` as its stdin; or, when it cannot be started, say why.
+def start_agent(job: SupervisorJob, stdin_path: Path | None) -> subprocess.Popen[bytes] | str:
+    """Start the job's agent with `stdin_path` as its stdin (None: /dev/null); or, when it cannot be started, say why.
 
-    Makes this process the subreaper of the agent's tree first, so its orphans stay ours to find.
+    The shard made itself the subreaper of its agents' trees first (`become_subreaper`). Where the
+    kernel kills the agent with its shard, the lifeline keeper still guards the agent's session:
+    PR_SET_PDEATHSIG reaches the agent alone, the keeper its children too.
     """
     env = {**(os.environ if job.env is None else job.env), **job.invocation.env}
-    become_subreaper()
     argv = job.invocation.argv
     if not MECHANISMS.prctl:
         return _start_gated(job, stdin_path, env)
@@ -86,28 +90,34 @@ def start_agent(job: SupervisorJob, stdin_path: Path) -> subprocess.Popen[bytes]
     try:
         if wrapper is not None:
             _resolve(argv[0], env, job.cwd)
-        with stdin_path.open("rb") as stdin:
-            return subprocess.Popen(
+        with _stdin(stdin_path) as stdin:
+            proc = subprocess.Popen(
                 [*wrapper, *argv] if wrapper else argv, stdin=stdin, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, cwd=job.cwd, env=env, start_new_session=True,
                 preexec_fn=None if wrapper else die_with_parent, close_fds=True,
             )
     except OSError as exc:
         return _why_not_started(job, exc)
+    with contextlib.suppress(OSError):  # the kernel still kills the agent itself with its shard
+        guard(proc.pid)
+    return proc
 
 
-def _start_gated(job: SupervisorJob, stdin_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes] | str:
+def _stdin(path: Path | None) -> IO[bytes]:
+    return open(path if path is not None else os.devnull, "rb")
+
+
+def _start_gated(job: SupervisorJob, stdin_path: Path | None, env: dict[str, str]) -> subprocess.Popen[bytes] | str:
     """The POSIX path: the agent waits at the gate until the lifeline keeper guards its session."""
     argv = job.invocation.argv
     gate_read, gate_write = os.pipe()
     try:
         _resolve(argv[0], env, job.cwd)
-        with stdin_path.open("rb") as stdin:
-            proc = subprocess.Popen(
-                ["/bin/sh", "-c", _GATE, "sh", str(gate_read), *argv], stdin=stdin, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, cwd=job.cwd, env=env, start_new_session=True, close_fds=True,
-                pass_fds=(gate_read,),
-            )
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", _GATE, "sh", os.path.abspath(stdin_path or os.devnull), *argv], stdin=gate_read,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=job.cwd, env=env, start_new_session=True,
+            close_fds=True,
+        )
     except OSError as exc:
         os.close(gate_write)
         return _why_not_started(job, exc)

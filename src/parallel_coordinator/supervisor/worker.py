@@ -1,31 +1,28 @@
-"""The supervisor's entry points in a worker: the pool worker's initializer, `supervise` (one attempt,
-start to reaped), and a supervisor in a process of its own for pools that run tasks in threads (Dask).
+"""The supervisor's entry points in a worker: the pool worker's initializer, `run_shard` (the pool task
+of one shard), `supervise` (one job in this process, no coordinator), and a shard in a process of its
+own for pools that run tasks in threads (Dask).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
-import pickle
-import selectors
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psutil
 
 from parallel_coordinator.runners.base import AttemptOutcome
-from parallel_coordinator.state.private_files import private_dir, write_private
 from parallel_coordinator.supervisor.job import SupervisorJob
-from parallel_coordinator.supervisor.link import HubLink
+from parallel_coordinator.supervisor.link import ShardLink
 from parallel_coordinator.supervisor.platform import MECHANISMS
-from parallel_coordinator.supervisor.spawn import die_with_parent, start_agent
-from parallel_coordinator.supervisor.watch import stop_on_sigterm, watch
+from parallel_coordinator.supervisor.shard import Shard, stop_on_sigterm
+from parallel_coordinator.supervisor.spawn import die_with_parent
 
 # Held while a supervisor runs, so a worker whose coordinator died exits only after cleaning up.
 _SUPERVISING = threading.Lock()
@@ -81,99 +78,59 @@ def worker_init(coordinator_pid: int, environ: dict[str, str] | None = None) -> 
     threading.Thread(target=watch_coordinator, name="pcoord-orphan-watchdog", daemon=True).start()
 
 
-def supervise(job: SupervisorJob) -> AttemptOutcome:
-    """Run one agent to the end and report what happened. Never raises for agent failures."""
-    started_at = time.time()
-    artefacts = _artefact_dir(job)
+def run_shard(address: str, secret: str, shard_id: str) -> None:
+    """The pool task of one shard: connect to the hub, run every job it sends until it says exit or goes away."""
     with _SUPERVISING:
         try:
-            link = HubLink(job.channel, job.attempt_id, job.channel_secret)
-        except OSError as exc:
-            return AttemptOutcome(
-                reason="lost", started_at=started_at, finished_at=time.time(),
-                error=f"the coordinator's channel {job.channel!r} is gone ({exc})",
-            )
+            link = ShardLink(address, shard_id, secret, os.getpid())
+        except OSError:
+            return  # the coordinator is gone already: its backend sees this shard end
         try:
-            return _supervise(job, link, artefacts, started_at)
+            Shard(link).run()
         finally:
             link.close()
 
 
-def _artefact_dir(job: SupervisorJob) -> Path:
-    """The attempt's artefact directory; on a worker machine where that path cannot be made, a temporary one."""
-    artefacts = Path(job.artefact_dir)
-    try:
-        private_dir(artefacts)
-    except OSError:
-        artefacts = Path(tempfile.mkdtemp(prefix=f"pcoord-{job.attempt_id[:40]}-"))
-    return artefacts
+def supervise(job: SupervisorJob) -> AttemptOutcome:
+    """Run one agent to its end in this process, with no coordinator: a shard of one, given its job up front."""
+    shard = Shard()
+    shard.to_start.append(job)
+    with _SUPERVISING:
+        return shard.run()[job.attempt_id]
 
 
-def _supervise(job: SupervisorJob, link: HubLink, artefacts: Path, started_at: float) -> AttemptOutcome:
-    # A cancel may arrive before we start the agent: then it is never started.
-    link.sock.setblocking(False)
-    ready = selectors.DefaultSelector()
-    ready.register(link.sock, selectors.EVENT_READ, "channel")
-    if ready.select(timeout=0):
-        commands = link.read_commands()
-        if commands is None or "cancel" in commands:
-            return AttemptOutcome(
-                reason="cancelled" if commands is not None else "lost",
-                started_at=started_at, finished_at=time.time(), error="cancelled before it started",
-            )
+def run_shard_in_subprocess(address: str, secret: str, shard_id: str) -> None:
+    """Run a shard in a fresh Python process of its own until it ends.
 
-    stdin_path = artefacts / "stdin"
-    write_private(stdin_path, job.invocation.stdin)
-    proc = start_agent(job, stdin_path)
-    if isinstance(proc, str):
-        return AttemptOutcome(reason="spawn_failed", started_at=started_at, finished_at=time.time(), error=proc)
-    link.send({"attempt": job.attempt_id, "event": "started", "pid": proc.pid})
-    return watch(job, link, ready, proc, artefacts, started_at)
-
-
-def supervise_in_subprocess(job: SupervisorJob) -> AttemptOutcome:
-    """Run `supervise` in a fresh Python process of its own and return its outcome.
-
-    For pools whose workers run several tasks at once in threads (Dask): a supervisor makes its
-    process the subreaper of its agent's tree and reaps every stray child, which is only right when
-    that process supervises nothing else. The process dies with the worker thread that started it
-    (SIGTERM through PR_SET_PDEATHSIG; without it, when the pipe it holds from this worker closes),
-    and kills its agent's tree first.
+    For pools whose workers run several tasks at once in threads (Dask): a shard makes its process
+    the subreaper of its agents' trees and reaps their orphans, which is only right when that
+    process does nothing else. The process dies with the worker thread that started it (SIGTERM
+    through PR_SET_PDEATHSIG; without it, when the pipe it holds from this worker closes), and kills
+    its agents' trees first.
     """
-    started_at = time.time()
     # Without prctl: a pipe whose write end only this process holds; its end of file means we are gone.
     lifeline = None if MECHANISMS.prctl else os.pipe()
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "parallel_coordinator.supervisor", str(os.getpid()),
-             *([str(lifeline[0])] if lifeline else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+             *([str(lifeline[0])] if lifeline else [])], stdin=subprocess.PIPE,
             preexec_fn=functools.partial(die_with_parent, signal.SIGTERM) if MECHANISMS.prctl else None,
             close_fds=True, pass_fds=(lifeline[0],) if lifeline else (),
-        )
-    except OSError as exc:
-        return AttemptOutcome(
-            reason="lost", started_at=started_at, finished_at=time.time(),
-            error=f"cannot start a supervisor process on this worker: {exc}",
         )
     finally:
         if lifeline:
             os.close(lifeline[0])
     try:
-        # Pickle both ways: the job came to this worker as a pickle already, and the parent is our own code.
-        stdout, _ = proc.communicate(pickle.dumps(job))
+        proc.communicate(json.dumps([address, secret, shard_id]).encode())
     finally:
         if lifeline:
             os.close(lifeline[1])
-    try:
-        outcome = pickle.loads(stdout)
-    except Exception:  # the supervisor process died before it could answer (killed, out of memory)
-        outcome = None
-    if not isinstance(outcome, AttemptOutcome):
-        return AttemptOutcome(
-            reason="lost", started_at=started_at, finished_at=time.time(),
-            error=f"the supervisor process ended with code {proc.returncode} before reporting",
-        )
-    return outcome
+    if proc.returncode != 0:
+        raise ShardEnded(f"the shard process ended with code {proc.returncode}")
+
+
+class ShardEnded(RuntimeError):
+    """A shard process of its own ended abnormally (killed, out of memory)."""
 
 
 def _sigterm_when_closed(fd: int) -> None:
@@ -189,13 +146,12 @@ def _sigterm_when_closed(fd: int) -> None:
 
 
 def main() -> None:
-    """`python -m parallel_coordinator.supervisor`: a pickled SupervisorJob in, a pickled AttemptOutcome out."""
+    """`python -m parallel_coordinator.supervisor PARENT_PID [LIFELINE_FD]`: a shard; its hub's address,
+    secret and shard id come as a JSON list on stdin."""
     stop_on_sigterm()
     if len(sys.argv) > 2:
         _sigterm_when_closed(int(sys.argv[2]))
     if len(sys.argv) > 1 and os.getppid() != int(sys.argv[1]):  # the parent died before the signal was armed
         sys.exit(1)
-    job = pickle.loads(sys.stdin.buffer.read())
-    outcome = supervise(job)
-    sys.stdout.buffer.write(pickle.dumps(outcome))
-    sys.stdout.buffer.flush()
+    address, secret, shard_id = json.loads(sys.stdin.buffer.read())
+    run_shard(address, secret, shard_id)
