@@ -155,7 +155,7 @@ class AgentWatch:
             return True
         looked = periodic or self._exit_seen or not self._open
         if self._leader_exited_at is None and looked and leader_exited(self.proc):
-            self._leader_exited_at = now
+            self._leader_exited_at = self.tree.leader_exited_at = time.monotonic()
             self.tree.leader_reaped = self.proc.returncode is not None
         # A background descendant may hold the pipes open forever: give it a moment, then stop.
         if self._leader_exited_at is not None and (not self._open or now - self._leader_exited_at >= _LINGER_S):
@@ -185,8 +185,7 @@ class AgentWatch:
             self.family.leaders.discard(self.proc.pid)
         self._drain()
         self._close()
-        self.family.reap_orphans()
-        release(self.proc.pid)
+        release(self.proc.pid)  # the orphans it killed are reaped on the shard's next periodic tick
         return self._outcome()
 
     def _drain(self) -> None:

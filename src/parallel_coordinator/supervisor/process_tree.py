@@ -36,6 +36,12 @@ class Family:
         self.unreaped: list[subprocess.Popen[bytes]] = []  # leaders still alive after their kill's grace
         self._sessions: dict[int, set[int]] = {}
         self._sessions_at = -_TREE_REFRESH_S
+        self._orphans: list[int] | None = None  # cached for one turn of the shard loop
+        self.orphans_read_at = 0.0
+
+    def new_turn(self) -> None:
+        """Forget what was read of the shard's children: the loop calls this once per turn."""
+        self._orphans = None
 
     def children(self) -> list[int]:
         """The shard's direct children: its agents' leaders, orphans that reparented to it, the lifeline keeper."""
@@ -45,10 +51,16 @@ class Family:
             return [proc.pid for proc in psutil.Process().children()]
         return []
 
-    def orphans(self) -> list[int]:
-        """Children of the shard that are not its agents' leaders nor the keeper: reparented members of some tree."""
-        keeper = keeper_pid()
-        return [pid for pid in self.children() if pid not in self.leaders and pid != keeper]
+    def orphans(self, *, fresh: bool = False) -> list[int]:
+        """Children of the shard that are not its agents' leaders nor the keeper: reparented members of some tree.
+
+        Read once per turn (the list holds every agent, so reading it per agent would cost n² at a burst's peak).
+        """
+        if fresh or self._orphans is None:
+            self.orphans_read_at = time.monotonic()
+            keeper = keeper_pid()
+            self._orphans = [pid for pid in self.children() if pid not in self.leaders and pid != keeper]
+        return self._orphans
 
     def session_members(self, sid: int, *, fresh: bool = False) -> set[int]:
         """Every process in session `sid`; one scan of the machine serves every agent for _TREE_REFRESH_S."""
@@ -60,7 +72,7 @@ class Family:
     def kill_orphans(self) -> None:
         """With no agent running, any orphan left is a leftover of a finished tree (one that called setsid
         before its parent died, so no tree claimed it): kill it and its descendants."""
-        for pid in self.orphans():
+        for pid in self.orphans(fresh=True):
             for member in (pid, *_descendants(pid)):
                 with contextlib.suppress(OSError):
                     os.kill(member, signal.SIGKILL)
@@ -74,7 +86,7 @@ class Family:
             if proc.poll() is not None:
                 self.unreaped.remove(proc)
                 self.leaders.discard(proc.pid)
-        for pid in self.orphans():
+        for pid in self.orphans(fresh=True):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
 
@@ -86,14 +98,16 @@ class ProcessTree:
         self.leader_pid = leader_pid
         self.family = family
         self.leader_reaped = False  # set by the watch: after that the leader's pid may name another process
+        self.leader_exited_at: float | None = None  # when the watch saw it exit (its orphans had reparented by then)
         self._members: dict[int, psutil.Process] = {}
         self._refreshed = 0.0
         self.peak_rss_mb = 0.0
 
-    def refresh(self, *, reuse: bool = True) -> None:
+    def refresh(self, *, reuse: bool = True, rescan: bool = False) -> None:
         # reuse=False builds fresh handles: a cached one whose pid was recycled would refuse to kill.
+        # rescan=True reads the shard's children anew rather than this turn's list.
         try:
-            pids = self._find(fresh=not reuse)
+            pids = self._find(fresh=rescan)
         except psutil.Error:
             return
         current: dict[int, psutil.Process] = {}
@@ -117,7 +131,9 @@ class ProcessTree:
         if not self.leader_reaped:
             roots.add(self.leader_pid)
         sid = self.leader_pid  # the agent leads its own session
-        roots.update(pid for pid in self.family.orphans() if _session_of(pid) == sid)
+        # This turn's list of the shard's children may predate the leader's exit, and so its orphans.
+        stale = self.leader_exited_at is not None and self.family.orphans_read_at < self.leader_exited_at
+        roots.update(pid for pid in self.family.orphans(fresh=fresh or stale) if _session_of(pid) == sid)
         if not MECHANISMS.prctl:
             roots |= self.family.session_members(sid, fresh=fresh)
         pids = set(roots)
@@ -151,7 +167,7 @@ class ProcessTree:
         """
         killed: dict[int, psutil.Process] = {}
         for round_ in range(_KILL_ROUNDS):
-            self.refresh(reuse=round_ > 0)
+            self.refresh(reuse=round_ > 0, rescan=round_ > 0)
             fresh = {pid: p for pid, p in self._members.items() if pid not in killed and _is_running(p)}
             if round_ == 0 and not self.leader_reaped:
                 with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -93,7 +93,9 @@ class Shard:
         """One turn of the loop: read what is ready, start what was asked, tick, finish, send."""
         touched: list[AgentWatch] = []
         woken = False
-        for key, _ in self.selector.select(self._timeout()):
+        events = self.selector.select(self._timeout())
+        self.family.new_turn()
+        for key, _ in events:
             if key.data == "link":
                 self._on_link()
             elif key.data == "stop":
