@@ -32,7 +32,7 @@ class _Section(BaseModel):
 
 
 class ParallelConfig(_Section):
-    max_concurrent_agents: Count = Field(default("pool_size"), ge=1, le=64)
+    max_concurrent_agents: Count = Field(default("pool_size"), ge=1, le=256)
     task_timeout: Number = Field(default("task_timeout_s"), gt=0, le=86_400)
     retry_attempts: Count = Field(default("retry_attempts"), ge=1, le=20)
     progress_update_interval: Number = Field(default("progress_update_interval_s"), ge=0.1, le=60)

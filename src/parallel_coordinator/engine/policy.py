@@ -15,7 +15,7 @@ from parallel_coordinator.schemas.inputs import CoordinateOptions
 if TYPE_CHECKING:
     from parallel_coordinator.config.settings import Settings
 
-_MAX_AGENTS = 64  # the most CoordinateOptions allows
+_DEFAULT_MAX_AGENTS = 64  # a session's default; up to 256 when asked (command agents: shards carry them cheaply)
 
 PriorityMode = Literal["speed", "quality"]
 
@@ -60,7 +60,7 @@ def options_with_defaults(options: CoordinateOptions | None, settings: Settings)
     """A call's options, with what the caller left unset taken from the server's configuration."""
     given = options.model_dump(exclude_unset=True) if options is not None else {}
     defaults = {
-        "max_agents": min(_MAX_AGENTS, settings.pool_size),
+        "max_agents": min(_DEFAULT_MAX_AGENTS, settings.pool_size),
         "retry_attempts": settings.retry_attempts,
         "progress_update_interval": settings.progress_update_interval_s,
         "max_memory_per_agent": settings.max_memory_per_agent,

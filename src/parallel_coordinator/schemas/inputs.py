@@ -82,7 +82,11 @@ class Subtask(BaseModel):
 class CoordinateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_agents: int = Field(64, ge=1, le=64, description="Agents running at once in this session (at most 64).")
+    max_agents: int = Field(
+        64, ge=1, le=256,
+        description="Agents running at once in this session (default 64, at most 256; past the server's"
+        " max_concurrent_agents, which is 64 unless configured, runs wait; claude agents also wait for memory).",
+    )
     timeout: float | None = Field(None, gt=0, le=7 * 86_400, description="Seconds the whole session may take.")
     retry_attempts: int = Field(
         3, ge=1, le=20,

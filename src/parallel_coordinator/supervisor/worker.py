@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def worker_init(coordinator_pid: int, environ: dict[str, str] | None = None) -> 
 
 def run_shard(address: str, secret: str, shard_id: str) -> None:
     """The pool task of one shard: connect to the hub, run every job it sends until it says exit or goes away."""
+    _allow_many_files()
     with _SUPERVISING:
         try:
             link = ShardLink(address, shard_id, secret, os.getpid())
@@ -89,6 +91,15 @@ def run_shard(address: str, secret: str, shard_id: str) -> None:
             Shard(link).run()
         finally:
             link.close()
+
+
+def _allow_many_files() -> None:
+    """Three descriptors per agent (two pipes and a pidfd): raise the soft limit to the hard one (macOS's is 256)."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def supervise(job: SupervisorJob) -> AttemptOutcome:
