@@ -36,14 +36,16 @@ def write_agents(directory: Path, agents: Mapping[str, Sequence[str]]) -> Path:
     return directory
 
 
-def server_params(root: Path, agents: Path, *, command: Sequence[str] = (PCOORD, "serve")) -> StdioServerParameters:
+def server_params(
+    root: Path, agents: Path, *, command: Sequence[str] = (PCOORD, "serve"), env: dict[str, str] | None = None
+) -> StdioServerParameters:
     """`pcoord serve` over stdio with its own state, agents and an empty HOME (no ~/.claude/agents of the user)."""
     (root / "home").mkdir(parents=True, exist_ok=True)
     return StdioServerParameters(
         command=command[0], args=list(command[1:]), cwd=str(root),
         env={
             "PCOORD_STATE_DIR": str(root / "state"), "PCOORD_AGENT_DIRS": str(agents), "HOME": str(root / "home"),
-            "PCOORD_MAX_CPU_USAGE": "100", "PCOORD_PERFORMANCE_LOGGING": "0",
+            "PCOORD_MAX_CPU_USAGE": "100", "PCOORD_PERFORMANCE_LOGGING": "0", **(env or {}),
         },
     )
 
