@@ -18,7 +18,7 @@ import pytest
 from parallel_coordinator.execution.pool import LocalPoolBackend
 from parallel_coordinator.runners.base import Invocation
 from parallel_coordinator.supervisor import SupervisorJob
-from parallel_coordinator.supervisor.platform import PORTABLE_ENV
+from tests.conftest import on_both_paths
 from tests.execution.lost_workers import report_and_hold, run_and_kill_its_worker
 
 pytestmark = pytest.mark.anyio
@@ -35,11 +35,12 @@ async def test_a_killed_pool_worker_is_a_worker_lost_error_and_takes_its_agent_w
     assert still_alive == []
 
 
-async def test_on_the_posix_path_a_killed_pool_worker_takes_its_agent_and_the_agents_stubborn_child(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@on_both_paths
+async def test_a_killed_pool_worker_takes_its_agent_and_the_agents_stubborn_child(
+    tmp_path: Path, mechanisms: str
 ) -> None:
-    """No PR_SET_PDEATHSIG: the worker's lifeline keeper kills the agent's whole session when the worker dies."""
-    monkeypatch.setenv(PORTABLE_ENV, "1")  # read by the pool's fork server, which this backend starts
+    """The shard's lifeline keeper kills the agent's whole session when the worker dies, on every path
+    (PR_SET_PDEATHSIG, where there is one, reaches the agent alone)."""
     lost, tree = await run_and_kill_its_worker(
         LocalPoolBackend(max_shards=1), report_and_hold("os.getppid()", with_child=True), tmp_path,
         match="the pool worker running it died",

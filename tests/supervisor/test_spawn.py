@@ -137,12 +137,11 @@ def test_the_agent_dies_with_a_killed_supervisor(spawn_path: str, hub: str, tmp_
     assert still_alive == []
 
 
-def test_on_the_posix_path_the_agents_child_that_ignores_sigterm_dies_with_a_killed_supervisor(
-    hub: str, tmp_path: Path
+def test_the_agents_child_that_ignores_sigterm_dies_with_a_killed_supervisor(
+    spawn_path: str, hub: str, tmp_path: Path
 ) -> None:
-    """The lifeline keeper kills the agent's whole session. (PR_SET_PDEATHSIG kills the agent alone: on
-    the Linux paths a child of the agent outlives a SIGKILLed supervisor, so they are not run here.)"""
-    spawn_path = "gate"
+    """The lifeline keeper kills the agent's whole session, on every path (PR_SET_PDEATHSIG, where there
+    is one, kills the agent alone: the keeper is what reaches its children)."""
     fifo = tmp_path / "pids.fifo"
     os.mkfifo(fifo)
     code = (
