@@ -1,4 +1,5 @@
-"""The terminal's live view says why tasks wait and which tasks only wait for a twin."""
+"""The terminal's live view says why tasks wait, which tasks only wait for a twin, and fits its agent lines
+to the terminal."""
 
 from __future__ import annotations
 
@@ -24,3 +25,16 @@ def test_the_live_bar_shows_why_ready_tasks_wait_and_twins_apart_from_running_ag
     text = rendered(status)
     assert "1 running · 2 waiting for a twin" in text
     assert "waiting: waiting for CPU: our agents use 95%" in text
+
+
+def test_more_agents_than_the_terminal_has_lines_are_counted_not_drawn() -> None:
+    active = [ActiveAgent(agent="echo", task_id=f"t{i:02d}", elapsed_s=1.0) for i in range(64)]
+    status = ProgressStatus(
+        session_id="s1", status="RUNNING", total_tasks=64, completed=0, in_progress=64, failed=0, pending=0,
+        cancelled=0, skipped=0, agents_active=active,
+    )
+    console = Console(record=True, width=200)
+    console.print(render_status(status, max_rows=10))
+    text = console.export_text()
+    assert [f"t{i:02d}" in text for i in range(64)] == [True] * 9 + [False] * 55
+    assert "… and 55 more running" in text

@@ -10,7 +10,8 @@ from rich.text import Text
 from parallel_coordinator.schemas.outputs import ProgressStatus
 
 
-def render_status(status: ProgressStatus) -> RenderableType:
+def render_status(status: ProgressStatus, max_rows: int | None = None) -> RenderableType:
+    """The view; with `max_rows`, at most that many agent lines (a terminal shows no more: the rest is counted)."""
     done = status.completed + status.failed + status.cancelled + status.skipped
     header = Table.grid(padding=(0, 1))
     header.add_row(
@@ -23,7 +24,11 @@ def render_status(status: ProgressStatus) -> RenderableType:
         ),
     )
     agents = Table.grid(padding=(0, 2))
-    for active in sorted(status.agents_active, key=lambda a: a.task_id):
+    active_agents = sorted(status.agents_active, key=lambda a: a.task_id)
+    shown = active_agents
+    if max_rows is not None and len(active_agents) > max_rows:
+        shown = active_agents[:max(max_rows - 1, 0)]  # one line left for the count of the rest
+    for active in shown:
         percent = f"{active.progress:3.0f}%" if active.progress is not None else "  … "
         agents.add_row(
             Text(f"  {active.task_id}", style="cyan"),
@@ -32,9 +37,13 @@ def render_status(status: ProgressStatus) -> RenderableType:
             Text(f"{active.elapsed_s:5.1f}s", style="dim"),
             Text((active.message or "")[:60], style="dim"),
         )
+    parts: list[RenderableType] = [header]
     if status.queue_reason:  # why ready tasks are not starting: the first thing a user asks
-        return Group(header, Text(f"  waiting: {status.queue_reason}", style="yellow"), agents)
-    return Group(header, agents)
+        parts.append(Text(f"  waiting: {status.queue_reason}", style="yellow"))
+    parts.append(agents)
+    if len(shown) < len(active_agents):
+        parts.append(Text(f"  … and {len(active_agents) - len(shown)} more running", style="dim"))
+    return Group(*parts)
 
 
 def stderr_console() -> Console:
