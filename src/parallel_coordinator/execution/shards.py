@@ -51,6 +51,9 @@ class _Attempt:
         elif kind == "error":
             self.error = event["exception"]
             self.done.set()
+        elif kind == "refused":  # its shard was closing: never started, so placed again
+            self.error = WorkerLostError("its shard was closing and did not start it")
+            self.done.set()
         else:
             self.on_event(event)
 

@@ -1,7 +1,8 @@
-"""The supervisor's end of its lifeline keeper: where PR_SET_PDEATHSIG is missing, a keeper process
-kills the supervisor's agents when the supervisor dies (see lifeline_keeper.py).
+"""The shard's end of its lifeline keeper: a keeper process kills the shard's agent sessions, every
+member of them, when the shard dies however it died (see lifeline_keeper.py). PR_SET_PDEATHSIG, where
+Linux has it, reaches only the agent itself; the keeper reaches its children too.
 
-One keeper per supervisor process, started on first use. The pipe's write end is close-on-exec and
+One keeper per shard process, started on first use. The pipe's write end is close-on-exec and
 dropped in forked children, so only this process holds it: the keeper sees end of file exactly
 when this process is gone.
 """

@@ -1,4 +1,4 @@
-"""The lifeline keeper: a small process that kills a dead supervisor's agents where PR_SET_PDEATHSIG is missing.
+"""The lifeline keeper: a small process that kills a dead shard's agents, with every member of their sessions.
 
 Run as a script (`python -I lifeline_keeper.py`, standard library and psutil only). Its stdin is a pipe
 whose other end only its supervisor holds: `+PID` lines name each agent's session (the agent leads it),

@@ -163,10 +163,8 @@ class Shard:
             return
         for op, value in messages:
             if op == "start" and self.closing:
-                now = time.time()
-                self._deliver(value.attempt_id, AttemptOutcome(
-                    reason="lost", started_at=now, finished_at=now, error="its shard is closing; it never started",
-                ))
+                # Sent before the coordinator read our "closing": it places the job on another shard.
+                self._post({"attempt": value.attempt_id, "event": "refused"})
             elif op == "start":
                 self.to_start.append(value)
             elif op == "cancel":
