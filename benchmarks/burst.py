@@ -2,7 +2,9 @@
 parallel and raw loky with a supervisor per task (the floor of our own design).
 
 Each alternative runs the same executable (`/bin/true`) N times; rounds are interleaved and the
-table shows medians. Run: .venv/bin/python benchmarks/burst.py [agents] [rounds]
+table shows medians. `--before DIR` adds the same runs of another checkout with its own venv (the
+code before a change), side by side in the same rounds.
+Run: .venv/bin/python benchmarks/burst.py [agents] [rounds] [--before DIR]
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def gnu_parallel(count: int) -> None:
 
 
 def coordinator_run(root: Path) -> Callable[[int], None]:
-    (root / "agents").mkdir(exist_ok=True)
+    (root / "agents").mkdir(parents=True, exist_ok=True)
     (root / "agents" / "noop.md").write_text("---\nname: noop\nrunner: command\ncommand: [/bin/true]\n---\nx\n")
     settings = Settings(
         state_dir=root / "state", agent_dirs=[(root / "agents", "env")], max_cpu_usage=100,
@@ -75,9 +77,47 @@ def coordinator_run(root: Path) -> Callable[[int], None]:
     return run
 
 
-def cli_run(root: Path, *, terminal: bool) -> Callable[[int], None]:
+# The in-process run, for another checkout's interpreter: it times itself, so its start-up is left out.
+IN_PROCESS = """
+import sys, time, anyio
+from pathlib import Path
+from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
+root, count, slots = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+settings = Settings(state_dir=root / "state", agent_dirs=[(root / "agents", "env")], max_cpu_usage=100,
+                    performance_logging=False)
+async def main():
+    async with Coordinator(settings) as coordinator:
+        options = CoordinateOptions(max_agents=slots, wait_seconds=0, retry_attempts=1, reuse_results="off")
+        subtasks = [Subtask(id=f"t{i}", description="noop", agent_type="noop") for i in range(count)]
+        started = time.perf_counter()
+        session = await coordinator.start("burst", coordinator.plan(subtasks, options), options)
+        await session.done.wait()
+        assert session.status == "SUCCESS", session.error_summary
+        print(time.perf_counter() - started)
+anyio.run(main)
+"""
+
+
+def other_checkout_in_process(root: Path, checkout: Path) -> Callable[[int], float]:
+    """The in-process burst on another checkout's code and venv; returns the time it measured itself."""
+    (root / "agents").mkdir(parents=True, exist_ok=True)
+    (root / "agents" / "noop.md").write_text("---\nname: noop\nrunner: command\ncommand: [/bin/true]\n---\nx\n")
+
+    def run(count: int) -> float:
+        done = subprocess.run(
+            [str(checkout / ".venv" / "bin" / "python"), "-c", IN_PROCESS, str(root), str(count), str(SLOTS)],
+            capture_output=True, text=True, check=True, cwd=checkout,
+        )
+        return float(done.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+def cli_run(root: Path, *, terminal: bool, pcoord: str = PCOORD) -> Callable[[int], None]:
     """`pcoord run PLAN --json` as a subprocess: the plan file of N noop tasks is written before the clock starts."""
-    (root / "agents").mkdir(exist_ok=True)
+    (root / "agents").mkdir(parents=True, exist_ok=True)
     (root / "agents" / "noop.md").write_text("---\nname: noop\nrunner: command\ncommand: [/bin/true]\n---\nx\n")
     (root / "home").mkdir(exist_ok=True)
     env = {
@@ -99,7 +139,7 @@ def cli_run(root: Path, *, terminal: bool) -> Callable[[int], None]:
         return plans[count]
 
     def run(count: int) -> None:
-        argv = [PCOORD, "run", str(plan(count)), "--json"]
+        argv = [pcoord, "run", str(plan(count)), "--json"]
         if terminal:
             code, stdout, stderr = run_on_terminal(argv)
         else:
@@ -137,13 +177,13 @@ def cli_run(root: Path, *, terminal: bool) -> Callable[[int], None]:
     return run
 
 
-def raw_loky(root: Path) -> Callable[[int], None]:
-    """The floor of our design: loky plus one supervisor per task, no scheduler, no store."""
+def shards_alone(root: Path) -> Callable[[int], None]:
+    """The floor of our design: the shard backend (loky workers running shards), no scheduler, no store."""
     from parallel_coordinator.execution.pool import LocalPoolBackend
 
     def run(count: int) -> None:
         async def main() -> None:
-            async with LocalPoolBackend(SLOTS) as backend, anyio.create_task_group() as group:
+            async with LocalPoolBackend() as backend, anyio.create_task_group() as group:
                 limiter = anyio.CapacityLimiter(SLOTS)
 
                 async def one(i: int) -> None:
@@ -160,8 +200,14 @@ def raw_loky(root: Path) -> Callable[[int], None]:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    args = sys.argv[1:]
+    before: Path | None = None
+    if "--before" in args:
+        at = args.index("--before")
+        before = Path(args[at + 1]).resolve()
+        del args[at:at + 2]
+    count = int(args[0]) if args else 2000
+    rounds = int(args[1]) if len(args) > 1 else 3
     root = Path(tempfile.mkdtemp())
     load_before = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     base_name = "seq | xargs -P 64 -I{}"
@@ -171,20 +217,30 @@ def main() -> None:
     else:
         print("GNU parallel is not installed (scripts/install-bench-tools.sh): its row is left out", file=sys.stderr)
     alternatives |= {
-        "raw loky + supervisor": raw_loky(root), "ours, in-process": coordinator_run(root),
+        "shards alone, no engine": shards_alone(root), "ours, in-process": coordinator_run(root),
         "ours, pcoord run (pipe)": cli_run(root, terminal=False),
         "ours, pcoord run (tty)": cli_run(root, terminal=True),
     }
-    times: dict[str, list[float]] = {name: [] for name in alternatives}
+    timed_by_itself: dict[str, Callable[[int], float]] = {}
+    if before is not None:
+        old_pcoord = str(before / ".venv" / "bin" / "pcoord")
+        timed_by_itself["before, in-process"] = other_checkout_in_process(root / "before", before)
+        alternatives |= {
+            "before, pcoord run (pipe)": cli_run(root / "before", terminal=False, pcoord=old_pcoord),
+            "before, pcoord run (tty)": cli_run(root / "before", terminal=True, pcoord=old_pcoord),
+        }
+    times: dict[str, list[float]] = {name: [] for name in [*alternatives, *timed_by_itself]}
     for _ in range(rounds):
         for name, run in alternatives.items():  # interleaved, so drift hits everyone alike
             started = time.perf_counter()
             run(count)
             times[name].append(time.perf_counter() - started)
+        for name, timed in timed_by_itself.items():
+            times[name].append(timed(count))
     base = statistics.median(times[base_name])
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"burst: {count} agents of /bin/true at {SLOTS} slots, {rounds} rounds, {psutil.cpu_count()} cores, "
-          f"load average before {load_before}, after {load}")
+          f"load average before {load_before}, after {load}" + (f"; before = {before}" if before else ""))
     print(f"{'alternative':<24} {'median s':>9} {'agents/s':>9} {'vs xargs':>9}   (vs `{base_name}`)")
     for name, samples in times.items():
         median = statistics.median(samples)
