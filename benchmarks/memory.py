@@ -9,7 +9,7 @@ every process of ours is gone. PSS (psutil's memory_full_info) shares each page 
 that map it, so a fork server's pages shared by 64 workers count once, not 64 times; where the
 platform has no PSS the script says so and shows RSS in its place.
 
-Run: .venv/bin/python benchmarks/memory.py [--agents 64 256] [--samples 3]
+Run: .venv/bin/python benchmarks/memory.py [--agents 64 256] [--samples 3] [--before CHECKOUT]
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import psutil
 from _common import (
+    PCOORD,
     header,
     report_leftovers,
     server_params,
@@ -138,7 +140,9 @@ def cap_refusal(agents: int) -> str | None:
     return None
 
 
-async def benchmark(counts: list[int], samples: int) -> None:
+async def benchmark(
+    counts: list[int], samples: int, pcoord: str = PCOORD, label: str = "ours", pool_size: int | None = None
+) -> None:
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     root = temp_root("memory")
     agent_dir = write_agents(root / "agents", {"hold": ["/bin/sleep", "3600"]})
@@ -146,8 +150,8 @@ async def benchmark(counts: list[int], samples: int) -> None:
     skipped: list[str] = []
     survivors = 0
     # The server-wide cap is 64 unless configured: raised to the most this run asks for.
-    pool = {"PCOORD_POOL_SIZE": str(max(counts, default=64))}
-    async with Client(server_params(root, agent_dir, env=pool)) as client:
+    pool = {"PCOORD_POOL_SIZE": str(pool_size or max(counts, default=64))}
+    async with Client(server_params(root, agent_dir, env=pool, command=(pcoord, "serve"))) as client:
         server = server_process()
         measured.append(("server idle, no run yet", 0, sample(server)))
         for agents in counts:
@@ -178,7 +182,7 @@ async def benchmark(counts: list[int], samples: int) -> None:
             survivors += len(alive)
         watch_tree(server)
 
-    header("memory", agents=" ".join(map(str, counts)), samples=samples, transport="stdio",
+    header("memory", code=label, agents=" ".join(map(str, counts)), samples=samples, transport="stdio",
            load_before=load_before, load_after=" ".join(f"{v:.2f}" for v in os.getloadavg()))
     if not PSS_AVAILABLE:
         print("PSS is not available on this platform: the PSS columns show RSS (shared pages counted in every process)")
@@ -208,8 +212,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, nargs="+", default=[64, 256], help="agents running at once, a case each")
     parser.add_argument("--samples", type=int, default=3, help="looks per case, one second apart; the median is shown")
+    parser.add_argument("--before", type=Path, help="also measure this checkout's server (its own .venv), right after")
     args = parser.parse_args()
     anyio.run(benchmark, args.agents, args.samples)
+    if args.before is not None:
+        anyio.run(benchmark, args.agents, args.samples, str(args.before.resolve() / ".venv" / "bin" / "pcoord"),
+                  f"before ({args.before})", 64)  # its configuration refuses more than 64
     report_leftovers()
 
 
