@@ -35,9 +35,9 @@ SHARD = "import sys\nfrom parallel_coordinator.supervisor import run_shard\nrun_
 
 # An agent that reports to the desk and holds. Its options (JSON): "children" forked first, each holding
 # with its output sent to /dev/null (so it keeps no pipe of the agent's open); "ignore_term": the agent and
-# its children ignore SIGTERM; "flood": bytes written to stdout before it reports, after which it goes on
-# writing until released (at most "flood_bound" bytes in all, then it just holds); "exit": its exit code.
-# When released it prints the line it was sent.
+# its children ignore SIGTERM; "say": a line printed to stdout before it reports; "flood": bytes written to
+# stdout before it reports, after which it goes on writing until released (at most "flood_bound" bytes in
+# all, then it just holds); "exit": its exit code. When released it prints the line it was sent.
 AGENT = """
 import json, os, signal, socket, sys
 desk, name, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -53,6 +53,8 @@ for _ in range(options.get("children", 0)):
         while True:
             signal.pause()
     children.append(pid)
+if "say" in options:
+    print(options["say"], flush=True)
 chunk = b"x" * 65535 + b"\\n"
 written = 0
 while written < options.get("flood", 0):
