@@ -13,6 +13,7 @@ import json
 import os
 import selectors
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ import psutil
 import pytest
 
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation
+from parallel_coordinator.runners.claude_stream import SUMMARY_KEY
 from parallel_coordinator.supervisor import SupervisorJob
 from parallel_coordinator.supervisor.agent_watch import _MAX_LINE, AgentWatch, LineSplitter
 from parallel_coordinator.supervisor.process_tree import Family
@@ -131,6 +133,30 @@ def test_the_line_splitter_cuts_a_line_longer_than_the_max_and_keeps_the_next_on
     splitter = LineSplitter()
     assert splitter.feed(b"a" * (_MAX_LINE + 10) + b"\nnext\npart") == ["a" * _MAX_LINE, "next"]
     assert splitter.flush() == ["part"]
+
+
+def test_a_long_line_is_cut_alike_however_its_chunks_arrive() -> None:
+    line = b"head" + b"a" * (2 * _MAX_LINE) + b"tail\n"
+    whole = LineSplitter().feed(line)
+    chunked = LineSplitter()
+    pieces = [chunked.feed(line[i:i + 65536]) for i in range(0, len(line), 65536)]
+    chunked_cuts = [cut for piece in pieces for cut in piece]
+    assert [(cut[:4], len(cut)) for cut in chunked_cuts] == [("head", _MAX_LINE)]
+    assert chunked_cuts == whole
+
+
+def test_a_huge_claude_tool_result_line_still_reads_as_an_event(
+    tmp_path: Path, watched: list[Watched]
+) -> None:
+    """Tool results can be megabytes: the reader knows one by its opening, which the cut must keep."""
+    opening, closing = '{"type":"user","message":{"content":[{"type":"tool_result","content":"', '"}]}}'
+    code = f"import sys; sys.stdout.write({opening!r} + 'a' * {3 * _MAX_LINE} + {closing!r} + '\\n')"
+    agent = Watched(tmp_path, [sys.executable, "-c", code], stream="claude")
+    watched.append(agent)
+    agent.until_it_must_end()
+    outcome = agent.finish([])
+    assert outcome.final_event is not None
+    assert (outcome.reason, outcome.final_event[SUMMARY_KEY]["non_json_lines"]) == ("exited", 0)
 
 
 def test_begin_finish_returns_at_once_and_the_outcome_comes_only_once_the_whole_tree_is_dead(
