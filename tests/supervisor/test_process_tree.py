@@ -66,6 +66,15 @@ def test_with_no_agent_running_kill_orphans_kills_a_leftover_that_no_tree_names(
     assert seen == {"exit_code": 0, "stray_is_the_shards": True, "killed_by_its_tree": 0, "running_after": []}
 
 
+def test_an_orphan_born_since_the_trees_last_look_dies_with_the_tree_after_its_leader_exited(
+    mechanisms: str,
+) -> None:
+    """Out of the leader's process group, so only the tree's own search can find it (the session map it
+    looked at before the orphan was born is stale)."""
+    seen = scene("an_orphan_born_since_the_last_look_dies_with_its_tree")
+    assert seen == {"killed": 1, "running_after_the_kill": []}
+
+
 def test_reaping_orphans_never_takes_a_leaders_exit_status(mechanisms: str) -> None:
     seen = scene("reaping_orphans_leaves_the_leaders")
     # The leader's Popen still gets its code 7 (a stolen status would read as 0); the dead orphan was reaped.

@@ -97,6 +97,27 @@ os.read(r, 1)
 print(json.dumps({"stray": stray}), flush=True)
 """
 
+# On SIGUSR1 (blocked until it waits for it), a child that leaves the agent's process group but keeps its
+# session; then the agent exits.
+LEAVES_ITS_GROUP_WHEN_TOLD = """
+import json, os, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+print(json.dumps({"ready": True}), flush=True)
+signal.sigwait({signal.SIGUSR1})
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    os.setpgid(0, 0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.write(w, b"x")
+    while True:
+        signal.pause()
+os.read(r, 1)
+print(json.dumps({"child": child}), flush=True)
+"""
+
 # Its grandchild exits once its child has: an orphan that ends as a zombie of the subreaper.
 LEAVES_A_DEAD_ORPHAN = """
 import json, os
@@ -158,6 +179,10 @@ class Scene:
             self.reaped(name)
         self.family.kill_orphans()
         self.family.reap_orphans()
+        for pid, created in self.known:  # whatever escaped the scene's trees (a failed scene) goes too
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if psutil.Process(pid).create_time() == created:
+                    os.kill(pid, signal.SIGKILL)
 
 
 def trees_hold_their_own(scene: Scene) -> dict[str, Any]:
@@ -204,6 +229,22 @@ def a_stray_is_killed_once_no_agent_runs(scene: Scene) -> dict[str, Any]:
     seen["running_before"] = _running_after_a_moment([stray], timeout=0)
     scene.family.kill_orphans()
     seen["running_after"] = _running_after_a_moment([stray])
+    return seen
+
+
+def an_orphan_born_since_the_last_look_dies_with_its_tree(scene: Scene) -> dict[str, Any]:
+    """The leader has exited and its child, out of the leader's process group, is an orphan the tree never saw."""
+    scene.start("a", LEAVES_ITS_GROUP_WHEN_TOLD)
+    assert scene.hears("a") == {"ready": True}
+    tree = scene.trees["a"]
+    tree.refresh()  # the tree's last look: no child yet
+    os.kill(scene.agents["a"].pid, signal.SIGUSR1)
+    child = scene.hears("a")["child"]
+    scene.note(child)
+    _wait_exited(scene.agents["a"].pid)
+    tree.leader_exited_at = time.monotonic()  # as the watch marks it once it sees the exit
+    seen: dict[str, Any] = {"killed": tree.kill()}
+    seen["running_after_the_kill"] = _running_after_a_moment([child])
     return seen
 
 
@@ -262,7 +303,7 @@ def _runs(proc: psutil.Process) -> bool:
 SCENES: dict[str, Callable[[Scene], dict[str, Any]]] = {
     scene.__name__: scene for scene in (
         trees_hold_their_own, a_member_that_left_its_session_stays_one, a_stray_is_killed_once_no_agent_runs,
-        reaping_orphans_leaves_the_leaders,
+        an_orphan_born_since_the_last_look_dies_with_its_tree, reaping_orphans_leaves_the_leaders,
     )
 }
 

@@ -134,8 +134,9 @@ class ProcessTree:
         # This turn's list of the shard's children may predate the leader's exit, and so its orphans.
         stale = self.leader_exited_at is not None and self.family.orphans_read_at < self.leader_exited_at
         roots.update(pid for pid in self.family.orphans(fresh=fresh or stale) if _session_of(pid) == sid)
-        if not MECHANISMS.prctl:
-            roots |= self.family.session_members(sid, fresh=fresh)
+        if not MECHANISMS.prctl:  # so may the session map
+            stale_sessions = self.leader_exited_at is not None and self.family._sessions_at < self.leader_exited_at
+            roots |= self.family.session_members(sid, fresh=fresh or stale_sessions)
         pids = set(roots)
         for root in roots:
             pids |= _descendants(root)
