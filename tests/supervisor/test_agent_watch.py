@@ -8,9 +8,7 @@ leave these trees, so the agents here keep their children (test_process_tree.py 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import selectors
 import subprocess
 import sys
@@ -31,24 +29,28 @@ from tests.supervisor.shard_hub import WAIT_S, Desk, assert_gone, running
 
 
 class Watched:
-    """An agent started as spawn.py starts one, and its watch, made once the agent has reported."""
+    """An agent started as spawn.py starts one, and its watch, begun once the agent has reported."""
 
     def __init__(self, tmp_path: Path, argv: list[str], **options: Any) -> None:
-        artefacts = tmp_path / "artefacts"
-        artefacts.mkdir()
+        self.artefacts = tmp_path / "artefacts"
+        self.artefacts.mkdir()
         stream = options.pop("stream", "command")
-        self.job = SupervisorJob("a1", Invocation(argv, stream=stream), str(artefacts), **options)
+        self.job = SupervisorJob("a1", Invocation(argv, stream=stream), str(self.artefacts), **options)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)
         self.family = Family()
         self.family.leaders.add(self.proc.pid)
         self.selector = selectors.DefaultSelector()
         self.events: list[dict[str, Any]] = []
-        self.watch = AgentWatch(self.job, self.proc, self.family, artefacts, time.time(), self.events.append)
+
+    def begin(self) -> AgentWatch:
+        """The watch, registered on the selector; its timeout counts from now."""
+        self.watch = AgentWatch(self.job, self.proc, self.family, self.artefacts, time.time(), self.events.append)
+        self.watch.register(self.selector)
+        return self.watch
 
     def until_it_must_end(self) -> None:
         """Turn the loop as the shard does (select, read, tick) until the watch says the agent must end."""
-        self.watch.register(self.selector)
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             for key, _ in self.selector.select(0.05):
@@ -58,13 +60,13 @@ class Watched:
         raise AssertionError(f"the watch did not end its agent within {WAIT_S} s")
 
     def finish(self, members: list[psutil.Process]) -> AttemptOutcome:
-        """Begin the finish, then poll it (waiting on the members between polls) until it gives the outcome."""
+        """Begin the finish, then poll it until it gives the outcome (waiting a little on the members between)."""
         self.watch.begin_finish(self.selector, time.monotonic())
         deadline = time.monotonic() + WAIT_S
         while (outcome := self.watch.poll_finished(time.monotonic())) is None:
             assert time.monotonic() < deadline, "the watch never reported its agent's end"
-            wait_for_exit(self.proc.pid)
-            psutil.wait_procs([m for m in members if m.pid != self.proc.pid], timeout=0.05)
+            # Not the leader: psutil would reap it, and its exit status is its Popen's.
+            psutil.wait_procs([m for m in members if m.pid != self.proc.pid], timeout=0.02)
         return outcome
 
     def close(self) -> None:
@@ -77,21 +79,8 @@ class Watched:
                 stream.close()
 
 
-def wait_for_exit(pid: int) -> None:
-    """Block until our child `pid` has exited, leaving its exit status for its Popen (WNOWAIT)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-
-
 @pytest.fixture
-def desk(tmp_path: Path) -> Iterator[Desk]:
-    desk = Desk(tmp_path)
-    yield desk
-    desk.close()
-
-
-@pytest.fixture
-def watched(tmp_path: Path) -> Iterator[list[Watched]]:
+def watched() -> Iterator[list[Watched]]:
     started: list[Watched] = []
     yield started
     for one in started:
@@ -104,6 +93,7 @@ def test_a_timeout_ends_the_agent_as_timeout_with_its_whole_tree_killed(
     agent = Watched(tmp_path, desk.argv("a1", children=1, ignore_term=True), timeout_s=0.1)
     watched.append(agent)
     members = desk.wait_for(1)["a1"].procs
+    agent.begin()
     agent.until_it_must_end()
     outcome = agent.finish(members)
     assert (outcome.reason, outcome.error, outcome.killed_processes, outcome.exit_code) == (
@@ -121,6 +111,7 @@ def test_a_claude_stream_past_its_token_budget_ends_as_budget_with_its_whole_tre
     agent = Watched(tmp_path, argv, stream="claude", token_budget=1000)
     watched.append(agent)
     members = desk.wait_for(1)["a1"].procs  # it has written its turn and holds
+    agent.begin()
     agent.until_it_must_end()
     outcome = agent.finish(members)
     assert (outcome.reason, outcome.error, outcome.killed_processes) == (
@@ -153,6 +144,7 @@ def test_a_huge_claude_tool_result_line_still_reads_as_an_event(
     code = f"import sys; sys.stdout.write({opening!r} + 'a' * {3 * _MAX_LINE} + {closing!r} + '\\n')"
     agent = Watched(tmp_path, [sys.executable, "-c", code], stream="claude")
     watched.append(agent)
+    agent.begin()
     agent.until_it_must_end()
     outcome = agent.finish([])
     assert outcome.final_event is not None
@@ -165,14 +157,14 @@ def test_begin_finish_returns_at_once_and_the_outcome_comes_only_once_the_whole_
     agent = Watched(tmp_path, desk.argv("a1", children=50, ignore_term=True))
     watched.append(agent)
     members = desk.wait_for(1)["a1"].procs
-    agent.watch.register(agent.selector)
-    agent.watch.stop("cancelled", "cancelled")
+    agent.begin().stop("cancelled", "cancelled")
     assert agent.watch.tick(time.monotonic(), periodic=True, sample=True)
     agent.watch.begin_finish(agent.selector, time.monotonic())
     assert agent.proc.returncode is None  # it killed the tree but waited for nothing, reaped nothing
     deadline = time.monotonic() + WAIT_S
     while (outcome := agent.watch.poll_finished(time.monotonic())) is None:  # polled as the loop would
         assert time.monotonic() < deadline
-    # Given at once, never before: by now the leader is reaped and no member runs.
+    # Never before the tree is dead: the leader is reaped and not one of its 50 children (killed at the same
+    # moment, dying in some order) still runs.
     assert (agent.proc.returncode, [m for m in members if running(m)]) == (-9, [])
     assert (outcome.reason, outcome.killed_processes) == ("cancelled", 51)
