@@ -199,9 +199,10 @@ def linked_shard(directory: Path) -> Iterator[LinkedShard]:
         try:
             yield shard
         finally:
+            left = _descendants(proc.pid)  # what still runs of it, its lifeline keeper included
             conn.close()  # the coordinator is gone: the shard kills whatever still runs
             proc.wait(WAIT_S)
-            assert_gone(list(shard.started().values()))
+            assert_gone(list(shard.started().values()), left)
     finally:
         listener.close()
         if proc.poll() is None:
@@ -216,6 +217,13 @@ def assert_gone(sessions: list[int], procs: Sequence[psutil.Process] = ()) -> No
     while (alive := [p for p in watched if running(p)]) and time.monotonic() < deadline:
         psutil.wait_procs(alive, timeout=0.05)  # wakes early once one is reaped; a zombie counts as dead
     assert alive == [], f"still running: {alive}"
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
 def running(proc: psutil.Process) -> bool:
