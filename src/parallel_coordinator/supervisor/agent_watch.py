@@ -43,7 +43,7 @@ class LineSplitter:
     def feed(self, chunk: bytes) -> list[str]:
         data = self._partial + chunk
         *lines, rest = data.split(b"\n")
-        self._partial = rest[-_MAX_LINE:] if len(rest) > _MAX_LINE else rest
+        self._partial = rest[:_MAX_LINE]  # its head, as for a whole line: the cut must not depend on the chunks
         return [line[:_MAX_LINE].decode("utf-8", errors="replace") for line in lines]
 
     def flush(self) -> list[str]:

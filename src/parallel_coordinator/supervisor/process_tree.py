@@ -134,11 +134,10 @@ class ProcessTree:
         # This turn's list of the shard's children may predate the leader's exit, and so its orphans.
         stale = self.leader_exited_at is not None and self.family.orphans_read_at < self.leader_exited_at
         roots.update(pid for pid in self.family.orphans(fresh=fresh or stale) if _session_of(pid) == sid)
-        if not MECHANISMS.prctl:
-            roots |= self.family.session_members(sid, fresh=fresh)
-        pids = set(roots)
-        for root in roots:
-            pids |= _descendants(root)
+        if not MECHANISMS.prctl:  # so may the session map
+            stale_sessions = self.leader_exited_at is not None and self.family._sessions_at < self.leader_exited_at
+            roots |= self.family.session_members(sid, fresh=fresh or stale_sessions)
+        pids = roots | _descendants(*roots)
         pids.discard(keeper_pid() or 0)
         pids.discard(os.getpid())
         if self.leader_reaped:
@@ -204,21 +203,29 @@ def _read_children(pid: int | str) -> list[int]:
     return found
 
 
-def _descendants(root: int) -> set[int]:
-    """`root`'s descendants: walked through /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN) where the
-    kernel has them, a few reads per member instead of psutil's scan of every process; else psutil."""
-    if not MECHANISMS.children_files:
+def _descendants(*roots: int) -> set[int]:
+    """The descendants of `roots`: walked through /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN) where the
+    kernel has them, a few reads per member; else psutil's, from one scan of every process's parent for all
+    the roots at once (psutil's `children()` scans them all for each root: 1.3 s for a tree of 200 here)."""
+    if not MECHANISMS.children_files and len(roots) == 1:
         try:
-            return {proc.pid for proc in psutil.Process(root).children(recursive=True)}
+            return {proc.pid for proc in psutil.Process(roots[0]).children(recursive=True)}
         except psutil.Error:
             return set()
+    if not MECHANISMS.children_files:
+        children: dict[int, list[int]] = defaultdict(list)
+        for proc in psutil.process_iter(["ppid"]):
+            children[proc.info["ppid"]].append(proc.pid)
+        read = children.__getitem__
+    else:
+        read = _read_children
     seen: set[int] = set()
-    todo = _read_children(root)
+    todo = [child for root in roots for child in read(root)]
     while todo:
         pid = todo.pop()
         if pid not in seen:
             seen.add(pid)
-            todo.extend(_read_children(pid))
+            todo.extend(read(pid))
     return seen
 
 
