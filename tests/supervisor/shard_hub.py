@@ -168,6 +168,15 @@ class LinkedShard:
         outcomes = self.outcomes()
         return {attempt_id: outcomes[attempt_id] for attempt_id in attempt_ids}
 
+    def wait_event(self, attempt_id: str, kind: str) -> dict[str, Any]:
+        """The first `kind` event of `attempt_id`, once it arrived."""
+        while True:
+            for event in self.events:
+                if event.get("attempt") == attempt_id and event.get("event") == kind:
+                    return event
+            if not self._read_more():
+                raise AssertionError(f"the shard closed its link before a {kind!r} event of {attempt_id}")
+
     def started(self) -> dict[str, int]:
         """The agents the shard said it started: attempt id -> pid."""
         return {e["attempt"]: e["pid"] for e in self.events if e.get("event") == "started"}

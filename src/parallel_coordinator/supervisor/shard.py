@@ -159,6 +159,7 @@ class Shard:
         assert self.link is not None
         messages = self.link.receive()
         if messages is None:
+            self.selector.unregister(self.link)  # at end of file it stays readable: the loop would spin
             self._lose_all("the coordinator went away; the agent was killed")
             return
         for op, value in messages:
