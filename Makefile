@@ -47,10 +47,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/responsiveness.py --agents 64 --calls 200 --rounds 3
 	$(BIN)/python benchmarks/scale.py --tasks 10000 --rounds 3
 	$(BIN)/python benchmarks/overhead.py --rounds 5
-	$(BIN)/python benchmarks/cancel_latency.py 3
+	$(BIN)/python benchmarks/cancel_latency.py 3 64 256
 	$(BIN)/python benchmarks/discovery.py --agents 5000 --calls 10
 	$(BIN)/python benchmarks/soak.py --sessions 20 --tasks 60 --mb 4
 	$(BIN)/python benchmarks/memory.py --agents 64 256
+	$(BIN)/python benchmarks/flood.py 5 3 8
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
