@@ -81,6 +81,7 @@ class LocalPoolBackend(ShardBackend):
         self.hub = AttemptHub()
         self._executors: dict[str, Any] = {}
         self._started_workers = False
+        self._closing = False
 
     @property
     def max_shards(self) -> int:
@@ -103,6 +104,7 @@ class LocalPoolBackend(ShardBackend):
             stack.callback(self.hub.close)
             stack.callback(self._shutdown_pool)
             await self._serve(stack)
+            stack.callback(self._begin_closing)  # first on exit: the shards then end on their own
             self._exit_stack = stack.pop_all()
         return self
 
@@ -142,7 +144,12 @@ class LocalPoolBackend(ShardBackend):
     async def _ended(self, handle: Future[None]) -> None:
         await asyncio.wrap_future(handle)
 
+    def _begin_closing(self) -> None:
+        self._closing = True
+
     async def _forget(self, shard_id: str, handle: Future[None] | None) -> None:
+        if self._closing:
+            return  # the hub's links are closing: each shard kills its agents and ends; _shutdown_pool waits
         executor = self._executors.pop(shard_id, None)
         if executor is not None:
             # A shard still running although its link closed is abandoned: its worker goes, and its agents with it.
