@@ -10,6 +10,7 @@ shards on Dask workers, which may be other machines, reach the hub over TCP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pickle
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 EventHandler = Callable[[dict[str, Any]], None]
 _HELLO_LIMIT = 4096
+# How a link ends without a word: its shard closed it, reset it (killed with frames unread), or it was closed here.
+_LINK_ENDS = (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
 class ShardConnection:
@@ -48,11 +51,12 @@ class ShardConnection:
             self._wake.set()
 
     async def write(self, stream: anyio.abc.SocketStream) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            data, self._outbox = b"".join(self._outbox), []
-            await stream.send(data)
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):  # the reader sees it end
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                data, self._outbox = b"".join(self._outbox), []
+                await stream.send(data)
 
 
 class AttemptHub:
@@ -107,20 +111,26 @@ class AttemptHub:
                 connection, rest = await self._hello(stream)
                 if connection is None:
                     return
+                # Caught inside the group: it would wrap them in an ExceptionGroup that ends the whole hub.
                 async with anyio.create_task_group() as group:
                     group.start_soon(connection.write, stream)
-                    frames = FrameReader()
-                    self._dispatch(connection, frames.feed(rest))
-                    async for chunk in stream:
-                        self._dispatch(connection, frames.feed(chunk))
+                    with contextlib.suppress(*_LINK_ENDS):
+                        await self._read(connection, stream, rest)
                     group.cancel_scope.cancel()
-            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
-                    anyio.ClosedResourceError, ValueError, pickle.UnpicklingError) as exc:
-                if connection is not None and not isinstance(exc, (anyio.EndOfStream, anyio.BrokenResourceError)):
-                    log.warning("dropping shard %s: unreadable link (%s)", connection.shard_id, exc)
+            except _LINK_ENDS:
+                pass
             finally:
                 if connection is not None:
                     connection.closed.set()
+
+    async def _read(self, connection: ShardConnection, stream: anyio.abc.SocketStream, rest: bytes) -> None:
+        frames = FrameReader()
+        try:
+            self._dispatch(connection, frames.feed(rest))
+            async for chunk in stream:
+                self._dispatch(connection, frames.feed(chunk))
+        except (ValueError, pickle.UnpicklingError) as exc:
+            log.warning("dropping shard %s: unreadable link (%s)", connection.shard_id, exc)
 
     async def _hello(self, stream: anyio.abc.SocketStream) -> tuple[ShardConnection | None, bytes]:
         """Read the shard's hello; the shard's connection if it proved the secret, and the bytes after it."""

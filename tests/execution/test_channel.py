@@ -1,0 +1,107 @@
+"""The coordinator's hub on its own: real shard links (supervisor/link.py) over its real Unix socket.
+
+A shard link that breaks (its worker SIGKILLed with frames still unread, so the kernel resets the
+connection) must end that link alone: the hub goes on serving every other shard.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+import pytest
+
+from parallel_coordinator.execution.channel import AttemptHub, ShardConnection
+from parallel_coordinator.supervisor.link import ShardLink
+
+pytestmark = pytest.mark.anyio
+
+WAIT_S = 10.0
+
+
+@asynccontextmanager
+async def serving() -> AsyncIterator[AttemptHub]:
+    hub = AttemptHub()
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(hub.serve)
+            yield hub
+            group.cancel_scope.cancel()
+    finally:
+        hub.close()
+
+
+async def connect(hub: AttemptHub, shard_id: str) -> ShardLink:
+    return await anyio.to_thread.run_sync(ShardLink, hub.address, shard_id, hub.secret, 1)
+
+
+async def wait_readable(link: ShardLink) -> None:
+    readable, _, _ = await anyio.to_thread.run_sync(select.select, [link], [], [], WAIT_S)
+    assert readable, "the hub's frame never reached the shard"
+
+
+async def test_a_shard_link_reset_with_frames_unread_ends_that_link_alone() -> None:
+    async with serving() as hub:
+        await _reset_one_link_then_use_another(hub)
+
+
+async def _reset_one_link_then_use_another(hub: AttemptHub) -> None:
+    broken = hub.shard("s1")
+    link = await connect(hub, "s1")
+    broken.post(("cancel", "a1"))
+    await wait_readable(link)
+    link.close()  # unread data: the hub's next read is a reset (ECONNRESET), not an end of file
+    with anyio.fail_after(WAIT_S):
+        await broken.closed.wait()
+
+    events: list[dict[str, Any]] = []
+    got = anyio.Event()
+    hub.register("a2", lambda event: (events.append(event), got.set()))
+    healthy = hub.shard("s2")
+    other = await connect(hub, "s2")
+    try:
+        healthy.post(("cancel", "a2"))
+        await wait_readable(other)
+        assert other.receive() == [("cancel", "a2")]
+        other.post({"attempt": "a2", "event": "progress"})
+        other.flush()
+        with anyio.fail_after(WAIT_S):
+            await got.wait()
+    finally:
+        other.close()
+    assert events == [{"attempt": "a2", "event": "progress"}]
+
+
+async def test_a_frame_the_hub_cannot_send_leaves_the_link_reading_and_the_hub_serving() -> None:
+    async with serving() as hub:
+        events: list[dict[str, Any]] = []
+        arrived = anyio.Event()
+        hub.register("a1", lambda event: (events.append(event), arrived.set()))
+        connection = hub.shard("s1")
+        link = await connect(hub, "s1")
+        try:
+            link.sock.shutdown(socket.SHUT_RD)  # the hub's first send to it fails (EPIPE)
+            connection.post(("cancel", "a1"))
+            await wait_until_unsent(connection)
+            link.post({"attempt": "a1", "event": "progress"})
+            link.flush()
+            with anyio.fail_after(WAIT_S):
+                await arrived.wait()
+        finally:
+            link.close()
+        with anyio.fail_after(WAIT_S):
+            await connection.closed.wait()
+        assert events == [{"attempt": "a1", "event": "progress"}]
+
+
+async def wait_until_unsent(connection: ShardConnection) -> None:
+    """Until the hub's writer has taken the outbox (and so tried to send it)."""
+    with anyio.fail_after(WAIT_S):
+        while connection._outbox:
+            await anyio.lowlevel.checkpoint()
