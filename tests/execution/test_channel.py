@@ -105,3 +105,22 @@ async def wait_until_unsent(connection: ShardConnection) -> None:
     with anyio.fail_after(WAIT_S):
         while connection._outbox:
             await anyio.lowlevel.checkpoint()
+
+
+async def test_a_second_link_for_a_shard_already_linked_is_refused_and_the_first_keeps_its_frames() -> None:
+    async with serving() as hub:
+        connection = hub.shard("s1")
+        first = await connect(hub, "s1")
+        connection.post(("cancel", "a0"))
+        await wait_readable(first)  # the hub has linked it
+        assert first.receive() == [("cancel", "a0")]
+        second = await connect(hub, "s1")  # a replayed hello, or a rerun of the shard's task elsewhere
+        try:
+            readable, _, _ = await anyio.to_thread.run_sync(select.select, [second], [], [], WAIT_S)
+            assert readable and second.receive() is None  # closed by the hub
+            connection.post(("cancel", "a1"))
+            await wait_readable(first)
+            assert first.receive() == [("cancel", "a1")]
+        finally:
+            first.close()
+            second.close()

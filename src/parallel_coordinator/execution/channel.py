@@ -39,6 +39,7 @@ class ShardConnection:
     def __init__(self, shard_id: str) -> None:
         self.shard_id = shard_id
         self.worker_pid: int | None = None
+        self.linked = False  # its shard said hello: the one link that may carry its frames
         self.closed = anyio.Event()
         self.closing = False  # the shard said it is ending (its worker is going): send it nothing new
         self._outbox: list[bytes] = []  # bounded by the jobs and cancels in flight on this shard
@@ -150,6 +151,10 @@ class AttemptHub:
         connection = self._shards.get(str(hello.get("shard")))
         if connection is None or connection.closed.is_set():
             return None, b""  # a shard we no longer track: closing the socket ends it
+        if connection.linked:  # a replayed hello, or the shard's task rerun elsewhere: one link per shard
+            log.warning("refused a second link for shard %s", connection.shard_id)
+            return None, b""
+        connection.linked = True
         connection.worker_pid = hello.get("worker_pid")
         return connection, rest
 
