@@ -18,7 +18,7 @@ import anyio.to_thread
 import pytest
 
 from parallel_coordinator.execution.channel import AttemptHub, ShardConnection
-from parallel_coordinator.supervisor.link import ShardLink
+from parallel_coordinator.supervisor.link import ShardLink, split_address
 
 pytestmark = pytest.mark.anyio
 
@@ -124,3 +124,18 @@ async def test_a_second_link_for_a_shard_already_linked_is_refused_and_the_first
         finally:
             first.close()
             second.close()
+
+
+async def test_a_peer_that_says_no_hello_in_time_is_dropped() -> None:
+    hub = AttemptHub(tcp_host="127.0.0.1", hello_timeout_s=0.2)
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(hub.serve)
+            host, port = split_address(hub.address)
+            async with await anyio.connect_tcp(host, port) as stranger:
+                await stranger.send(b'{"shard": "s1"')  # and then nothing
+                with anyio.fail_after(WAIT_S), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await stranger.receive()
+            group.cancel_scope.cancel()
+    finally:
+        hub.close()

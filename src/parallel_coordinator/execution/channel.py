@@ -63,10 +63,15 @@ class ShardConnection:
 class AttemptHub:
     """Routes shard events to the attempt they name; carries jobs and cancels to the shards."""
 
-    def __init__(self, tcp_host: str | None = None) -> None:
-        """A Unix socket by default; with `tcp_host`, a TCP port on that address (chosen by the OS)."""
+    def __init__(self, tcp_host: str | None = None, *, hello_timeout_s: float = 10.0) -> None:
+        """A Unix socket by default; with `tcp_host`, a TCP port on that address (chosen by the OS).
+
+        A peer that has not said a whole hello within `hello_timeout_s` is dropped: on a TCP port,
+        strangers that connect and say nothing would otherwise each hold a socket and a task for ever.
+        """
         self._dir = make_hub_dir()
         self._tcp_host = tcp_host
+        self._hello_timeout_s = hello_timeout_s
         # Where shards connect: a socket path, or tcp://host:port once serving.
         self.address = str(self._dir / SOCKET)
         # Anyone who can reach a TCP port could claim to be a shard: the hello must carry this.
@@ -109,7 +114,9 @@ class AttemptHub:
         connection: ShardConnection | None = None
         async with stream:
             try:
-                connection, rest = await self._hello(stream)
+                connection, rest = None, b""
+                with anyio.move_on_after(self._hello_timeout_s):
+                    connection, rest = await self._hello(stream)
                 if connection is None:
                     return
                 # Caught inside the group: it would wrap them in an ExceptionGroup that ends the whole hub.
