@@ -63,9 +63,11 @@ def _connect(address: str) -> socket.socket:
     sock = socket.create_connection(split_address(address), timeout=10)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    # A coordinator whose machine vanished sends no FIN: keepalive probes find out within ~30 s.
+    # A coordinator whose machine vanished sends no FIN: keepalive probes find out within ~30 s on an
+    # idle link; where data we sent goes unacknowledged, keepalive waits and the user timeout (Linux)
+    # bounds it instead, or retransmissions would block our sendall, and the whole shard, for ~15 min.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for option, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 4)):
+    for option, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 4), ("TCP_USER_TIMEOUT", 30_000)):
         if hasattr(socket, option):
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
     return sock
