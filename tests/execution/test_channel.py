@@ -139,3 +139,35 @@ async def test_a_peer_that_says_no_hello_in_time_is_dropped() -> None:
             group.cancel_scope.cancel()
     finally:
         hub.close()
+
+
+@pytest.mark.parametrize(
+    "hello", [b'{"secret": "caf\\u00e9"}\n', b'{"secret": "caf\xc3\xa9"}\n', b"[1, 2]\n", b"\xff\n"]
+)
+async def test_a_stranger_whose_hello_is_not_the_secret_is_refused_and_the_hub_serves_on(hello: bytes) -> None:
+    async with serving_tcp() as hub:
+        host, port = split_address(hub.address)
+        async with await anyio.connect_tcp(host, port) as stranger:
+            await stranger.send(hello)
+            with anyio.fail_after(WAIT_S), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await stranger.receive()
+        connection = hub.shard("s1")
+        link = await connect(hub, "s1")
+        try:
+            connection.post(("cancel", "a1"))
+            await wait_readable(link)
+            assert link.receive() == [("cancel", "a1")]
+        finally:
+            link.close()
+
+
+@asynccontextmanager
+async def serving_tcp() -> AsyncIterator[AttemptHub]:
+    hub = AttemptHub(tcp_host="127.0.0.1")
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(hub.serve)
+            yield hub
+            group.cancel_scope.cancel()
+    finally:
+        hub.close()

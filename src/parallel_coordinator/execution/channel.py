@@ -152,7 +152,9 @@ class AttemptHub:
             hello = json.loads(line)
         except ValueError:
             return None, b""
-        if not isinstance(hello, dict) or not secrets.compare_digest(str(hello.get("secret", "")), self.secret):
+        # As bytes: compare_digest raises on a str with non-ASCII characters (a stranger's word would end the hub).
+        proof = str(hello.get("secret", "")).encode() if isinstance(hello, dict) else b""
+        if not secrets.compare_digest(proof, self.secret.encode()):
             log.warning("refused a supervisor connection without the hub's secret")
             return None, b""
         connection = self._shards.get(str(hello.get("shard")))
