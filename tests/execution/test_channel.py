@@ -142,7 +142,8 @@ async def test_a_peer_that_says_no_hello_in_time_is_dropped() -> None:
 
 
 @pytest.mark.parametrize(
-    "hello", [b'{"secret": "caf\\u00e9"}\n', b'{"secret": "caf\xc3\xa9"}\n', b"[1, 2]\n", b"\xff\n"]
+    "hello",
+    [b'{"secret": "caf\\u00e9"}\n', b'{"secret": "caf\xc3\xa9"}\n', b"[1, 2]\n", b"\xff\n", b"[" * 3000 + b"\n"],
 )
 async def test_a_stranger_whose_hello_is_not_the_secret_is_refused_and_the_hub_serves_on(hello: bytes) -> None:
     async with serving_tcp() as hub:

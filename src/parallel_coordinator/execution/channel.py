@@ -150,7 +150,7 @@ class AttemptHub:
         line, rest = received.split(b"\n", 1)
         try:
             hello = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             return None, b""
         # As bytes: compare_digest raises on a str with non-ASCII characters (a stranger's word would end the hub).
         proof = str(hello.get("secret", "")).encode() if isinstance(hello, dict) else b""
