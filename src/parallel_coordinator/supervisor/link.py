@@ -4,8 +4,9 @@ The shard opens with one JSON line (its shard id and the hub's secret, so the hu
 stranger before reading anything else), then both ends exchange frames: a 4-byte length and a
 pickle. The coordinator sends `("start", job)`, `("cancel", attempt_id)` and `("exit", None)`; the
 shard sends event dicts, each naming its attempt. Pickle, because jobs and outcomes are our own
-dataclasses and already travel as pickles to the pool; only an end that proved the secret is read.
-End of file means the other end is gone.
+dataclasses and already travel as pickles to the pool. The hub reads frames only from an end that
+proved the secret; the shard proves nothing of the hub: it trusts the address it was given (an
+owner-only Unix socket, or the coordinator's TCP port). End of file means the other end is gone.
 """
 
 from __future__ import annotations
