@@ -172,3 +172,22 @@ async def serving_tcp() -> AsyncIterator[AttemptHub]:
             group.cancel_scope.cancel()
     finally:
         hub.close()
+
+
+async def test_forgetting_a_shard_closes_its_link_so_the_shard_kills_its_agents() -> None:
+    """The backend forgets a shard whose task it saw fail (a Dask worker the scheduler gave up on, say);
+    if that shard still runs, the closed link is what tells it to kill the agents the backend counts as lost."""
+    async with serving() as hub:
+        connection = hub.shard("s1")
+        link = await connect(hub, "s1")
+        try:
+            connection.post(("cancel", "a0"))
+            await wait_readable(link)
+            assert link.receive() == [("cancel", "a0")]
+            hub.forget_shard("s1")
+            await wait_readable(link)
+            assert link.receive() is None  # end of file: the coordinator is gone, for this shard
+            with anyio.fail_after(WAIT_S):
+                await connection.closed.wait()
+        finally:
+            link.close()

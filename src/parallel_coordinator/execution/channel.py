@@ -44,12 +44,18 @@ class ShardConnection:
         self.closing = False  # the shard said it is ending (its worker is going): send it nothing new
         self._outbox: list[bytes] = []  # bounded by the jobs and cancels in flight on this shard
         self._wake = anyio.Event()
+        self._link = anyio.CancelScope()  # cancelled: the hub closes the link, and the shard kills its agents
 
     def post(self, message: tuple[str, Any]) -> None:
         """Queue a message; it is sent once the shard has connected, in the order posted."""
         if not self.closed.is_set():
             self._outbox.append(encode(message))
             self._wake.set()
+
+    def drop(self) -> None:
+        """Close the link now (a hello still to come is refused); the shard sees the coordinator gone."""
+        self.closed.set()
+        self._link.cancel()
 
     async def write(self, stream: anyio.abc.SocketStream) -> None:
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):  # the reader sees it end
@@ -102,7 +108,10 @@ class AttemptHub:
         return connection
 
     def forget_shard(self, shard_id: str) -> None:
-        self._shards.pop(shard_id, None)
+        """Drop the shard; a link it still holds is closed, so a shard that still runs kills its agents."""
+        connection = self._shards.pop(shard_id, None)
+        if connection is not None:
+            connection.drop()
 
     def register(self, attempt_id: str, on_event: EventHandler) -> None:
         self._attempts[attempt_id] = on_event
@@ -120,11 +129,12 @@ class AttemptHub:
                 if connection is None:
                     return
                 # Caught inside the group: it would wrap them in an ExceptionGroup that ends the whole hub.
-                async with anyio.create_task_group() as group:
-                    group.start_soon(connection.write, stream)
-                    with contextlib.suppress(*_LINK_ENDS):
-                        await self._read(connection, stream, rest)
-                    group.cancel_scope.cancel()
+                with connection._link:
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(connection.write, stream)
+                        with contextlib.suppress(*_LINK_ENDS):
+                            await self._read(connection, stream, rest)
+                        group.cancel_scope.cancel()
             except _LINK_ENDS:
                 pass
             finally:
