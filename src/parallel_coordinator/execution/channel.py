@@ -183,5 +183,9 @@ class AttemptHub:
                 connection.closing = True
                 continue
             on_event = self._attempts.get(str(event.get("attempt")))
-            if on_event is not None:
+            if on_event is None:
+                continue
+            try:
                 on_event(event)
+            except Exception:  # a bug in one attempt's handler: the link and every other attempt on it go on
+                log.exception("handling %s event of attempt %s failed", event.get("event"), event.get("attempt"))

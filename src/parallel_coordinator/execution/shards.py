@@ -210,7 +210,8 @@ class ShardBackend(ABC):
             if attempt.done.is_set():
                 continue
             if cause is None or isinstance(cause, self._worker_losses()):
-                error = WorkerLostError(f"the {self.worker_kind} running it died ({cause!r})")
+                why = f"{cause!r}" if cause is not None else "its link closed and the pool said nothing"
+                error = WorkerLostError(f"the {self.worker_kind} running it died ({why})")
                 error.__cause__ = cause or ConnectionResetError("its shard's link closed")
                 attempt.error = error
             else:

@@ -18,6 +18,7 @@ from pathlib import Path
 _KEEPER_SCRIPT = str(Path(__file__).with_name("lifeline_keeper.py"))
 _lock = threading.Lock()
 _keeper: tuple[int, int] | None = None  # (keeper pid, write end of its lifeline)
+_guarded: set[int] = set()  # the sessions guarded now: bounded by the agents this shard runs at once
 
 
 def _start_keeper() -> tuple[int, int]:
@@ -41,9 +42,12 @@ def _send(line: bytes) -> None:
     global _keeper
     with _lock:
         for _ in range(2):  # a keeper that died is replaced once
-            if _keeper is None:
-                _keeper = _start_keeper()
             try:
+                if _keeper is None:
+                    _keeper = _start_keeper()
+                    # The new keeper learns every session the dead one guarded, not only those from now on.
+                    for session in _guarded:
+                        os.write(_keeper[1], b"+%d\n" % session)
                 os.write(_keeper[1], line)
                 return
             except OSError:
@@ -54,10 +58,12 @@ def _send(line: bytes) -> None:
 def guard(session: int) -> None:
     """From now on, the agent session `session` is killed when this process dies. Raises OSError if it cannot be."""
     _send(b"+%d\n" % session)
+    _guarded.add(session)
 
 
 def release(session: int) -> None:
     """The session's agent tree is gone (killed and reaped): its number may be reused, so forget it."""
+    _guarded.discard(session)
     if _keeper is not None:
         with contextlib.suppress(OSError):
             _send(b"-%d\n" % session)
@@ -81,6 +87,7 @@ def _forget_in_child() -> None:
     global _keeper, _lock
     _lock = threading.Lock()
     _drop()
+    _guarded.clear()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

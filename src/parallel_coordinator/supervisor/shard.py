@@ -100,6 +100,7 @@ class Shard:
                 self._on_link()
             elif key.data == "stop":
                 # Its worker is gone: the pool reports these attempts lost, with its own word on why.
+                self.selector.unregister(key.fd)  # once is enough, and it would stay readable
                 self._silent = True
                 self._lose_all("its worker died; the agent was killed")
             elif key.data == "children":
