@@ -50,6 +50,7 @@ _KNOWN_KEYS = frozenset(
         "priority",
         "fallback_agents",
         "timeout",
+        "stall_timeout",
         "isolation",
         "pass_env",
     }
@@ -179,11 +180,17 @@ def _priority(value: Any) -> Priority:
     raise _Invalid(f"'priority' must be one of {', '.join(levels)}, got {value!r}")
 
 
-def _timeout(value: Any) -> float:
-    number = _number(value)
-    if number is None or not math.isfinite(number) or number <= 0:
-        raise _Invalid(f"'timeout' must be a number of seconds greater than 0, got {value!r}")
-    return number
+def _seconds(key: str) -> Callable[[Any], float]:
+    def convert(value: Any) -> float:
+        number = _number(value)
+        if number is None or not math.isfinite(number) or number <= 0:
+            raise _Invalid(f"'{key}' must be a number of seconds greater than 0, got {value!r}")
+        return number
+
+    return convert
+
+
+_timeout = _seconds("timeout")
 
 
 def _model(value: Any) -> str:
@@ -205,6 +212,7 @@ _OPTIONAL: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "priority": ("priority", _priority),
     "fallback_agents": ("fallback_agents", lambda value: _string_list(value, key="fallback_agents")),
     "timeout": ("timeout", _timeout),
+    "stall_timeout": ("stall_timeout", _seconds("stall_timeout")),
     "isolation": ("isolation", lambda value: _text(value, key="isolation") or None),
     "pass_env": ("pass_env", lambda value: _string_list(value, key="pass_env")),
 }

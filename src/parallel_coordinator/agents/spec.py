@@ -38,6 +38,8 @@ class AgentSpec(BaseModel):
     priority: Priority = "medium"
     fallback_agents: list[str] = Field(default_factory=list)
     timeout: float | None = Field(default=None, gt=0)
+    # Seconds of silence with an idle process tree before a run counts as stalled (the option overrides it).
+    stall_timeout: float | None = Field(default=None, gt=0)
     isolation: str | None = None
     # Secret-looking environment variables this agent may inherit all the same (environment.py).
     pass_env: list[str] = Field(default_factory=list)

@@ -58,14 +58,16 @@ class Attempts:
 
     def job(
         self, runner: Runner, agent: AgentSpec, invocation: Invocation, request: TaskRequest, artefact_dir: Path,
-        memory_limit_mb: float | None,
+        memory_limit_mb: float | None, stall_timeout_s: float | None = None,
     ) -> SupervisorJob:
+        """The attempt's job; `stall_timeout_s` is the session's option, else the agent file's, else the server's."""
         return SupervisorJob(
             attempt_id=secrets.token_hex(8), invocation=invocation, env=self.agent_env(runner, agent),
             artefact_dir=str(artefact_dir), cwd=request.working_directory, timeout_s=request.timeout_s,
             memory_limit_mb=memory_limit_mb, output_cap_bytes=self.settings.output_cap_bytes,
             disk_cap_bytes=self.settings.artefact_cap_bytes,
             token_budget=request.token_budget if runner.counts_tokens else None,
+            stall_timeout_s=stall_timeout_s or agent.stall_timeout or self.settings.stall_timeout_s,
         )
 
     async def run(self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec) -> RunResult:
@@ -160,7 +162,10 @@ class Attempts:
                     ok=False, error=str(exc), retryable=False
                 )
             artefacts = self.artefacts(session.id, record.task_id, request.attempt)
-            job = self.job(runner, agent, invocation, request, artefacts, session.policy.memory_limit_mb)
+            job = self.job(
+                runner, agent, invocation, request, artefacts, session.policy.memory_limit_mb,
+                session.policy.stall_timeout_s,
+            )
             throttle.running += 1
             try:
                 outcome = await self._supervise(session, record, job)
@@ -181,6 +186,9 @@ class Attempts:
             kind = event.get("event")
             if kind == "started":
                 record.pid = event.get("pid")
+            elif kind == "quiet":  # the agent has shown no sign of work for a while (the stall watchdog)
+                quiet, window = event.get("quiet_s", 0), event.get("stall_s", 0)
+                record.message = f"quiet for {quiet:.0f} s (counts as stalled at {window:.0f} s)"
             elif kind == "progress":
                 record.progress = event.get("percent")
                 record.message = event.get("message")

@@ -31,6 +31,7 @@ class SessionPolicy:
     priority_mode: PriorityMode
     memory_limit_mb: float
     token_budget_per_agent: int | None
+    stall_timeout_s: float | None  # None: the agent file's, else the server's default
     cost_budget_per_agent_usd: float | None
     reuse_results: Literal["session", "server", "off"]
     working_directory: str | None
@@ -48,6 +49,7 @@ class SessionPolicy:
             max_agents=options.max_agents, retry_attempts=options.retry_attempts, timeout_s=options.timeout,
             on_failure=options.on_failure, priority_mode=options.priority_mode,
             memory_limit_mb=options.memory_limit_mb, token_budget_per_agent=options.token_budget_per_agent,
+            stall_timeout_s=options.stall_timeout,
             cost_budget_per_agent_usd=options.cost_budget_per_agent_usd, reuse_results=options.reuse_results,
             working_directory=options.working_directory, synthesizer=options.synthesizer,
             isolation=options.isolation, keep_worktrees=options.keep_worktrees,

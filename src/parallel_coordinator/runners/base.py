@@ -54,7 +54,7 @@ class Invocation:
     stream: StreamKind = "command"
 
 
-EndReason = Literal["exited", "timeout", "cancelled", "memory", "budget", "spawn_failed", "lost"]
+EndReason = Literal["exited", "timeout", "stalled", "cancelled", "memory", "budget", "spawn_failed", "lost"]
 
 
 @dataclass

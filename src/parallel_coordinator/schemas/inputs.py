@@ -88,6 +88,12 @@ class CoordinateOptions(BaseModel):
         " max_concurrent_agents, which is 64 unless configured, runs wait; claude agents also wait for memory).",
     )
     timeout: float | None = Field(None, gt=0, le=7 * 86_400, description="Seconds the whole session may take.")
+    stall_timeout: float | None = Field(
+        None, gt=0, le=86_400,
+        description="Seconds an agent may show no sign of work (no output, no stream event, its whole process"
+        " tree idle on CPU) before it is killed as `stalled` and retried; default: the agent file's"
+        " `stall_timeout`, else 600.",
+    )
     retry_attempts: int = Field(
         3, ge=1, le=20,
         description="Attempts per agent for each task, retried with exponential backoff, unless its retry_policy says"

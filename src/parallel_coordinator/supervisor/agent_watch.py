@@ -32,6 +32,8 @@ _MAX_LINE = 1 << 20  # a line longer than this is cut before it reaches the stre
 _LINGER_S = 1.0  # after the agent exits, how long a descendant may keep its output pipes open
 _KILL_GRACE_S = 2.0  # how long killed members may take to die before the outcome is reported anyway
 _PROGRESS_EVERY_S = 0.1
+# The stall watchdog: a tree that gained less CPU than this since the last look counts as idle.
+_IDLE_CPU_S = 0.01
 
 
 class LineSplitter:
@@ -82,6 +84,10 @@ class AgentWatch:
         self._progress_sent_at = 0.0
         self._leader_exited_at: float | None = None
         self._finish_deadline = 0.0
+        # The stall watchdog: when the agent last showed a sign of work (output, or CPU in its tree).
+        self._active_at = time.monotonic()
+        self._cpu_seen = 0.0
+        self._quiet_told = False
         self.end: EndReason | None = None
         self.error: str | None = None
         self.killed = 0
@@ -116,6 +122,7 @@ class AgentWatch:
             return
         self._files[name].write(chunk)
         self._lines(name, self._splitters[name].feed(chunk))
+        self._active_at, self._quiet_told = time.monotonic(), False
 
     def _lines(self, name: str, lines: list[str]) -> None:
         for line in lines:
@@ -147,6 +154,8 @@ class AgentWatch:
             if used is not None and used > self.job.token_budget:
                 self.stop("budget", f"token budget exceeded: {used:,} tokens > {self.job.token_budget:,}; "
                           "the run was stopped")
+        if self.end is None and sample and self.job.stall_timeout_s is not None:
+            self._watch_for_a_stall(now, self.job.stall_timeout_s)
         if self.end is None and sample:
             rss = self.tree.rss_mb()
             if self.job.memory_limit_mb is not None and rss > self.job.memory_limit_mb:
@@ -162,6 +171,20 @@ class AgentWatch:
             self.end = "exited"
             return True
         return False
+
+    def _watch_for_a_stall(self, now: float, window: float) -> None:
+        """No output and an idle tree for `window` seconds: stalled. Half-way, the coordinator hears it is quiet."""
+        cpu = self.tree.cpu_s()
+        if cpu - self._cpu_seen >= _IDLE_CPU_S:  # a long tool call burning CPU in a child is work
+            self._active_at, self._quiet_told = now, False
+        self._cpu_seen = max(self._cpu_seen, cpu)
+        quiet = now - self._active_at
+        if quiet >= window:
+            self.stop("stalled", f"stalled: no output and its process tree idle on CPU for {quiet:.0f} s "
+                      f"(stall_timeout {window:g} s); its process tree was killed")
+        elif quiet >= window / 2 and not self._quiet_told:
+            self._quiet_told = True
+            self._post({"attempt": self.attempt_id, "event": "quiet", "quiet_s": round(quiet, 1), "stall_s": window})
 
     def begin_finish(self, selector: selectors.BaseSelector, now: float) -> None:
         """Stop listening and SIGKILL the whole tree, without waiting for it to die."""

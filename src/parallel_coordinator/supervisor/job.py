@@ -18,6 +18,8 @@ class SupervisorJob:
     # The agent's whole environment, built by the coordinator (environment.py); None: this worker's own.
     env: dict[str, str] | None = None
     timeout_s: float | None = None
+    # Silence (no output) with the whole tree idle on CPU this long ends the run as "stalled".
+    stall_timeout_s: float | None = None
     memory_limit_mb: float | None = None
     output_cap_bytes: int = 4 * 1024 * 1024
     # What each of stdout and stderr may take on disk; past it the rest is counted, not kept.

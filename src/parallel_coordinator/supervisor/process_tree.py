@@ -144,6 +144,19 @@ class ProcessTree:
             pids.discard(self.leader_pid)
         return pids
 
+    def cpu_s(self) -> float:
+        """CPU seconds the tree's members have used so far (user and system); members that ended count no more."""
+        if time.monotonic() - self._refreshed > _TREE_REFRESH_S:
+            self.refresh()
+        total = 0.0
+        for proc in list(self._members.values()):
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
     def rss_mb(self) -> float:
         if time.monotonic() - self._refreshed > _TREE_REFRESH_S:
             self.refresh()
