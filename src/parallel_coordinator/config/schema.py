@@ -36,6 +36,7 @@ class ParallelConfig(_Section):
     task_timeout: Number = Field(default("task_timeout_s"), gt=0, le=86_400)
     retry_attempts: Count = Field(default("retry_attempts"), ge=1, le=20)
     progress_update_interval: Number = Field(default("progress_update_interval_s"), ge=0.1, le=60)
+    max_depth: int = Field(default("max_depth"), ge=0, le=16)
 
 
 class ResourceLimits(_Section):

@@ -87,6 +87,8 @@ class Settings:
     performance_logging: bool = field(default_factory=lambda: os.environ.get("PCOORD_PERFORMANCE_LOGGING", "1") != "0")
     # Defaults for coordinate_task calls that leave them unset (configuration file: parallel_config, resource_limits).
     task_timeout_s: float = 300.0
+    # How deep coordinators may nest: 0 is the top, 1 a coordinator started inside one of our agents.
+    max_depth: int = 1
     # A run silent, with its tree idle on CPU, this long is stalled (options.stall_timeout and agent files override).
     stall_timeout_s: float = 600.0
     retry_attempts: int = 3

@@ -39,6 +39,7 @@ from parallel_coordinator.engine.tasks import TaskRuns
 from parallel_coordinator.engine.throttle import RunnerThrottle
 from parallel_coordinator.errors import EngineNotStartedError, PlanError, UnknownSessionError
 from parallel_coordinator.execution.backend import ExecutionBackend, make_backend
+from parallel_coordinator.execution.environment import refuse_past_max_depth
 from parallel_coordinator.planning.estimates import DurationEstimator
 from parallel_coordinator.planning.planner import Decomposition
 from parallel_coordinator.planning.plans import PlannedSession, build_plan, plan_from_stored
@@ -193,6 +194,7 @@ class Coordinator:
     ) -> Session:
         if self._task_group is None:
             raise EngineNotStartedError()
+        refuse_past_max_depth(self.settings.max_depth)
         running = [s for s in self.active_sessions if s.owner == owner]
         if len(running) >= self.settings.max_sessions_per_principal:
             raise PlanError(

@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from parallel_coordinator.errors import PlanError
+
 # Read by the server as credentials; never handed on, not even when an `allow` list names them.
 SERVER_CREDENTIALS = frozenset({"PCOORD_TOKEN", "PCOORD_TOKENS"})
 
@@ -37,6 +39,17 @@ def current_depth(environ: Mapping[str, str] | None = None) -> int:
         return max(0, int(raw))
     except ValueError:
         return 0
+
+
+def refuse_past_max_depth(max_depth: int, environ: Mapping[str, str] | None = None) -> None:
+    """Raise PlanError when this coordinator runs deeper than `max_depth`: an agent fanning out again, by accident."""
+    depth = current_depth(environ)
+    if depth > max_depth:
+        raise PlanError(
+            f"this server runs at depth {depth} ({DEPTH_ENV}={depth}: inside an agent of a coordinator"
+            f"{' of an agent' * (depth - 1)}), past the maximum depth {max_depth}: it starts no session."
+            " Raise parallel_config.max_depth (or PCOORD_MAX_DEPTH) where nesting is meant"
+        )
 
 
 def scrub_server_credentials() -> None:
