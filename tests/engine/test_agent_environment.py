@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -94,7 +95,8 @@ async def test_an_agent_nested_in_an_agent_knows_its_depth(
 ) -> None:
     monkeypatch.setenv("PCOORD_DEPTH", "2")
     agents.script("show-env", SHOW_ENV)
-    assert (await run_show_env(settings))["depth"] == "3"
+    allowed = dataclasses.replace(settings, max_depth=2)  # the depth guard would refuse a server at depth 2
+    assert (await run_show_env(allowed))["depth"] == "3"
 
 
 def test_a_claude_agent_keeps_what_claude_code_logs_in_with_and_nothing_else_secret() -> None:
