@@ -26,8 +26,8 @@ WAIT_S = 10.0
 
 
 @asynccontextmanager
-async def serving() -> AsyncIterator[AttemptHub]:
-    hub = AttemptHub()
+async def serving(tcp_host: str | None = None) -> AsyncIterator[AttemptHub]:
+    hub = AttemptHub(tcp_host=tcp_host)
     try:
         async with anyio.create_task_group() as group:
             await group.start(hub.serve)
@@ -146,7 +146,7 @@ async def test_a_peer_that_says_no_hello_in_time_is_dropped() -> None:
     [b'{"secret": "caf\\u00e9"}\n', b'{"secret": "caf\xc3\xa9"}\n', b"[1, 2]\n", b"\xff\n", b"[" * 3000 + b"\n"],
 )
 async def test_a_stranger_whose_hello_is_not_the_secret_is_refused_and_the_hub_serves_on(hello: bytes) -> None:
-    async with serving_tcp() as hub:
+    async with serving("127.0.0.1") as hub:
         host, port = split_address(hub.address)
         async with await anyio.connect_tcp(host, port) as stranger:
             await stranger.send(hello)
@@ -162,16 +162,6 @@ async def test_a_stranger_whose_hello_is_not_the_secret_is_refused_and_the_hub_s
             link.close()
 
 
-@asynccontextmanager
-async def serving_tcp() -> AsyncIterator[AttemptHub]:
-    hub = AttemptHub(tcp_host="127.0.0.1")
-    try:
-        async with anyio.create_task_group() as group:
-            await group.start(hub.serve)
-            yield hub
-            group.cancel_scope.cancel()
-    finally:
-        hub.close()
 
 
 async def test_forgetting_a_shard_closes_its_link_so_the_shard_kills_its_agents() -> None:

@@ -118,10 +118,9 @@ class LocalPoolBackend(ShardBackend):
                 _stop_fork_server()
         self._executors.clear()
 
-    def _start_executor(self, shard_id: str) -> Future[None]:
+    def _start_executor(self, shard_id: str, context: Any) -> Future[None]:
         from loky import ProcessPoolExecutor
 
-        context = self._context()
         # Forked workers inherit the fork server's environment, not ours: hand them theirs.
         environ = dict(os.environ) if self.worker_env is None else self.worker_env
         executor = ProcessPoolExecutor(
@@ -136,10 +135,10 @@ class LocalPoolBackend(ShardBackend):
         return future
 
     async def _launch(self, shard_id: str) -> Future[None]:
-        self._context()  # sets the fork server's preload before it starts
+        context = self._context()  # sets the fork server's preload before it starts
         _start_fork_server_deaf_to_ctrl_c()  # on this thread: signal dispositions change only on the main one
         # Starting the executor forks its worker: keep that off the event loop.
-        return await anyio.to_thread.run_sync(self._start_executor, shard_id)
+        return await anyio.to_thread.run_sync(self._start_executor, shard_id, context)
 
     async def _ended(self, handle: Future[None]) -> None:
         await asyncio.wrap_future(handle)

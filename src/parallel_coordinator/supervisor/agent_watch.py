@@ -154,11 +154,11 @@ class AgentWatch:
             if used is not None and used > self.job.token_budget:
                 self.stop("budget", f"token budget exceeded: {used:,} tokens > {self.job.token_budget:,}; "
                           "the run was stopped")
-        if self.end is None and sample and self.job.stall_timeout_s is not None:
-            self._watch_for_a_stall(now, self.job.stall_timeout_s)
         if self.end is None and sample:
-            rss = self.tree.rss_mb()
-            if self.job.memory_limit_mb is not None and rss > self.job.memory_limit_mb:
+            rss, cpu = self.tree.sample()
+            if self.job.stall_timeout_s is not None:
+                self._watch_for_a_stall(now, self.job.stall_timeout_s, cpu)
+            if self.end is None and self.job.memory_limit_mb is not None and rss > self.job.memory_limit_mb:
                 self.stop("memory", f"memory limit exceeded: {rss:.0f} MB > {self.job.memory_limit_mb:g} MB")
         if self.end is not None:
             return True
@@ -172,9 +172,9 @@ class AgentWatch:
             return True
         return False
 
-    def _watch_for_a_stall(self, now: float, window: float) -> None:
-        """No output and an idle tree for `window` seconds: stalled. Half-way, the coordinator hears it is quiet."""
-        cpu = self.tree.cpu_s()
+    def _watch_for_a_stall(self, now: float, window: float, cpu: float) -> None:
+        """No output and an idle tree (`cpu`: its CPU seconds so far) for `window` seconds: stalled. Half-way,
+        the coordinator hears it is quiet."""
         if cpu - self._cpu_seen >= _IDLE_CPU_S:  # a long tool call burning CPU in a child is work
             self._active_at, self._quiet_told = now, False
         self._cpu_seen = max(self._cpu_seen, cpu)

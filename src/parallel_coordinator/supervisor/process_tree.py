@@ -144,31 +144,23 @@ class ProcessTree:
             pids.discard(self.leader_pid)
         return pids
 
-    def cpu_s(self) -> float:
-        """CPU seconds the tree's members have used so far (user and system); members that ended count no more."""
+    def sample(self) -> tuple[float, float]:
+        """One look at every member: the tree's RSS in MB, and the CPU seconds its members have used so far
+        (user and system; members that ended count no more)."""
         if time.monotonic() - self._refreshed > _TREE_REFRESH_S:
             self.refresh()
-        total = 0.0
+        rss, cpu = 0, 0.0
         for proc in list(self._members.values()):
             try:
-                times = proc.cpu_times()
+                with proc.oneshot():  # one read of the member's stat files for both figures
+                    rss += proc.memory_info().rss
+                    times = proc.cpu_times()
             except psutil.Error:
                 continue
-            total += times.user + times.system
-        return total
-
-    def rss_mb(self) -> float:
-        if time.monotonic() - self._refreshed > _TREE_REFRESH_S:
-            self.refresh()
-        total = 0
-        for proc in list(self._members.values()):
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                continue
-        mb = total / (1024 * 1024)
+            cpu += times.user + times.system
+        mb = rss / (1024 * 1024)
         self.peak_rss_mb = max(self.peak_rss_mb, mb)
-        return mb
+        return mb, cpu
 
     def kill(self) -> int:
         """SIGKILL the agent's process group and every member; returns how many were alive.
