@@ -91,6 +91,8 @@ class Settings:
     max_depth: int = 1
     # A run silent, with its tree idle on CPU, this long is stalled (options.stall_timeout and agent files override).
     stall_timeout_s: float = 600.0
+    # A plan forecast to cost more than this many dollars needs approval (options.approval_threshold_usd overrides).
+    approval_threshold_usd: float = 5.0
     retry_attempts: int = 3
     progress_update_interval_s: float = 1.0
     max_memory_per_agent: int | float | str = "512MB"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from parallel_coordinator.schemas.inputs import CoordinateOptions
+from parallel_coordinator.schemas.inputs import CoordinateOptions, SessionBudget
 
 if TYPE_CHECKING:
     from parallel_coordinator.config.settings import Settings
@@ -41,6 +41,7 @@ class SessionPolicy:
     progress_interval_s: float
     result_chars: int | None
     total_result_chars: int | None
+    budget: SessionBudget | None  # the whole session's (budget.py); the per-agent caps stay too
 
     @classmethod
     def from_options(cls, options: CoordinateOptions) -> SessionPolicy:
@@ -55,6 +56,7 @@ class SessionPolicy:
             isolation=options.isolation, keep_worktrees=options.keep_worktrees,
             progress_interval_s=options.progress_update_interval, result_chars=options.result_chars,
             total_result_chars=options.total_result_chars,
+            budget=options.budget,
         )
 
 
@@ -68,5 +70,6 @@ def options_with_defaults(options: CoordinateOptions | None, settings: Settings)
         "max_memory_per_agent": settings.max_memory_per_agent,
         "token_budget_per_agent": settings.token_budget_per_agent,
         "synthesizer": settings.synthesizer,
+        "approval_threshold_usd": settings.approval_threshold_usd,
     }
     return CoordinateOptions.model_validate({**defaults, **given})

@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     peak_parallelism INTEGER,
     notes TEXT,
     cancel_requested_at REAL,
-    killed_processes INTEGER
+    killed_processes INTEGER,
+    forecast TEXT,
+    spend TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -70,7 +72,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -94,6 +96,10 @@ _MIGRATIONS = {
         "ALTER TABLE tasks ADD COLUMN output_cut INTEGER",
         "ALTER TABLE tasks ADD COLUMN worktree TEXT",
         "ALTER TABLE attempts ADD COLUMN streams TEXT",
+    ],
+    7: [
+        "ALTER TABLE sessions ADD COLUMN forecast TEXT",
+        "ALTER TABLE sessions ADD COLUMN spend TEXT",
     ],
 }
 

@@ -142,9 +142,11 @@ class AgentWatch:
     def tick(self, now: float, *, periodic: bool, sample: bool) -> bool:
         """Check the limits; True once the agent must end (the reason is in `end`)."""
         if self._pending_progress is not None and now - self._progress_sent_at >= _PROGRESS_EVERY_S:
+            # Tokens so far ride along: the engine holds a session's token budget against every running agent.
             self._post({
                 "attempt": self.attempt_id, "event": "progress",
                 "percent": self._pending_progress.percent, "message": self._pending_progress.message,
+                "tokens": self._reader.tokens_used(),
             })
             self._pending_progress, self._progress_sent_at = None, now
         if self.end is None and self._deadline is not None and now >= self._deadline:
@@ -245,6 +247,7 @@ class AgentWatch:
             stderr_cut_on_disk=stderr.cut_on_disk,
             stderr_tail="\n".join(self._stderr_tail),
             final_event=self._reader.final_event(),
+            tokens_used=self._reader.tokens_used(),
             started_at=self.started_at,
             finished_at=time.time(),
             pid=self.proc.pid,
