@@ -16,6 +16,7 @@ from starlette.responses import Response
 from parallel_coordinator import __version__
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.server.completions import register_completions
 from parallel_coordinator.server.http import StaticTokenVerifier
 from parallel_coordinator.server.prometheus import exposition
 from parallel_coordinator.server.prompts import register_prompts
@@ -79,6 +80,7 @@ def create_server(
     register_resources(server)
     register_subscriptions(server, hub)
     register_prompts(server)
+    register_completions(server)
     if prometheus:
 
         @server.custom_route("/metrics", methods=["GET"])  # type: ignore[untyped-decorator]
