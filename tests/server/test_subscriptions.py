@@ -40,7 +40,7 @@ def gated_agent(agents: AgentFactory, gate: Path) -> None:
 
 
 class Updates:
-    """The uris of the resource-updated notifications a client receives, in order."""
+    """The uris of the resource-updated notifications a client receives, in order (a context manager)."""
 
     def __init__(self) -> None:
         self._send, self.received = anyio.create_memory_object_stream[str](max_buffer_size=10_000)
@@ -48,6 +48,13 @@ class Updates:
     async def handler(self, message: IncomingMessage) -> None:
         if isinstance(message, ResourceUpdatedNotification):
             self._send.send_nowait(str(message.params.uri))
+
+    def __enter__(self) -> Updates:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._send.close()
+        self.received.close()
 
 
 async def next_uri(received: MemoryObjectReceiveStream[str], wanted: Callable[[str], bool]) -> list[str]:
@@ -74,9 +81,11 @@ async def until(hub: ResourceSubscriptions, condition: Callable[[], bool]) -> No
 
 @pytest.fixture
 async def client(coordinator: Coordinator) -> AsyncIterator[tuple[Client, Updates]]:
-    updates = Updates()
-    async with Client(create_server(coordinator=coordinator), mode="legacy", message_handler=updates.handler) as c:
-        yield c, updates
+    with Updates() as updates:
+        async with Client(
+            create_server(coordinator=coordinator), mode="legacy", message_handler=updates.handler
+        ) as connected:
+            yield connected, updates
 
 
 async def test_a_handshake_era_client_is_offered_subscriptions(client: tuple[Client, Updates]) -> None:
@@ -138,24 +147,24 @@ async def test_a_client_that_disconnects_leaves_no_listener_and_no_task(
     gated_agent(agents, tmp_path / "gate")
     session = await start(coordinator, [Subtask(id="a", description="x", agent_type="gated")])
     uri = f"pcoord://sessions/{session.id}"
-    staying = Updates()
     # A hub that outlives the connections, as a long-running HTTP server's does.
-    async with ResourceSubscriptions(CountingBus()).running() as hub:
-        server = create_server(coordinator=coordinator, subscriptions=hub)
-        async with Client(server, mode="legacy", message_handler=staying.handler) as stays:
-            await stays.subscribe_resource(uri)
-            async with Client(server, mode="legacy") as leaves:
-                await leaves.subscribe_resource(uri)
-                await leaves.subscribe_resource(f"pcoord://sessions/{session.id}/tasks/a")
-                await until(hub, lambda: hub.connections == 2 and hub.delivery_tasks == 2)
-                assert CountingBus.listeners == 2
-            await until(hub, lambda: hub.connections == 1 and hub.delivery_tasks == 1)
-            assert CountingBus.listeners == 1
-            (tmp_path / "gate").touch()
-            # The connection that stayed is still told.
-            await next_uri(staying.received, lambda seen: seen == uri and session.done.is_set())
-        await until(hub, lambda: hub.connections == 0 and hub.delivery_tasks == 0)
-        assert CountingBus.listeners == 0
+    with Updates() as staying:
+        async with ResourceSubscriptions(CountingBus()).running() as hub:
+            server = create_server(coordinator=coordinator, subscriptions=hub)
+            async with Client(server, mode="legacy", message_handler=staying.handler) as stays:
+                await stays.subscribe_resource(uri)
+                async with Client(server, mode="legacy") as leaves:
+                    await leaves.subscribe_resource(uri)
+                    await leaves.subscribe_resource(f"pcoord://sessions/{session.id}/tasks/a")
+                    await until(hub, lambda: hub.connections == 2 and hub.delivery_tasks == 2)
+                    assert CountingBus.listeners == 2
+                await until(hub, lambda: hub.connections == 1 and hub.delivery_tasks == 1)
+                assert CountingBus.listeners == 1
+                (tmp_path / "gate").touch()
+                # The connection that stayed is still told.
+                await next_uri(staying.received, lambda seen: seen == uri and session.done.is_set())
+            await until(hub, lambda: hub.connections == 0 and hub.delivery_tasks == 0)
+            assert CountingBus.listeners == 0
 
 
 @pytest.mark.parametrize(("uri", "says"), [
