@@ -34,12 +34,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+SERVE_HTTP = (sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http")
+
+
 @contextmanager
-def running_http_server(env: dict[str, str], *extra: str) -> Iterator[str]:
-    """`pcoord serve --transport http` on a free loopback port; yields its base URL once it listens."""
+def running_http_server(env: dict[str, str], *extra: str, command: tuple[str, ...] = SERVE_HTTP) -> Iterator[str]:
+    """`pcoord serve --transport http` (or `command`, given `--port N`) on a free loopback port; yields its base
+    URL once it listens."""
     port = free_port()
     with subprocess.Popen(
-        [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(port), *extra],
+        [*command, "--port", str(port), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
     ) as server:
         assert server.stderr is not None
