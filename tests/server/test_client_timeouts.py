@@ -1,13 +1,15 @@
-"""A waited call keeps its client's idle timer reset: progress notifications while agents run and say nothing.
+"""What keeps long calls alive in real clients: a progress heartbeat, and waits under a minute by default.
 
-Claude Code resets an MCP call's idle timer on each progress notification; an agent may be silent for
-minutes. The heartbeat is the server's `progress_update_interval_s` (configuration file:
-parallel_config.progress_update_interval; a call may override it with options.progress_update_interval).
+Claude Code resets an MCP call's idle timer on each progress notification, and an agent may be silent
+for minutes: the heartbeat is the server's `progress_update_interval_s` (configuration file:
+parallel_config.progress_update_interval; a call may override it). Claude Desktop drops a call after
+about a minute: what the server tells a model to wait stays under it.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import anyio
@@ -25,6 +27,7 @@ HEARTBEAT_S = 0.5
 # "At least every few seconds", generously: a busy test machine may delay a beat, never skip ten.
 LONGEST_GAP_S = 10 * HEARTBEAT_S
 QUIET = "0/2 done, 2 running"
+CLAUDE_DESKTOP_CUT_S = 60
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])  # the handshake era (Claude Code's stdio) and 2026-07-28
@@ -70,3 +73,16 @@ async def test_a_waited_call_hears_progress_every_interval_while_its_agents_run_
     quiet = [moment for moment, text in heard if text.startswith(QUIET)]
     gaps = [later - earlier for earlier, later in itertools.pairwise(quiet)]
     assert max(gaps) <= LONGEST_GAP_S, f"a silent stretch of {max(gaps):.1f} s without a progress notification"
+
+
+async def test_the_default_wait_and_every_wait_the_server_advises_stay_under_claude_desktops_minute(
+    coordinator: Coordinator,
+) -> None:
+    async with Client(create_server(coordinator=coordinator)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        options = tools["coordinate_task"].input_schema["$defs"]["CoordinateOptions"]["properties"]
+        assert options["wait_seconds"]["default"] < CLAUDE_DESKTOP_CUT_S
+        prompt = await client.get_prompt("parallelize", {"task": "anything"})
+        advice = prompt.messages[0].content.text  # type: ignore[union-attr]
+    advised = [float(seconds) for seconds in re.findall(r"wait_seconds=(\d+(?:\.\d+)?)", advice)]
+    assert advised and max(advised) < CLAUDE_DESKTOP_CUT_S
