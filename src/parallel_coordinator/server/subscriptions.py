@@ -105,7 +105,8 @@ class _Follower:
         self._closed = True
         self._stop_listening()
         self._scope.cancel()
-        self._connection.state.pop(_STATE_KEY, None)
+        if self._connection.state.get(_STATE_KEY) is self:
+            del self._connection.state[_STATE_KEY]
         self._hub._forget(self)
 
     def _on_event(self, event: ServerEvent) -> None:
