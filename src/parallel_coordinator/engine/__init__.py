@@ -4,6 +4,7 @@ and no runner by name. Its public surface is its modules:
     coordinator  the facade: start, resume, get, list, cancel, health
     policy       SessionPolicy, the frozen options a session runs by
     decisions    after an attempt: retry, back off, next agent, stop (pure)
+    acceptance   a claimed success against the output schema and signs of work (pure)
     batching     burst batching's prompt and split (pure)
     reuse        identical tasks run once
     budget       a session's spend, and its budget: reached, it stops
@@ -28,6 +29,7 @@ and no runner by name. Its public surface is its modules:
 """
 
 __all__ = [
+    "acceptance",
     "admission",
     "attempts",
     "batching",
