@@ -6,14 +6,18 @@ Skipped when the CLI is not installed: `scripts/install-peers.sh` installs it.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from importlib.machinery import SourceFileLoader
+from types import ModuleType
 from typing import Any, ClassVar, cast
 
 import pytest
@@ -25,6 +29,7 @@ from parallel_coordinator.runners.claude_stream import ClaudeStreamReader
 from parallel_coordinator.runners.streams import Progress
 
 PINNED_VERSION = "2.1.330"
+FAKE_CLAUDE = Path(__file__).resolve().parents[1] / "fakes" / "claude"
 DEFAULT_PEER = Path.home() / ".cache" / "parallel-coordinator" / "peers" / "node_modules" / ".bin" / "claude"
 
 
@@ -117,6 +122,57 @@ def test_the_cli_documents_the_flags_we_pass(claude: Path, tmp_path: Path) -> No
     for flag in ("--print", "--output-format", "--verbose", "--append-system-prompt", "--model", "--tools",
                  "--allowedTools", "--disallowedTools", "--permission-mode", "--effort"):
         assert flag in help_text, flag
+
+
+# An option line of `--help`: "  -n, --name <name>", "  --bg, --background", "  --debug-file <path>".
+_HELP_OPTION = re.compile(r"^  (?:(-\w), )?(--[\w-]+)(?:, (--[\w-]+))?(?: (<[^>]+>|\[[^\]]+\]))?")
+
+
+def help_options(text: str) -> dict[str, str]:
+    """Every option `--help` lists, each spelling: flag, value, optional (value) or variadic."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _HELP_OPTION.match(line)
+        if match is None:
+            continue
+        short, long, alias, argument = match.groups()
+        kind = "flag"
+        if argument:
+            kind = "optional" if argument.startswith("[") else "variadic" if "..." in argument else "value"
+        found.update({name: kind for name in (short, long, alias) if name})
+    return found
+
+
+def load_fake() -> ModuleType:
+    loader = SourceFileLoader("fake_claude", str(FAKE_CLAUDE))
+    spec = importlib.util.spec_from_loader("fake_claude", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_the_fake_claude_takes_the_options_of_the_real_one_the_same_way(claude: Path, tmp_path: Path) -> None:
+    real = help_options(cli(claude, "--help", home=tmp_path / "home").stdout.decode())
+    fake = load_fake()
+    known = {
+        **dict.fromkeys(fake.FLAGS, "flag"), **dict.fromkeys(fake.VALUE_OPTIONS, "value"),
+        **dict.fromkeys(fake.OPTIONAL_VALUE_OPTIONS, "optional"), **dict.fromkeys(fake.VARIADIC_OPTIONS, "variadic"),
+    }
+
+    assert len(real) > 60, "the help text was read"
+    assert {name: kind for name, kind in known.items() if name in real} == real
+    # What the fake takes beyond --help: options the real CLI parses all the same (tested below).
+    assert set(known) - set(real) == {"--max-turns", "--append-system-prompt-file", "--system-prompt-file"}
+
+
+@pytest.mark.parametrize("option", ["--append-system-prompt-file", "--system-prompt-file"])
+def test_the_hidden_prompt_file_options_are_parsed(claude: Path, tmp_path: Path, option: str) -> None:
+    proc = cli(claude, "-p", "--output-format", "stream-json", "--verbose", option, str(tmp_path / "none.md"),
+               home=tmp_path / "home", stdin=b"hi")
+
+    assert b"prompt file not found" in proc.stderr
+    assert b"unknown option" not in proc.stderr
 
 
 def test_max_turns_is_a_hidden_but_parsed_option(claude: Path, tmp_path: Path) -> None:
