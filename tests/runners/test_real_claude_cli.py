@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from importlib.machinery import SourceFileLoader
+from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, cast
 
@@ -206,6 +206,68 @@ def test_logged_out_our_argv_is_accepted_and_the_run_fails_with_not_logged_in(
     assert progress[0].message == f"started, model {init['model']}"
 
 
+def lean_run(claude: Path, tmp_path: Path, env: dict[str, str], **extra: Any) -> tuple[AttemptOutcome, Any]:
+    """A run of AGENT with more front matter, from a project directory, with the runner reading the run's HOME."""
+    agent = AGENT.model_copy(update={"extra": {**AGENT.extra, **extra}})
+    runner = ClaudeRunner(str(claude), environ=env)
+    request = TaskRequest(**{**REQUEST.__dict__, "working_directory": str(tmp_path)})
+    outcome, _ = run(runner.invocation(agent, request), tmp_path, env)
+    return outcome, runner.interpret(agent, outcome)
+
+
+def write_claude_config(home: Path, project: Path) -> None:
+    """What `claude mcp add` writes: servers for the user (this server among them), for the project's local
+    scope, and the project's .mcp.json; none of them is a working MCP server (`true` exits at once)."""
+    home.mkdir(exist_ok=True)
+    stdio = {"type": "stdio", "command": "true", "args": [], "env": {}}
+    (home / ".claude.json").write_text(json.dumps({
+        "mcpServers": {"github": stdio, "jira": {"type": "http", "url": "https://jira.example.com/mcp"},
+                       "parallel-coordinator": {"type": "stdio", "command": "pcoord", "args": ["serve"]}},
+        "projects": {str(project): {"mcpServers": {"notes": stdio}}},
+    }))
+    (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"team-db": stdio}}))
+
+
+def test_the_real_cli_loads_only_the_mcp_servers_the_agent_names(claude: Path, tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "home")
+    write_claude_config(tmp_path / "home", tmp_path)
+
+    outcome, result = lean_run(claude, tmp_path, env, mcpServers=["github", "notes", {"inline": {"command": "true"}}])
+
+    assert result.error is not None and result.error.startswith("Not logged in"), outcome.stderr_tail
+    init = json.loads(outcome.stdout.splitlines()[0])
+    assert sorted(server["name"] for server in init["mcp_servers"]) == ["github", "inline", "notes"]
+
+
+def test_the_real_cli_loads_no_mcp_server_for_an_agent_that_names_none(claude: Path, tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "home")
+    write_claude_config(tmp_path / "home", tmp_path)
+
+    outcome, result = lean_run(claude, tmp_path, env)
+
+    assert result.error is not None and result.error.startswith("Not logged in"), outcome.stderr_tail
+    assert json.loads(outcome.stdout.splitlines()[0])["mcp_servers"] == []
+
+
+@pytest.mark.parametrize("sources", [[], ["user", "project", "local"], "project"])
+def test_the_real_cli_takes_every_setting_sources_value_we_pass(
+    claude: Path, tmp_path: Path, sources: object
+) -> None:
+    outcome, result = lean_run(claude, tmp_path, clean_env(tmp_path / "home"), settingSources=sources)
+
+    assert "setting-sources" not in outcome.stderr_tail and "error:" not in outcome.stderr_tail
+    assert result.error is not None and result.error.startswith("Not logged in")
+
+
+def test_a_setting_source_the_real_cli_does_not_know_fails_differently(claude: Path, tmp_path: Path) -> None:
+    # What the CLI says to a bad value: the reason settingSources is checked before a run starts.
+    proc = cli(claude, "-p", "--output-format", "stream-json", "--verbose", "--setting-sources", "policy",
+               home=tmp_path / "home", stdin=b"hi")
+
+    assert b"Invalid setting source: policy" in proc.stderr
+    assert b"Not logged in" not in proc.stdout
+
+
 # -- a loopback stub of the Messages API: the real CLI end to end, with nothing leaving the machine --
 
 
@@ -345,3 +407,25 @@ def test_a_real_run_against_an_overloaded_api_is_marked_rate_limited(claude: Pat
     assert result.rate_limited is True
     assert result.error is not None and "529" in result.error
     assert any((p.message or "").startswith("API retry 1/1 after 529 overloaded") for p in progress)
+
+
+def test_a_lean_launch_leaves_the_projects_claude_md_and_the_machine_out_of_the_system_prompt(
+    claude: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "CLAUDE.md").write_text("PROJECT-MEMORY-MARKER: the project's long instructions\n")
+    (tmp_path / "home" / ".claude").mkdir(parents=True)
+    (tmp_path / "home" / ".claude" / "CLAUDE.md").write_text("USER-MEMORY-MARKER: be terse\n")
+    with stub_api(200) as (url, requests):
+        env = clean_env(tmp_path / "home", ANTHROPIC_API_KEY="sk-ant-test-not-a-key", ANTHROPIC_BASE_URL=url)
+        lean, _ = lean_run(claude, tmp_path, env)
+        lean_request = requests[-1]
+        lean_run(claude, tmp_path, env, settingSources=["user", "project"])
+        asked_for_more = requests[-1]
+
+    assert lean.exit_code == 0, lean.stderr_tail
+    system, messages = json.dumps(lean_request["system"]), json.dumps(lean_request["messages"])
+    assert "USER-MEMORY-MARKER" in messages, "the user's settings (and so their CLAUDE.md) are kept"
+    assert "PROJECT-MEMORY-MARKER" not in system + messages
+    assert str(tmp_path) not in system, "the working directory moved out of the system prompt"
+    assert str(tmp_path) in messages
+    assert "PROJECT-MEMORY-MARKER" in json.dumps(asked_for_more["messages"]), "an agent file can ask for more"

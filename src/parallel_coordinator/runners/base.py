@@ -100,7 +100,8 @@ class RunResult:
 
 
 class Runner(Protocol):
-    """A way of running an agent. `invocation` may raise RunnerUnavailableError (missing executable)."""
+    """A way of running an agent. `invocation` may raise RunnerUnavailableError (missing executable, or an
+    agent file asking for what is not there)."""
 
     kind: str
     # Secret-looking variables this runner's executable needs (environment.py): a `claude` run logs in with them.

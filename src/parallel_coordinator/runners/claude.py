@@ -21,6 +21,7 @@ from parallel_coordinator.runners.base import (
     TaskRequest,
     describe_exit,
 )
+from parallel_coordinator.runners.claude_lean import agent_cwd, lean_flags
 from parallel_coordinator.runners.claude_stream import SUMMARY_KEY, ClaudeStreamReader, result_error_text
 from parallel_coordinator.runners.models import choose_model
 
@@ -106,8 +107,10 @@ class ClaudeRunner:
     Front matter maps onto flags: `model` (omitted for `inherit`), `tools` (`--tools` limits the
     built-in tools offered, as Claude Code does for subagents, and `--allowedTools` pre-approves
     them, since a headless run has no one to ask), `disallowedTools`, and from the extra keys
-    `permissionMode`, `maxTurns` and `effort`. `rate_limited` is set whenever a 429 or 529 was
-    seen, even in a run that then succeeded after retrying, so the caller can slow down.
+    `permissionMode`, `maxTurns` and `effort`. The launch is lean (claude_lean.py): only the MCP
+    servers of `mcpServers`, never this server, and the setting sources of `settingSources`.
+    `rate_limited` is set whenever a 429 or 529 was seen, even in a run that then succeeded after
+    retrying, so the caller can slow down.
     """
 
     kind = "claude"
@@ -156,6 +159,8 @@ class ClaudeRunner:
                 argv += ["--allowedTools", ",".join(agent.tools)]
         if agent.disallowed_tools:
             argv += ["--disallowedTools", ",".join(agent.disallowed_tools)]
+        environ = os.environ if self._environ is None else self._environ
+        argv += lean_flags(agent, environ, agent_cwd(request.working_directory))
         argv += ["--max-turns", str(self._max_turns_for(agent))]
         budget = agent.extra.get("maxBudgetUsd")
         if isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0:
