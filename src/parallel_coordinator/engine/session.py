@@ -33,6 +33,7 @@ class AttemptInfo:
     exit_code: int | None = None
     outcome: str = "running"
     error: str | None = None
+    prefix: dict[str, int] | None = None  # the first turn's prompt tokens, when the runner reports them
 
 
 @dataclass

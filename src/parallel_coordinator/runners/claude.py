@@ -190,6 +190,8 @@ class ClaudeRunner:
             "rate_limit_info": summary.get("rate_limit_info"),
             "session_id": summary.get("session_id"),
             "model": summary.get("model"),
+            # The first turn's prompt tokens (uncached, cache writes, cache reads): what the run cost to start.
+            "prefix": summary.get("prefix"),
         }
         input_tokens = output_tokens = None
         cost_usd = None

@@ -14,10 +14,15 @@ StreamKind = Literal["command", "claude"]
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress update read from an agent's stream: percent (0-100) and/or a short message."""
+    """A progress update read from an agent's stream: percent (0-100) and/or a short message.
+
+    `first_response` marks the model's first answer: from then on the run's prompt is in the API's
+    prompt cache, for other runs of the same prompt to read (engine/warmup.py).
+    """
 
     percent: float | None = None
     message: str | None = None
+    first_response: bool = False
 
 
 class StreamReader(Protocol):

@@ -66,11 +66,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     pid INTEGER,
     peak_rss_mb REAL,
     streams TEXT,
+    prefix TEXT,
     PRIMARY KEY (session_id, task_id, number)
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -95,6 +96,7 @@ _MIGRATIONS = {
         "ALTER TABLE tasks ADD COLUMN worktree TEXT",
         "ALTER TABLE attempts ADD COLUMN streams TEXT",
     ],
+    7: ["ALTER TABLE attempts ADD COLUMN prefix TEXT"],
 }
 
 
