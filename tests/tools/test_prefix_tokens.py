@@ -1,4 +1,4 @@
-"""Every claude run reports its prefix (its first turn's prompt tokens); results and metrics show it, via a real client."""
+"""Every claude run reports its prefix (its first turn's prompt tokens): results and metrics show it, to a client."""
 
 from __future__ import annotations
 
