@@ -128,6 +128,9 @@ class Attempts:
         attempt.outcome = "rate_limited" if result.rate_limited else outcome.reason
         attempt.error = result.error
         attempt.prefix = prefix_tokens(result.details.get("prefix"))
+        if session.warmup is not None:
+            session.warmup.ended(agent.name)  # held runs of this agent go now, answered or not
+            session.poke()
         self.events.emit(SessionEvent(
             "attempt_ended", session.id, node.id, agent.name, attempt=number, status=attempt.outcome,
             error=attempt.error,
@@ -192,6 +195,9 @@ class Attempts:
                 quiet, window = event.get("quiet_s", 0), event.get("stall_s", 0)
                 record.message = f"quiet for {quiet:.0f} s (counts as stalled at {window:.0f} s)"
             elif kind == "progress":
+                if event.get("first_response") and session.warmup is not None:
+                    session.warmup.answered(record.agent)  # its prompt is cached: held runs may read it
+                    session.poke()
                 record.progress = event.get("percent")
                 record.message = event.get("message")
                 self.events.emit(SessionEvent(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 
 from parallel_coordinator.engine.policy import SessionPolicy
+from parallel_coordinator.engine.warmup import PromptWarmup
 from parallel_coordinator.planning.graph import TaskGraph
 from parallel_coordinator.planning.scheduler import Scheduler, TaskState
 from parallel_coordinator.state.outputs import KeptOutput
@@ -113,6 +114,7 @@ class Session:
     killed_processes: int = 0
     peak_parallelism: int = 0
     attempts_running: int = 0
+    warmup: PromptWarmup | None = None  # set by the run loop when options.cache_warmup is on
     done: anyio.Event = field(default_factory=anyio.Event)
     wake: anyio.Event = field(default_factory=anyio.Event)
     changed: anyio.Event = field(default_factory=anyio.Event)

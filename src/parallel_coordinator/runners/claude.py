@@ -120,6 +120,7 @@ class ClaudeRunner:
     batches = True  # each run pays Claude Code's start-up and system prompt: small tasks share one
     default_memory_mb = 400.0  # a Claude Code process holds 0.4 to 1.2 GB (NOTES.md)
     counts_tokens = True  # the stream's usage figures let the supervisor stop a run at its token budget
+    warms_prompt_cache = True  # one system prompt per agent: the API caches it for the agent's other runs
 
     def __init__(
         self,

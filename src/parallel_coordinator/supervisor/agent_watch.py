@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,8 @@ class AgentWatch:
             else:
                 update = self._reader.on_stdout_line(line)
             if update is not None:
+                if self._pending_progress is not None and self._pending_progress.first_response:
+                    update = replace(update, first_response=True)  # the mark outlives a newer message
                 self._pending_progress = update
 
     def stop(self, end: EndReason, error: str) -> None:
@@ -142,10 +145,13 @@ class AgentWatch:
     def tick(self, now: float, *, periodic: bool, sample: bool) -> bool:
         """Check the limits; True once the agent must end (the reason is in `end`)."""
         if self._pending_progress is not None and now - self._progress_sent_at >= _PROGRESS_EVERY_S:
-            self._post({
+            event = {
                 "attempt": self.attempt_id, "event": "progress",
                 "percent": self._pending_progress.percent, "message": self._pending_progress.message,
-            })
+            }
+            if self._pending_progress.first_response:
+                event["first_response"] = True
+            self._post(event)
             self._pending_progress, self._progress_sent_at = None, now
         if self.end is None and self._deadline is not None and now >= self._deadline:
             self.stop("timeout", f"timed out after {self.job.timeout_s:g} s; its process tree was killed")
