@@ -23,8 +23,8 @@ from parallel_coordinator.execution.backend import ExecutionBackend
 from parallel_coordinator.execution.worktrees import WorktreeError
 from parallel_coordinator.planning.graph import TaskNode
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, RunChoices, Runner, RunResult, TaskRequest
-from parallel_coordinator.runners.claude_stream import PREFIX_KEYS
 from parallel_coordinator.runners.models import DEFAULT_MODELS
+from parallel_coordinator.runners.progress import PREFIX_KEYS
 from parallel_coordinator.state.names import safe_name
 from parallel_coordinator.state.outputs import keep_file
 from parallel_coordinator.supervisor import SupervisorJob
@@ -233,7 +233,7 @@ def _stored(session_id: str, task_id: str, attempt: AttemptInfo) -> dict[str, An
 
 
 def prefix_tokens(value: object) -> dict[str, int] | None:
-    """A run's reported prefix (claude_stream.py's summary), kept only in its known shape."""
+    """A run's reported prefix (its details' "prefix", e.g. from claude_stream.py), kept only in its known shape."""
     if not isinstance(value, dict):
         return None
     counts = {key: value.get(key) for key in PREFIX_KEYS}

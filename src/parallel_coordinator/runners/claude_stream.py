@@ -10,14 +10,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from parallel_coordinator.runners.progress import Progress, parse_progress_line
+from parallel_coordinator.runners.progress import PREFIX_KEYS, Progress, parse_progress_line
 
 #: Key under which `final_event()` carries the reader's own summary of the stream (see `summary()`).
 SUMMARY_KEY = "_pcoord"
 
 _MESSAGE_LIMIT = 200
-# The usage figures of a turn's prompt: uncached, written to the prompt cache, read from it.
-PREFIX_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _LAST_TEXT_LIMIT = 4000
 # Tool input keys worth showing next to the tool's name, most telling first.
 _TOOL_HINT_KEYS = ("file_path", "path", "pattern", "command", "url", "query", "description", "subagent_type")

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 StreamKind = Literal["command", "claude"]
+# A run's prefix, its first turn's prompt, as a reader reports it (RunResult.details["prefix"]): tokens
+# uncached, written to the prompt cache, read from it.
+PREFIX_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 @dataclass(frozen=True)
