@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the pinned real peers the tests run against, with npm, into one prefix:
 #   - the Claude Code CLI, for tests/runners/test_real_claude_cli.py;
-#   - the MCP Inspector (its non-interactive CLI), for tests/server/test_inspector.py.
+#   - the MCP Inspector (its non-interactive CLI), for tests/server/test_inspector.py;
+#   - the public MCP conformance suite, for tests/server/test_conformance.py.
 # Idempotent: skips a package whose pinned version is already there. Fails soft (exit 0, a message
 # on stderr) when npm is missing or an install fails: the tests that need it then skip, naming
 # this script.
@@ -15,6 +16,10 @@ PACKAGE_DIR="$PREFIX/node_modules/@anthropic-ai/claude-code"
 BIN="$PREFIX/node_modules/.bin/claude"
 INSPECTOR_DIR="$PREFIX/node_modules/@modelcontextprotocol/inspector"
 INSPECTOR_BIN="$PREFIX/node_modules/.bin/mcp-inspector"
+# 0.1.10 is the last release that runs on Node 20.
+CONFORMANCE_VERSION="0.1.10"
+CONFORMANCE_DIR="$PREFIX/node_modules/@modelcontextprotocol/conformance"
+CONFORMANCE_BIN="$PREFIX/node_modules/.bin/conformance"
 
 say() { printf 'install-peers: %s\n' "$*" >&2; }
 
@@ -23,10 +28,10 @@ installed_version() {
     "$BIN" --version 2>/dev/null | awk 'NR == 1 { print $1 }'
 }
 
-# The Inspector has no --version that answers without starting: read its package.json.
-inspector_version() {
-    [ -x "$INSPECTOR_BIN" ] && [ -f "$INSPECTOR_DIR/package.json" ] || return 1
-    sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$INSPECTOR_DIR/package.json" | head -n 1
+# Neither has a --version that answers without starting: read their package.json.
+package_version() {
+    [ -x "$2" ] && [ -f "$1/package.json" ] || return 1
+    sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$1/package.json" | head -n 1
 }
 
 npm_install() {
@@ -57,7 +62,7 @@ install_claude_code() {
 }
 
 install_inspector() {
-    if [ "$(inspector_version || true)" = "$INSPECTOR_VERSION" ]; then
+    if [ "$(package_version "$INSPECTOR_DIR" "$INSPECTOR_BIN" || true)" = "$INSPECTOR_VERSION" ]; then
         say "MCP Inspector $INSPECTOR_VERSION is already at $INSPECTOR_BIN"
         return 0
     fi
@@ -66,19 +71,37 @@ install_inspector() {
         say "npm install failed: the MCP Inspector tests will skip."
         return 0
     fi
-    if [ "$(inspector_version || true)" = "$INSPECTOR_VERSION" ]; then
+    if [ "$(package_version "$INSPECTOR_DIR" "$INSPECTOR_BIN" || true)" = "$INSPECTOR_VERSION" ]; then
         say "MCP Inspector $INSPECTOR_VERSION is at $INSPECTOR_BIN"
     else
         say "installed, but $INSPECTOR_BIN is missing or not version $INSPECTOR_VERSION: the Inspector tests will skip."
     fi
 }
 
+install_conformance() {
+    if [ "$(package_version "$CONFORMANCE_DIR" "$CONFORMANCE_BIN" || true)" = "$CONFORMANCE_VERSION" ]; then
+        say "MCP conformance suite $CONFORMANCE_VERSION is already at $CONFORMANCE_BIN"
+        return 0
+    fi
+    say "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION into $PREFIX"
+    if ! npm_install "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION"; then
+        say "npm install failed: the conformance tests will skip."
+        return 0
+    fi
+    if [ "$(package_version "$CONFORMANCE_DIR" "$CONFORMANCE_BIN" || true)" = "$CONFORMANCE_VERSION" ]; then
+        say "MCP conformance suite $CONFORMANCE_VERSION is at $CONFORMANCE_BIN"
+    else
+        say "installed, but $CONFORMANCE_BIN is missing or not version $CONFORMANCE_VERSION: the conformance tests will skip."
+    fi
+}
+
 if ! command -v npm >/dev/null 2>&1; then
-    say "npm not found: skipping the real Claude Code CLI and the MCP Inspector (their tests will skip)."
+    say "npm not found: skipping the real Claude Code CLI, the MCP Inspector and the conformance suite (their tests will skip)."
     say "Install Node.js and npm, then run: $0"
     exit 0
 fi
 
 install_claude_code
 install_inspector
+install_conformance
 exit 0

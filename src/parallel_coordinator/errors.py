@@ -5,7 +5,8 @@
     │   ├── UnknownAgentError        a subtask names an agent that does not exist
     │   ├── UnknownDependencyError   a subtask depends on an id that is not in the plan
     │   ├── DuplicateTaskError       two subtasks share an id
-    │   └── CycleError               the dependencies form a cycle (carries the cycle)
+    │   ├── CycleError               the dependencies form a cycle (carries the cycle)
+    │   └── ApprovalRequiredError    the plan's forecast is over the approval threshold and was not approved
     ├── UnknownSessionError          no session with that id
     ├── UnknownArgumentError         a tool call passes an argument the tool does not take
     ├── AgentFileError               an agent file that cannot be used (becomes a diagnostic)
@@ -76,6 +77,19 @@ class DuplicateTaskError(PlanError):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"duplicate task id {task_id!r}: every subtask needs its own id")
         self.task_id = task_id
+
+
+class ApprovalRequiredError(PlanError):
+    """Nothing ran: the forecast needs the caller's approval first (it carries the forecast)."""
+
+    def __init__(self, forecast_text: str, usd: float, threshold_usd: float) -> None:
+        super().__init__(
+            f"not started: the forecast is {forecast_text}, over the approval threshold of ${threshold_usd:g};"
+            " nothing ran. To run it, call again with options.approved=true (in a plan file: `approved: true`"
+            " under options), or raise options.approval_threshold_usd"
+        )
+        self.usd = usd
+        self.threshold_usd = threshold_usd
 
 
 class CycleError(PlanError):

@@ -6,7 +6,13 @@ from __future__ import annotations
 from rich.console import Console
 
 from parallel_coordinator.cli.liveview import render_status
-from parallel_coordinator.schemas.outputs import ActiveAgent, ProgressStatus
+from parallel_coordinator.schemas.outputs import (
+    ActiveAgent,
+    BudgetFigures,
+    ForecastFigures,
+    ProgressStatus,
+    SpendFigures,
+)
 
 
 def rendered(status: ProgressStatus) -> str:
@@ -38,3 +44,23 @@ def test_more_agents_than_the_terminal_has_lines_are_counted_not_drawn() -> None
     text = console.export_text()
     assert [f"t{i:02d}" in text for i in range(64)] == [True] * 9 + [False] * 55
     assert "… and 55 more running" in text
+
+
+def test_the_live_bar_shows_spend_against_budget_and_forecast() -> None:
+    status = ProgressStatus(
+        session_id="s1", status="RUNNING", total_tasks=5, completed=1, in_progress=1, failed=0, pending=3,
+        cancelled=0, skipped=0, spent=SpendFigures(tokens=16_585, usd=0.0159, seconds=3.2),
+        budget=BudgetFigures(tokens=20_000, seconds=600), forecast=ForecastFigures(runs=5, tokens=90_000, usd=0.34,
+                                                                                   seconds=60),
+    )
+    assert "spent 16,585 tokens, $0.0159 of budget 20,000 tokens, 600 s · forecast 90,000 tokens, $0.34" in (
+        rendered(status)
+    )
+
+
+def test_a_session_that_spends_nothing_and_has_no_budget_shows_no_spend_line() -> None:
+    status = ProgressStatus(
+        session_id="s1", status="RUNNING", total_tasks=1, completed=0, in_progress=1, failed=0, pending=0,
+        cancelled=0, skipped=0, spent=SpendFigures(tokens=0, usd=0, seconds=1),
+    )
+    assert "spent" not in rendered(status)

@@ -11,6 +11,8 @@ from tests.cli.test_cli import environment, pcoord
 from tests.conftest import AgentFactory
 from tests.engine.test_failures import FLAKY
 
+FAKE_CLAUDE = Path(__file__).resolve().parents[1] / "fakes" / "claude"
+
 
 def flaky(counter: Path, succeed_on: int) -> str:
     """A task description for the flaky agent: it fails until its run number reaches `succeed_on`."""
@@ -99,3 +101,45 @@ def test_resume_session_naming_no_session_is_an_error_that_names_it(tmp_path: Pa
     done = pcoord("run", str(plan), env=environment(tmp_path, agents))
     assert done.returncode == 1
     assert "no-such-session" in done.stderr
+
+
+REVIEWER = """---
+name: reviewer
+description: Reviews code for bugs
+model: sonnet
+---
+You are a careful code reviewer.
+"""
+
+
+def test_a_plan_over_the_approval_threshold_runs_only_once_approved_in_the_file(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    (agents.root / "reviewer.md").write_text(REVIEWER)
+    env = {**environment(tmp_path, agents), "PCOORD_CLAUDE_BIN": str(FAKE_CLAUDE)}
+    plan = tmp_path / "plan.yaml"
+    content = {
+        "task_description": "review",
+        "subtasks": [{"id": f"r{i}", "description": f"Review part {i}", "agent_type": "reviewer"} for i in range(3)],
+        "options": {"approval_threshold_usd": 0.2, "dry_run": True},
+    }
+    plan.write_text(yaml.safe_dump(content))
+    dry = pcoord("run", str(plan), env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "forecast: 3 agent run(s), about 90,000 tokens, $0.34" in " ".join(dry.stderr.split())
+
+    content["options"] = {"approval_threshold_usd": 0.2}
+    plan.write_text(yaml.safe_dump(content))
+    refused = pcoord("run", str(plan), env=env)  # no terminal to ask on
+    assert refused.returncode != 0
+    said = " ".join(refused.stderr.split())  # as one line: the console wraps it to the terminal's width
+    assert "over the approval threshold of $0.2" in said
+    assert "`approved: true` under options" in said
+    assert json.loads(pcoord("status", "--json", env=env).stdout) == []  # nothing ran
+
+    content["options"] = {"approval_threshold_usd": 0.2, "approved": True}
+    plan.write_text(yaml.safe_dump(content))
+    done = pcoord("run", str(plan), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "SUCCESS" and result["forecast"]["runs"] == 3 and result["spent"]["tokens"] > 0

@@ -17,9 +17,12 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import ResourceTemplateReference
 
 from parallel_coordinator.server.http import resolve_token
 from tests.conftest import AgentFactory
+from tests.server.test_subscriptions import Updates, gated_agent, next_uri
 
 TOKEN = "test-token-0123456789"
 OTHER = "another-token-9876543210"
@@ -31,12 +34,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+SERVE_HTTP = (sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http")
+
+
 @contextmanager
-def running_http_server(env: dict[str, str], *extra: str) -> Iterator[str]:
-    """`pcoord serve --transport http` on a free loopback port; yields its base URL once it listens."""
+def running_http_server(env: dict[str, str], *extra: str, command: tuple[str, ...] = SERVE_HTTP) -> Iterator[str]:
+    """`pcoord serve --transport http` (or `command`, given `--port N`) on a free loopback port; yields its base
+    URL once it listens."""
     port = free_port()
     with subprocess.Popen(
-        [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(port), *extra],
+        [*command, "--port", str(port), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
     ) as server:
         assert server.stderr is not None
@@ -55,6 +62,7 @@ def running_http_server(env: dict[str, str], *extra: str) -> Iterator[str]:
 
 @pytest.fixture
 def http_server(tmp_path: Path, agents: AgentFactory) -> Iterator[str]:
+    gated_agent(agents, tmp_path / "gate")
     env = {"PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root),
            "PCOORD_TOKEN": TOKEN, "PCOORD_TOKENS": f"bob={OTHER}"}
     with running_http_server(env, "--prometheus") as url:
@@ -138,6 +146,40 @@ async def test_a_second_token_cannot_see_or_cancel_the_first_tokens_sessions(htt
         assert theirs == {"sessions": []}
         own = await client_a.call_tool("get_progress_status", {"session_id": session_id})
         assert own.structured_content is not None and own.structured_content["status"] == "SUCCESS"
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")  # resources/subscribe's era
+async def test_a_handshake_era_client_follows_its_session_over_http_and_no_other_token_can(
+    http_server: str, tmp_path: Path
+) -> None:
+    def legacy(token: str, updates: Updates) -> tuple[httpx2.AsyncClient, Client]:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        transport = streamable_http_client(f"{http_server}/mcp", http_client=http)
+        return http, Client(transport, mode="legacy", message_handler=updates.handler)
+
+    with Updates() as updates, Updates() as elsewhere:
+        http_a, client_a = legacy(TOKEN, updates)
+        http_b, client_b = legacy(OTHER, elsewhere)
+        async with http_a, client_a, http_b, client_b:
+            started = await client_a.call_tool("coordinate_task", {
+                "task_description": "followed", "subtasks": [{"id": "a", "description": "x", "agent_type": "gated"}],
+                "options": {"wait_seconds": 0},
+            })
+            assert started.structured_content is not None and started.structured_content["status"] == "RUNNING"
+            session_id = started.structured_content["session_id"]
+            uri = f"pcoord://sessions/{session_id}"
+            await client_a.subscribe_resource(uri)
+            with pytest.raises(MCPError, match=f"unknown session '{session_id}'"):
+                await client_b.subscribe_resource(uri)
+            template = ResourceTemplateReference(uri="pcoord://sessions/{session_id}")
+            theirs = await client_b.complete(template, {"name": "session_id", "value": ""})
+            mine = await client_a.complete(template, {"name": "session_id", "value": ""})
+            assert theirs.completion.values == [] and mine.completion.values == [session_id]
+            (tmp_path / "gate").touch()
+            await next_uri(updates.received, lambda seen: seen == uri)
+            ended = await client_a.call_tool("get_progress_status", {"session_id": session_id, "wait_seconds": 60})
+            assert ended.structured_content is not None and ended.structured_content["status"] == "SUCCESS"
 
 
 @pytest.mark.anyio

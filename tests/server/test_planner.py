@@ -12,7 +12,9 @@ from mcp import Client
 
 from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.server import create_server
+from tests.conftest import AgentFactory
 from tests.engine.test_claude_agents import FAKE_CLAUDE
+from tests.tools.test_approval import REVIEWER, Asker
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +130,22 @@ async def test_without_claude_the_whole_task_goes_to_the_best_agent_and_says_so(
     assert content is not None and content["status"] == "SUCCESS"
     assert any(note.startswith("no planner available") for note in content["notes"])
     assert any(note.startswith("routed to ") for note in content["notes"])
+
+
+REVIEW_PLAN = {"subtasks": [{"id": "review", "description": "review the facts", "agent_type": "reviewer"}]}
+OTHER_PLAN = {"subtasks": [{"id": "other", "description": "something else", "agent_type": "echo"}]}
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_the_plan_shown_for_approval_is_the_plan_that_runs(
+    coordinator: Coordinator, agents: AgentFactory, planner_answers: Any, mode: str
+) -> None:
+    (agents.root / "reviewer.md").write_text(REVIEWER)
+    planner_answers(REVIEW_PLAN, OTHER_PLAN)  # a second planner run would plan something else
+    asker = Asker("accept")
+    async with Client(create_server(coordinator=coordinator), elicitation_callback=asker, mode=mode) as client:
+        result = await plan_and_run(client, approval_threshold_usd=0)
+    content = result.structured_content
+    assert content is not None and content["status"] == "SUCCESS", result.content
+    assert [r["task_id"] for r in content["results"]] == ["review"]
+    assert len(asker.messages) == 1 and "1 agent run(s)" in asker.messages[0]

@@ -17,6 +17,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from tests.conftest import AgentFactory
+from tests.server.test_subscriptions import Updates, gated_agent, next_uri
 
 pytestmark = pytest.mark.anyio
 
@@ -54,6 +55,26 @@ async def test_a_stdio_client_runs_a_graph_through_the_server_process(tmp_path: 
         assert status.structured_content is not None
         assert status.structured_content["status"] == "SUCCESS"
         assert status.structured_content["completed"] == 4
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")  # resources/subscribe's era
+async def test_a_handshake_era_stdio_client_is_told_when_its_session_changes(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    gated_agent(agents, tmp_path / "gate")
+    with Updates() as updates:
+        params = server_params(tmp_path / "state", agents.root)
+        async with Client(params, mode="legacy", message_handler=updates.handler) as client:
+            started = await client.call_tool("coordinate_task", {
+                "task_description": "followed", "subtasks": [{"id": "a", "description": "x", "agent_type": "gated"}],
+                "options": {"wait_seconds": 0},
+            })
+            assert started.structured_content is not None
+            session_id = started.structured_content["session_id"]
+            task_uri = f"pcoord://sessions/{session_id}/tasks/a"
+            await client.subscribe_resource(task_uri)
+            (tmp_path / "gate").touch()
+            assert await next_uri(updates.received, lambda uri: uri == task_uri) == [task_uri]
 
 
 def test_stdout_carries_nothing_but_protocol_messages(tmp_path: Path, agents: AgentFactory) -> None:

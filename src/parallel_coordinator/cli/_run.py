@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from rich.live import Live
 from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from parallel_coordinator.cli._plans import PlanFile, load_plan, print_plan
 from parallel_coordinator.cli._state import effective_settings
+from parallel_coordinator.errors import ApprovalRequiredError
+from parallel_coordinator.planning.forecast import Forecast
 from parallel_coordinator.planning.graph import TaskGraph
 
 _REDRAW_S = 0.25  # the live view's redraws: 4 a second is live to the eye and costs little at 2,000 tasks
@@ -32,17 +35,26 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
     async with Coordinator(effective_settings()) as coordinator:
         options = coordinator.with_defaults(plan.options)
         # As coordinate_task does: a resumed session's plan is the stored one, and the file's tasks are not read.
+        kept = None
         if options.resume_session is not None:
             description, planned, kept = await coordinator.resume_plan(options.resume_session)
-            if options.dry_run:
-                return show_dry_run(description, planned.graph, [], as_json, resuming=True)
+            notes: list[str] = []
+        else:
+            description = plan.task_description
+            planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
+        expected = coordinator.forecast(planned, options, kept)
+        if options.dry_run:
+            return show_dry_run(description, planned.graph, notes, as_json, expected,
+                                resuming=options.resume_session is not None)
+        if coordinator.needs_approval(expected, options):
+            if not confirmed_on_terminal(expected, options.approval_threshold_usd or 0.0):
+                raise ApprovalRequiredError(expected.describe(), expected.usd, options.approval_threshold_usd or 0.0)
+            options = options.model_copy(update={"approved": True})
+        if options.resume_session is not None:
             session = await coordinator.start(
                 description, planned, options, resumed_from=options.resume_session, kept=kept
             )
         else:
-            planned, notes = await coordinator.prepare(plan.task_description, plan.subtasks, plan.strategy, options)
-            if options.dry_run:
-                return show_dry_run(plan.task_description, planned.graph, notes, as_json, resuming=False)
             session = await coordinator.start(plan.task_description, planned, options, strategy=plan.strategy)
             session.notes = notes
         settings = coordinator.settings
@@ -83,17 +95,35 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
     return EXIT_OK if result.status == "SUCCESS" else EXIT_FAILED
 
 
-def show_dry_run(task_description: str, graph: TaskGraph, notes: list[str], as_json: bool, *, resuming: bool) -> int:
+def show_dry_run(
+    task_description: str, graph: TaskGraph, notes: list[str], as_json: bool, expected: Forecast, *, resuming: bool
+) -> int:
     """What would run, and nothing run: coordinate_task's dry-run result with --json, else the plan as a plan file."""
     if as_json:
         from parallel_coordinator.views import dry_run_result
 
-        print(dry_run_result(graph, notes).model_dump_json(indent=2))
+        print(dry_run_result(graph, notes, expected).model_dump_json(indent=2))
         return EXIT_OK
     print_plan(task_description, graph, notes, as_json=False)
     again = "without dry_run to resume it" if resuming else "this plan without dry_run to run it"
-    Console(stderr=True).print(f"dry run: nothing ran; pass {again}", highlight=False)
+    console = Console(stderr=True)
+    console.print(f"forecast: {expected.describe()}", highlight=False)
+    console.print(f"dry run: nothing ran; pass {again}", highlight=False)
     return EXIT_OK
+
+
+def confirmed_on_terminal(expected: Forecast, threshold_usd: float) -> bool:
+    """The CLI's approval: a yes on a terminal. Without one (a pipe, CI) the run is refused with how to approve."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    console = Console(stderr=True)
+    console.print(f"The forecast is {expected.describe()}, over the approval threshold of ${threshold_usd:g}.",
+                  highlight=False)
+    try:
+        answer = console.input("Run it? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def print_result(result: Any) -> None:

@@ -38,12 +38,30 @@ def render_status(status: ProgressStatus, max_rows: int | None = None) -> Render
             Text((active.message or "")[:60], style="dim"),
         )
     parts: list[RenderableType] = [header]
+    spend = spend_line(status)
+    if spend:
+        parts.append(Text(f"  {spend}", style="dim"))
     if status.queue_reason:  # why ready tasks are not starting: the first thing a user asks
         parts.append(Text(f"  waiting: {status.queue_reason}", style="yellow"))
     parts.append(agents)
     if len(shown) < len(active_agents):
         parts.append(Text(f"  … and {len(active_agents) - len(shown)} more running", style="dim"))
     return Group(*parts)
+
+
+def spend_line(status: ProgressStatus) -> str | None:
+    """'spent 16,585 tokens, $0.0159 of budget 15,000 tokens · forecast 90,000 tokens, $0.34', when there is any."""
+    spent, budget, forecast = status.spent, status.budget, status.forecast
+    if spent is None or (not spent.tokens and not spent.usd and budget is None):
+        return None
+    text = f"spent {spent.tokens:,} tokens, ${spent.usd:.4f}"
+    if budget is not None:
+        caps = [f"{budget.tokens:,} tokens" if budget.tokens else "", f"${budget.usd:g}" if budget.usd else "",
+                f"{budget.seconds:g} s" if budget.seconds else ""]
+        text += " of budget " + ", ".join(c for c in caps if c)
+    if forecast is not None and forecast.tokens:
+        text += f" · forecast {forecast.tokens:,} tokens, ${forecast.usd:.2f}"
+    return text
 
 
 def stderr_console() -> Console:

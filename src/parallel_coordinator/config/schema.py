@@ -39,6 +39,7 @@ class ParallelConfig(_Section):
     max_depth: int = Field(default("max_depth"), ge=0, le=16)
     cache_warmup: bool = default("cache_warmup")
     cache_warmup_wait: Number = Field(default("cache_warmup_wait_s"), ge=0, le=60)
+    approval_threshold_usd: Number = Field(default("approval_threshold_usd"), ge=0, le=100_000)
 
 
 class ResourceLimits(_Section):

@@ -95,6 +95,8 @@ class Settings:
     # rest once it has answered or after this many seconds; options.cache_warmup turns it off for a session.
     cache_warmup: bool = True
     cache_warmup_wait_s: float = 5.0
+    # A plan forecast to cost more than this many dollars needs approval (options.approval_threshold_usd overrides).
+    approval_threshold_usd: float = 5.0
     retry_attempts: int = 3
     progress_update_interval_s: float = 1.0
     max_memory_per_agent: int | float | str = "512MB"

@@ -6,6 +6,7 @@ and no runner by name. Its public surface is its modules:
     decisions    after an attempt: retry, back off, next agent, stop (pure)
     batching     burst batching's prompt and split (pure)
     reuse        identical tasks run once
+    budget       a session's spend, and its budget: reached, it stops
     slots        per-agent concurrency and per-runner rate-limit throttles
     throttle     one runner's AIMD rate-limit throttle
     admission    the machine gate: CPU and memory before an agent starts
@@ -31,6 +32,7 @@ __all__ = [
     "admission",
     "attempts",
     "batching",
+    "budget",
     "cancel",
     "catalog",
     "coordinator",

@@ -14,6 +14,7 @@ from typing import Any
 
 from parallel_coordinator.agents import AgentSpec
 from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.budget import BudgetGuard
 from parallel_coordinator.engine.events import EventBus, SessionEvent
 from parallel_coordinator.engine.isolation import isolated
 from parallel_coordinator.engine.session import AttemptInfo, Session, TaskRecord, context_files
@@ -35,9 +36,10 @@ log = logging.getLogger(__name__)
 class Attempts:
     def __init__(
         self, settings: Settings, backend: ExecutionBackend, runners: dict[str, Runner], events: EventBus,
-        slots: Slots,
+        slots: Slots, budgets: BudgetGuard | None = None,
     ) -> None:
         self.settings, self.backend, self.runners, self.events, self.slots = settings, backend, runners, events, slots
+        self.budgets = budgets or BudgetGuard(request_stop=lambda _session, _reason: None)
         self.peak_rss_mb: dict[str, float] = {}  # agent -> the most one of its runs was seen to use
         self._envs: dict[tuple[str, ...], dict[str, str]] = {}  # one per pass-through list in use
         self._models = {**DEFAULT_MODELS, **settings.models}  # the configuration's names over the built-in table
@@ -98,7 +100,8 @@ class Attempts:
             context_files=context_files(session.tasks[dep] for dep in node.dependencies),
             working_directory=session.policy.working_directory,
             timeout_s=node.timeout_s or agent.timeout or self.settings.task_timeout_s,
-            token_budget=session.policy.token_budget_per_agent, attempt=number,
+            token_budget=_smaller(session.policy.token_budget_per_agent, self.budgets.tokens_left(session)),
+            attempt=number,
         )
         runner = self.runners.get(agent.runner)
         outcome: AttemptOutcome
@@ -118,6 +121,7 @@ class Attempts:
                 outcome = AttemptOutcome(reason="spawn_failed", error=str(exc))
                 result = RunResult(ok=False, error=str(exc), retryable=False)
         result.details.setdefault("reason", outcome.reason)
+        self.budgets.on_attempt_ended(session, result, outcome.tokens_used)
         if outcome.peak_rss_mb:
             self.peak_rss_mb[agent.name] = max(self.peak_rss_mb.get(agent.name, 0.0), outcome.peak_rss_mb)
         session.killed_processes += outcome.killed_processes
@@ -138,7 +142,7 @@ class Attempts:
                 "exit_code": attempt.exit_code, "duration_s": round(attempt.finished_at - attempt.started_at, 3),
                 "peak_rss_mb": outcome.peak_rss_mb, "killed_processes": outcome.killed_processes,
                 "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
-                "cost_usd": result.cost_usd,
+                "cost_usd": result.cost_usd, "model": result.details.get("model"),
             },
             state={
                 "attempt": _stored(session.id, node.id, attempt), "pid": outcome.pid,
@@ -195,6 +199,9 @@ class Attempts:
                 quiet, window = event.get("quiet_s", 0), event.get("stall_s", 0)
                 record.message = f"quiet for {quiet:.0f} s (counts as stalled at {window:.0f} s)"
             elif kind == "progress":
+                tokens = event.get("tokens")
+                if isinstance(tokens, int) and not isinstance(tokens, bool):
+                    self.budgets.on_tokens_so_far(session, job.attempt_id, tokens)
                 if event.get("first_response") and session.warmup is not None:
                     session.warmup.answered(record.agent)  # its prompt is cached: held runs may read it
                     session.poke()
@@ -221,6 +228,11 @@ class Attempts:
             ))
         finally:
             record.attempt_id = None
+            session.spend.live_tokens.pop(job.attempt_id, None)  # its result's usage is counted instead
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _stored(session_id: str, task_id: str, attempt: AttemptInfo) -> dict[str, Any]:

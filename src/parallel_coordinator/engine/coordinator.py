@@ -22,9 +22,10 @@ from parallel_coordinator.agents import AgentCatalog, AgentSpec
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.admission import Gate, MachineGate
 from parallel_coordinator.engine.attempts import Attempts
+from parallel_coordinator.engine.budget import BudgetGuard
 from parallel_coordinator.engine.cancel import CANCEL_WAIT_S, CancelOutcome, answer_cancel_requests, cancel_elsewhere
 from parallel_coordinator.engine.catalog import Agents
-from parallel_coordinator.engine.events import EventBus, PerformanceLog
+from parallel_coordinator.engine.events import EventBus, PerformanceLog, SessionEvent
 from parallel_coordinator.engine.health import Health, Sampler, health_now
 from parallel_coordinator.engine.one_off import OneOffRuns
 from parallel_coordinator.engine.policy import SessionPolicy, options_with_defaults
@@ -34,13 +35,14 @@ from parallel_coordinator.engine.reuse import ResultReuse
 from parallel_coordinator.engine.run_loop import SessionRuns
 from parallel_coordinator.engine.session import Session
 from parallel_coordinator.engine.slots import Slots
-from parallel_coordinator.engine.startup import learn_durations, recover, weigh_by_learned_durations
+from parallel_coordinator.engine.startup import learn_durations, learn_usage, recover, weigh_by_learned_durations
 from parallel_coordinator.engine.tasks import TaskRuns
 from parallel_coordinator.engine.throttle import RunnerThrottle
-from parallel_coordinator.errors import EngineNotStartedError, PlanError, UnknownSessionError
+from parallel_coordinator.errors import ApprovalRequiredError, EngineNotStartedError, PlanError, UnknownSessionError
 from parallel_coordinator.execution.backend import ExecutionBackend, make_backend
 from parallel_coordinator.execution.environment import refuse_past_max_depth
 from parallel_coordinator.planning.estimates import DurationEstimator
+from parallel_coordinator.planning.forecast import Forecast, PlannedRun, UsageHistory, forecast
 from parallel_coordinator.planning.planner import Decomposition
 from parallel_coordinator.planning.plans import PlannedSession, build_plan, plan_from_stored
 from parallel_coordinator.planning.strategies import Strategy, apply_strategy
@@ -81,13 +83,16 @@ class Coordinator:
         self.agents = Agents(settings)
         self.gate: Gate = gate or MachineGate(max_cpu_usage=settings.max_cpu_usage)
         self.estimator = DurationEstimator(default_s=settings.default_task_duration_s)
+        self.usage = UsageHistory()
+        self.events.subscribe(self._learn_usage)
+        self.budgets = BudgetGuard(request_stop=self._stop_soon)
         self.slots = Slots(settings.pool_size, on_freed=self._wake_sessions)
-        self.attempts = Attempts(settings, self.backend, self.runners, self.events, self.slots)
+        self.attempts = Attempts(settings, self.backend, self.runners, self.events, self.slots, self.budgets)
         self.one_off = OneOffRuns(settings, self.attempts, self.catalog)
         self.tasks = TaskRuns(settings, self.attempts, self.slots, ResultReuse(), self.events, self.estimator,
                               request_stop=self._stop_soon)
         self.runs = SessionRuns(self.runners, self.backend, self.gate, self.slots, self.attempts, self.tasks,
-                                self.events, synthesize=self.one_off.synthesize)
+                                self.events, synthesize=self.one_off.synthesize, budgets=self.budgets)
         self.sampler = Sampler(self.gate, self.store, self.health, busy=lambda: bool(self.active_sessions),
                                while_busy=self._answer_cancel_requests)
         self.retention = Retention(settings)
@@ -111,6 +116,7 @@ class Coordinator:
             threading.Thread(target=importlib.import_module, args=("networkx",), daemon=True).start()
             self._exit_stack = stack.pop_all()
         learn_durations(self.store, self.estimator)
+        learn_usage(self.store, self.usage)
         recover(self.store, self.settings.state_dir / "worktrees")
         # After recovery, so that the sessions of a server that died count as ended.
         self._task_group.start_soon(self.retention.run, name="retention")
@@ -185,6 +191,37 @@ class Coordinator:
         planned = plan_from_stored(stored.tasks, await self.catalog())
         return stored.task_description, planned, {t.task_id: t for t in stored.tasks if t.status == "succeeded"}
 
+    def forecast(
+        self, planned: PlannedSession, options: CoordinateOptions, kept: dict[str, StoredTask] | None = None
+    ) -> Forecast:
+        """What the plan is expected to take: runs, tokens, dollars, seconds (planning/forecast.py)."""
+        def run_of(agent: AgentSpec, expected_s: float | None = None) -> PlannedRun:
+            runner = self.runners.get(agent.runner)
+            return PlannedRun(agent.name, agent.model, runner is not None and runner.counts_tokens, expected_s)
+
+        graph = planned.graph
+        runs = {t: run_of(planned.agents[n.agent], n.expected_duration_s) for t, n in graph.nodes.items()}
+        synthesizer = self.catalog_now().get(options.synthesizer) if options.synthesizer else None
+        return forecast(
+            graph, runs, self.usage, self.estimator, slots=min(options.max_agents, self.settings.pool_size),
+            token_cap=options.token_budget_per_agent, extra_runs=[run_of(synthesizer)] if synthesizer else [],
+            skip=(kept or {}).__contains__,  # a resumed session's kept results do not run again
+        )
+
+    def needs_approval(self, forecast: Forecast, options: CoordinateOptions) -> bool:
+        threshold = options.approval_threshold_usd
+        return not options.approved and threshold is not None and forecast.usd > threshold
+
+    def _learn_usage(self, event: SessionEvent) -> None:
+        # Every ended run that reported usage teaches the forecast what its agent (and model tier) costs.
+        if event.kind != "attempt_ended" or event.agent is None:
+            return
+        details = event.details
+        tokens = (details.get("input_tokens") or 0) + (details.get("output_tokens") or 0)
+        usd = details.get("cost_usd")
+        if tokens or usd:
+            self.usage.observe(event.agent, details.get("model"), tokens, usd or 0.0)
+
     # Running --------------------------------------------------------------------------------------
 
     async def start(
@@ -201,11 +238,14 @@ class Coordinator:
                 f"{len(running)} sessions of this client are still running, the most allowed at once"
                 f" ({self.settings.max_sessions_per_principal}); wait for one to end or cancel one"
             )
+        expected = self.forecast(planned, options, kept)
+        if self.needs_approval(expected, options):
+            raise ApprovalRequiredError(expected.describe(), expected.usd, options.approval_threshold_usd or 0.0)
         weigh_by_learned_durations(planned.graph, self.estimator)
         session = Session(
             strategy=strategy, owner=owner, id=secrets.token_hex(8), task_description=task_description,
             policy=SessionPolicy.from_options(options), graph=planned.graph, agents=planned.agents,
-            routing_notes=planned.routing_notes, resumed_from=resumed_from,
+            routing_notes=planned.routing_notes, resumed_from=resumed_from, forecast=expected,
         )
         self.events.emit(session_started(session, options))
         for task_id in planned.graph.order:

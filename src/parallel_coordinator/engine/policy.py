@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from parallel_coordinator.schemas.inputs import CoordinateOptions
+from parallel_coordinator.schemas.inputs import CoordinateOptions, SessionBudget
 
 if TYPE_CHECKING:
     from parallel_coordinator.config.settings import Settings
@@ -42,6 +42,7 @@ class SessionPolicy:
     progress_interval_s: float
     result_chars: int | None
     total_result_chars: int | None
+    budget: SessionBudget | None  # the whole session's (budget.py); the per-agent caps stay too
 
     @classmethod
     def from_options(cls, options: CoordinateOptions) -> SessionPolicy:
@@ -56,6 +57,7 @@ class SessionPolicy:
             isolation=options.isolation, keep_worktrees=options.keep_worktrees,
             progress_interval_s=options.progress_update_interval, result_chars=options.result_chars,
             total_result_chars=options.total_result_chars,
+            budget=options.budget,
         )
 
 
@@ -70,5 +72,6 @@ def options_with_defaults(options: CoordinateOptions | None, settings: Settings)
         "token_budget_per_agent": settings.token_budget_per_agent,
         "synthesizer": settings.synthesizer,
         "cache_warmup": settings.cache_warmup,
+        "approval_threshold_usd": settings.approval_threshold_usd,
     }
     return CoordinateOptions.model_validate({**defaults, **given})

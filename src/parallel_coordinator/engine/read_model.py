@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from parallel_coordinator.engine.session import AttemptInfo, Session, SessionStatus, TaskRecord
 from parallel_coordinator.planning.estimates import DurationEstimator, remaining_seconds
@@ -34,6 +35,9 @@ class SessionView:
     result_chars: int | None = None
     total_result_chars: int | None = None
     live: bool = False  # held in memory by this server (it may still be running)
+    forecast: dict[str, Any] | None = None  # planning/forecast.py's figures, as made at the start
+    spent: dict[str, Any] | None = None  # engine/budget.py's: so far, or at the end
+    budget: dict[str, Any] | None = None  # options.budget, the caps that were set
 
     @property
     def last_activity(self) -> float:
@@ -57,7 +61,9 @@ def view_of_live(session: Session, estimator: DurationEstimator | None = None) -
         owner=session.owner,
         queue_reason=session.queue_reason, resumed_from=session.resumed_from, notes=tuple(session.notes),
         synthesis=session.synthesis, result_chars=policy.result_chars, total_result_chars=policy.total_result_chars,
-        live=True,
+        live=True, forecast=session.forecast.as_dict() if session.forecast is not None else None,
+        spent=session.spend.as_dict((session.finished_at or time.time()) - session.created_at),
+        budget=policy.budget.model_dump(exclude_none=True) if policy.budget is not None else None,
     )
 
 
@@ -88,7 +94,15 @@ def view_of_stored(session: StoredSession) -> SessionView:
         error_summary=session.error_summary, max_agents=session.max_agents, tasks=tasks,
         peak_parallelism=session.peak_parallelism, expected_remaining_s=None, owner=session.owner,
         resumed_from=session.resumed_from, synthesis=session.synthesis, notes=session.notes,
+        forecast=session.forecast, spent=session.spend, budget=_budget_of(session.options),
     )
+
+
+def _budget_of(options: dict[str, Any]) -> dict[str, Any] | None:
+    budget = options.get("budget")
+    if not isinstance(budget, dict):
+        return None
+    return {k: v for k, v in budget.items() if v is not None} or None
 
 
 def estimate_remaining(session: Session, estimator: DurationEstimator) -> float:

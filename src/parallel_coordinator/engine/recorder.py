@@ -139,5 +139,6 @@ def session_started(session: Session, options: CoordinateOptions) -> SessionEven
             "tasks": [(n.id, n.agent, n.description, n.dependencies, n.priority, node_spec(n))
                       for n in graph.nodes.values()],
             "resumed_from": session.resumed_from, "owner": session.owner,
+            "forecast": session.forecast.as_dict() if session.forecast is not None else None,
         },
     )

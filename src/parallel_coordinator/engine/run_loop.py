@@ -16,6 +16,7 @@ import anyio.abc
 from parallel_coordinator.engine.admission import Gate
 from parallel_coordinator.engine.attempts import Attempts
 from parallel_coordinator.engine.batching import BURST_BATCH_SIZE
+from parallel_coordinator.engine.budget import BudgetGuard
 from parallel_coordinator.engine.events import EventBus, SessionEvent
 from parallel_coordinator.engine.session import RECHECK_S, Session
 from parallel_coordinator.engine.slots import Slots
@@ -33,14 +34,17 @@ class SessionRuns:
     def __init__(
         self, runners: dict[str, Runner], backend: ExecutionBackend, gate: Gate, slots: Slots,
         attempts: Attempts, tasks: TaskRuns, events: EventBus,
-        synthesize: Callable[[Session], Awaitable[None]],
+        synthesize: Callable[[Session], Awaitable[None]], budgets: BudgetGuard,
     ) -> None:
         self.runners, self.backend, self.gate, self.slots = runners, backend, gate, slots
         self.attempts, self.tasks, self.events, self._synthesize = attempts, tasks, events, synthesize
+        self.budgets = budgets
 
     async def run(self, session: Session, on_end: Callable[[Session], None]) -> None:
         timeout = session.policy.timeout_s
         deadline = anyio.current_time() + timeout if timeout else None
+        seconds_budget = session.policy.budget.seconds if session.policy.budget is not None else None
+        budget_deadline = anyio.current_time() + seconds_budget if seconds_budget else math.inf
         if session.policy.cache_warmup:
             session.warmup = PromptWarmup(self.attempts.settings.cache_warmup_wait_s)
         try:
@@ -54,13 +58,16 @@ class SessionRuns:
                         wait = min(wait, max(0.0, release - time.monotonic()))
                     if deadline is not None:
                         wait = min(wait, deadline - anyio.current_time())
+                    wait = min(wait, budget_deadline - anyio.current_time())
                     with anyio.move_on_after(wait):
                         await session.wake.wait()
                     session.wake = anyio.Event()
+                    self.budgets.check(session)  # the seconds budget; tokens and dollars are checked as runs report
                     if deadline is not None and anyio.current_time() >= deadline and session.stop_reason is None:
                         await self.stop(session, f"session timed out after {timeout:g} s")
-            with anyio.move_on_after(deadline - anyio.current_time() if deadline else math.inf):
-                await self._synthesize(session)
+            if session.budget_reason is None:  # a spent budget pays for no merging run either
+                with anyio.move_on_after(deadline - anyio.current_time() if deadline else math.inf):
+                    await self._synthesize(session)
         finally:
             self._finish(session)
             on_end(session)
@@ -192,6 +199,7 @@ class SessionRuns:
                 "error_summary": session.error_summary, "synthesis": session.synthesis,
                 "peak_parallelism": session.peak_parallelism, "notes": session.notes,
                 "killed_processes": session.killed_processes,
+                "spend": session.spend.as_dict(session.finished_at - session.created_at),
             },
         ))
         session.done.set()

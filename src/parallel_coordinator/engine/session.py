@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio
 
+from parallel_coordinator.engine.budget import Spend
 from parallel_coordinator.engine.policy import SessionPolicy
 from parallel_coordinator.engine.warmup import PromptWarmup
 from parallel_coordinator.planning.graph import TaskGraph
@@ -17,6 +18,7 @@ from parallel_coordinator.state.outputs import KeptOutput
 
 if TYPE_CHECKING:
     from parallel_coordinator.agents.spec import AgentSpec
+    from parallel_coordinator.planning.forecast import Forecast
     from parallel_coordinator.runners.base import RunResult
 
 # How soon a wait that has no event to wake it (CPU, memory, a rate limit, a stop) is looked at again.
@@ -111,6 +113,9 @@ class Session:
     extra_attempts: set[str] = field(default_factory=set)
     cancel_requested: bool = False
     stop_reason: str | None = None
+    budget_reason: str | None = None  # set when a session budget stopped it (budget.py)
+    forecast: Forecast | None = None
+    spend: Spend = field(default_factory=Spend)
     killed_processes: int = 0
     peak_parallelism: int = 0
     attempts_running: int = 0
@@ -146,6 +151,6 @@ class Session:
         states = [r.status for r in self.tasks.values()]
         if all(s is TaskState.SUCCEEDED for s in states):
             return "SUCCESS"
-        if any(s is TaskState.SUCCEEDED for s in states):
-            return "PARTIAL"
+        if any(s is TaskState.SUCCEEDED for s in states) or self.budget_reason is not None:
+            return "PARTIAL"  # a spent budget ends a session short, not failed: what finished is kept
         return "FAILED"

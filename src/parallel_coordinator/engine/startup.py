@@ -8,6 +8,7 @@ from pathlib import Path
 
 from parallel_coordinator.execution.worktrees import prune_orphans, remove_session_worktrees
 from parallel_coordinator.planning.estimates import DurationEstimator
+from parallel_coordinator.planning.forecast import UsageHistory
 from parallel_coordinator.planning.graph import TaskGraph
 from parallel_coordinator.state.store import Store
 
@@ -22,6 +23,11 @@ def learn_durations(store: Store, estimator: DurationEstimator) -> None:
         for a in reversed(store.recent_attempts(_LEARN_FROM))
         if a.outcome == "exited" and a.error is None and a.started_at and a.finished_at
     )
+
+
+def learn_usage(store: Store, usage: UsageHistory) -> None:
+    """What each agent's past runs used, for the forecasts (stored per task: the model is not known here)."""
+    usage.seed((agent, None, tokens, usd) for agent, tokens, usd in reversed(store.recent_usage(_LEARN_FROM)))
 
 
 def recover(store: Store, worktrees_dir: Path) -> list[str]:

@@ -7,10 +7,12 @@
     planner     decomposition of a plain task by a planner agent
     routing     the agent that best matches a subtask (BM25)
     estimates   learned durations and the time a session has left
+    forecast    a plan's expected runs, tokens, dollars and seconds
 """
 
 __all__ = [
     "estimates",
+    "forecast",
     "graph",
     "planner",
     "plans",

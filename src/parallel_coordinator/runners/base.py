@@ -73,6 +73,9 @@ class AttemptOutcome:
     stderr_cut_on_disk: bool = False
     stderr_tail: str = ""
     final_event: dict[str, Any] | None = None
+    # What the stream reported as used, for runners whose stream reports usage: counted even for a run
+    # stopped before its result (session budgets must not miss the tokens of a killed run).
+    tokens_used: int | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
     pid: int | None = None

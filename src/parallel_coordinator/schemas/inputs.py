@@ -79,6 +79,16 @@ class Subtask(BaseModel):
         return value
 
 
+class SessionBudget(BaseModel):
+    """Caps for the whole session; reaching one stops it (no new runs, running agents killed), PARTIAL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: int | None = Field(None, ge=1, description="Tokens all runs together may use (input, cached, output).")
+    usd: float | None = Field(None, gt=0, le=100_000, description="Dollars all runs together may spend.")
+    seconds: float | None = Field(None, gt=0, le=7 * 86_400, description="Wall seconds the session may run.")
+
+
 class CoordinateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -127,6 +137,19 @@ class CoordinateOptions(BaseModel):
     cost_budget_per_agent_usd: float | None = Field(
         None, gt=0, le=10_000, description="Dollars one claude run may spend (passed as --max-budget-usd)."
     )
+    budget: SessionBudget | None = Field(
+        None,
+        description="Tokens, dollars and wall seconds for the whole session, retries included. When one is reached,"
+        " no new agent starts, running agents are stopped, finished results are kept and the session ends PARTIAL"
+        " with the reason; the status shows spend against it all along.",
+    )
+    approval_threshold_usd: float | None = Field(
+        None, ge=0, le=100_000,
+        description="A plan whose forecast is over this many dollars does not start without approval (default: the"
+        " configuration's, 5). The user is asked where the client supports elicitation; otherwise the answer"
+        " carries the forecast and nothing runs until the call is repeated with approved: true.",
+    )
+    approved: bool = Field(False, description="The caller approves the forecast: run even over the threshold.")
     reuse_results: Literal["session", "server", "off"] = Field(
         "session",
         description="Run identical tasks (same agent, description and context) once: within the session, across"

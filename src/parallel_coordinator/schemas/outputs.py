@@ -102,6 +102,29 @@ class ActiveAgent(BaseModel):
     pid: int | None = None
 
 
+class ForecastFigures(BaseModel):
+    """What a plan is expected to take, from what its agents used before (a documented prior without history)."""
+
+    runs: int = Field(description="Agent runs, retries not counted.")
+    tokens: int
+    usd: float
+    seconds: float = Field(description="Expected wall time.")
+
+
+class SpendFigures(BaseModel):
+    """What the session has used so far: every attempt, retries included; tokens of running agents too."""
+
+    tokens: int
+    usd: float
+    seconds: float
+
+
+class BudgetFigures(BaseModel):
+    tokens: int | None = None
+    usd: float | None = None
+    seconds: float | None = None
+
+
 class ProgressStatus(BaseModel):
     session_id: str
     status: SessionStatus
@@ -128,6 +151,11 @@ class ProgressStatus(BaseModel):
         0, description="Tasks left out of results to keep the answer small (failures come first); "
         "the session resource lists them all.",
     )
+    forecast: ForecastFigures | None = Field(None, description="What the plan was expected to take, at its start.")
+    spent: SpendFigures | None = Field(
+        None, description="What it has used so far, to hold against forecast and budget."
+    )
+    budget: BudgetFigures | None = Field(None, description="The session's budget (options.budget), if it has one.")
 
 
 class PlannedTask(BaseModel):
@@ -162,6 +190,12 @@ class CoordinationResult(BaseModel):
     progress: ProgressStatus | None = Field(None, description="Live counts; set while status is RUNNING.")
     plan: list[PlannedTask] | None = Field(None, description="The validated plan; set for dry runs.")
     next_step: str | None = Field(None, description="What to call next, when the session is still running.")
+    forecast: ForecastFigures | None = Field(None, description="What the plan is expected to take.")
+    spent: SpendFigures | None = Field(None, description="What the session used: every attempt, retries included.")
+    budget: BudgetFigures | None = Field(None, description="The session's budget (options.budget), if it has one.")
+    approval_required: bool = Field(
+        False, description="Nothing ran: the forecast is over the approval threshold; next_step says how to approve.",
+    )
 
 
 class CancelResult(BaseModel):

@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import anyio
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
-from mcp.server.subscriptions import InMemorySubscriptionBus
 from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,10 +16,12 @@ from starlette.responses import Response
 from parallel_coordinator import __version__
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.server.completions import register_completions
 from parallel_coordinator.server.http import StaticTokenVerifier
 from parallel_coordinator.server.prometheus import exposition
 from parallel_coordinator.server.prompts import register_prompts
 from parallel_coordinator.server.resources import announce_updates, register_resources
+from parallel_coordinator.server.subscriptions import ResourceSubscriptions, register_subscriptions
 from parallel_coordinator.server.tasks import TasksExtension
 from parallel_coordinator.tools import all_tools
 from parallel_coordinator.views import performance_metrics
@@ -38,13 +39,16 @@ def create_server(
     tokens: dict[str, str] | None = None,
     base_url: str | None = None,
     prometheus: bool = False,
+    subscriptions: ResourceSubscriptions | None = None,
 ) -> MCPServer[Coordinator]:
     """A server that owns a Coordinator for its lifetime, or serves one the caller already runs.
 
     With `tokens` (HTTP: principal name -> token), every request must carry one of them as a bearer
-    token, and each client sees only its own sessions; `prometheus` adds /metrics.
+    token, and each client sees only its own sessions; `prometheus` adds /metrics. `subscriptions`,
+    already running, is the caller's to keep past this server's lifespan (it owns the update bus).
     """
-    bus = InMemorySubscriptionBus()
+    hub = subscriptions if subscriptions is not None else ResourceSubscriptions()
+    bus = hub.bus
     running: list[Coordinator] = []
 
     @asynccontextmanager
@@ -56,6 +60,8 @@ def create_server(
             gc.freeze()
             running.append(active)
             stack.callback(running.remove, active)
+            if subscriptions is None:
+                await stack.enter_async_context(hub.running())
             group = await stack.enter_async_context(anyio.create_task_group())
             group.start_soon(announce_updates, active, bus)
             yield active
@@ -72,7 +78,9 @@ def create_server(
         subscriptions=bus, token_verifier=verifier, auth=auth, extensions=[TasksExtension()], tools=all_tools(),
     )
     register_resources(server)
+    register_subscriptions(server, hub)
     register_prompts(server)
+    register_completions(server)
     if prometheus:
 
         @server.custom_route("/metrics", methods=["GET"])  # type: ignore[untyped-decorator]

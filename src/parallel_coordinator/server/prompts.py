@@ -27,7 +27,8 @@ How to write the `subtasks` graph:
 5. End with one subtask that depends on the others and merges their results, when the user wants
    one answer.
 6. Call coordinate_task with `options.dry_run: true` first to check the plan, then without it. If
-   it answers RUNNING, follow it with get_progress_status(session_id, wait_seconds=60).
+   it answers RUNNING, follow it with get_progress_status(session_id, wait_seconds=45): some clients
+   (Claude Desktop) drop a call that lasts a minute.
 
 Agents available ({count}):
 {agents}

@@ -16,6 +16,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
+from mcp.shared.uri_template import UriTemplate
 
 from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.engine.events import SessionEvent
@@ -27,10 +28,29 @@ from parallel_coordinator.views import progress_status, session_uri, task_uri
 # A session's resource is announced at most this often while only progress changes.
 _SESSION_UPDATE_INTERVAL_S = 0.5
 
+SESSION_TEMPLATE = "pcoord://sessions/{session_id}"
+TASK_TEMPLATE = "pcoord://sessions/{session_id}/tasks/{task_id}"
+_SESSION = UriTemplate.parse(SESSION_TEMPLATE)
+_TASK = UriTemplate.parse(TASK_TEMPLATE)
+
+
+def resource_ids(uri: str) -> tuple[str, str | None] | None:
+    """(session id, task id or None) named by a uri of one of our resources; None for any other uri."""
+    for template in (_SESSION, _TASK):
+        found = template.match(uri)
+        if found is not None:
+            session_id, task_id = found.get("session_id"), found.get("task_id")
+            if not isinstance(session_id, str) or not session_id:
+                return None
+            if task_id is None:
+                return session_id, None
+            return (session_id, task_id) if isinstance(task_id, str) and task_id else None
+    return None
+
 
 def register_resources(server: MCPServer[Any]) -> None:
     @server.resource(
-        "pcoord://sessions/{session_id}",
+        SESSION_TEMPLATE,
         name="session",
         description="A coordinate_task session: the same JSON as get_progress_status, results once ended.",
         mime_type="application/json",
@@ -46,7 +66,7 @@ def register_resources(server: MCPServer[Any]) -> None:
         return status.model_dump_json(indent=2)
 
     @server.resource(
-        "pcoord://sessions/{session_id}/tasks/{task_id}",
+        TASK_TEMPLATE,
         name="task output",
         description="The whole output of one task of a session, however long.",
         mime_type="text/plain",

@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     peak_parallelism INTEGER,
     notes TEXT,
     cancel_requested_at REAL,
-    killed_processes INTEGER
+    killed_processes INTEGER,
+    forecast TEXT,
+    spend TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -71,7 +73,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -96,7 +98,11 @@ _MIGRATIONS = {
         "ALTER TABLE tasks ADD COLUMN worktree TEXT",
         "ALTER TABLE attempts ADD COLUMN streams TEXT",
     ],
-    7: ["ALTER TABLE attempts ADD COLUMN prefix TEXT"],
+    7: [
+        "ALTER TABLE sessions ADD COLUMN forecast TEXT",
+        "ALTER TABLE sessions ADD COLUMN spend TEXT",
+    ],
+    8: ["ALTER TABLE attempts ADD COLUMN prefix TEXT"],
 }
 
 

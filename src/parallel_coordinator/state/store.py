@@ -103,6 +103,8 @@ class StoredSession:
     owner: str | None = None
     peak_parallelism: int = 0
     notes: tuple[str, ...] = ()
+    forecast: dict[str, Any] | None = None  # planning/forecast.py's, as made at the start
+    spend: dict[str, Any] | None = None  # engine/budget.py's, as it ended
 
 
 class Store:
@@ -135,15 +137,16 @@ class Store:
         tasks: Sequence[tuple[str, str, str, Sequence[str], int, dict[str, Any]]],
         resumed_from: str | None = None,
         owner: str | None = None,
+        forecast: dict[str, Any] | None = None,
     ) -> None:
         """Record a new session and all its tasks (pending) in one transaction."""
         pid, started_at = process_identity()
         with self._transaction():
             self._db.execute(
                 "INSERT INTO sessions (id, task_description, status, options, created_at, owner_pid, max_agents,"
-                " owner_started_at, resumed_from, owner) VALUES (?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
+                " owner_started_at, resumed_from, owner, forecast) VALUES (?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, task_description, json.dumps(options), created_at, pid, max_agents, started_at,
-                 resumed_from, owner),
+                 resumed_from, owner, json.dumps(forecast) if forecast is not None else None),
             )
             self._db.executemany(
                 "INSERT INTO tasks (session_id, task_id, position, agent, description, dependencies, priority,"
@@ -189,13 +192,13 @@ class Store:
     def finish_session(
         self, session_id: str, status: str, finished_at: float, error_summary: str | None,
         synthesis: str | None = None, *, peak_parallelism: int | None = None, notes: Sequence[str] = (),
-        killed_processes: int = 0,
+        killed_processes: int = 0, spend: dict[str, Any] | None = None,
     ) -> None:
         self._db.execute(
             "UPDATE sessions SET status = ?, finished_at = ?, error_summary = ?, synthesis = ?, peak_parallelism = ?,"
-            " notes = ?, killed_processes = ? WHERE id = ?",
+            " notes = ?, killed_processes = ?, spend = ? WHERE id = ?",
             (status, finished_at, error_summary, synthesis, peak_parallelism, json.dumps(list(notes)),
-             killed_processes, session_id),
+             killed_processes, json.dumps(spend) if spend is not None else None, session_id),
         )
 
     # Cancel through the state directory: any server may ask, the one running the session acts.
@@ -221,7 +224,7 @@ class Store:
     def load_session(self, session_id: str) -> StoredSession | None:
         row = self._db.execute(
             "SELECT id, task_description, status, options, created_at, finished_at, error_summary, max_agents,"
-            " resumed_from, synthesis, owner, peak_parallelism, notes FROM sessions WHERE id = ?",
+            " resumed_from, synthesis, owner, peak_parallelism, notes, forecast, spend FROM sessions WHERE id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
@@ -248,6 +251,7 @@ class Store:
             finished_at=row[5], error_summary=row[6], max_agents=row[7], resumed_from=row[8], synthesis=row[9],
             owner=row[10], tasks=tasks, attempts=attempts, peak_parallelism=row[11] or 0,
             notes=tuple(json.loads(row[12])) if row[12] else (),
+            forecast=json.loads(row[13]) if row[13] else None, spend=json.loads(row[14]) if row[14] else None,
         )
 
     def recover_orphans(self, now: float) -> list[str]:
@@ -302,6 +306,17 @@ class Store:
                 "SELECT agent, SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) FROM tasks GROUP BY agent"
             )
         }
+
+    def recent_usage(self, limit: int = 1000) -> list[tuple[str, int, float]]:
+        """(agent, tokens, dollars) of the newest finished tasks that reported usage, newest first."""
+        return [
+            (agent, (tokens_in or 0) + (tokens_out or 0), cost or 0.0)
+            for agent, tokens_in, tokens_out, cost in self._db.execute(
+                "SELECT agent, input_tokens, output_tokens, cost_usd FROM tasks WHERE finished_at IS NOT NULL"
+                " AND (input_tokens IS NOT NULL OR cost_usd IS NOT NULL) ORDER BY finished_at DESC LIMIT ?",
+                (limit,),
+            )
+        ]
 
     def recent_sessions(self, limit: int = 20, owner: str | None = None) -> list[tuple[str, str, str, float]]:
         """(id, status, task description, created_at) of the newest sessions, newest first; with an owner,

@@ -145,9 +145,11 @@ class AgentWatch:
     def tick(self, now: float, *, periodic: bool, sample: bool) -> bool:
         """Check the limits; True once the agent must end (the reason is in `end`)."""
         if self._pending_progress is not None and now - self._progress_sent_at >= _PROGRESS_EVERY_S:
+            # Tokens so far ride along: the engine holds a session's token budget against every running agent.
             event = {
                 "attempt": self.attempt_id, "event": "progress",
                 "percent": self._pending_progress.percent, "message": self._pending_progress.message,
+                "tokens": self._reader.tokens_used(),
             }
             if self._pending_progress.first_response:
                 event["first_response"] = True
@@ -251,6 +253,7 @@ class AgentWatch:
             stderr_cut_on_disk=stderr.cut_on_disk,
             stderr_tail="\n".join(self._stderr_tail),
             final_event=self._reader.final_event(),
+            tokens_used=self._reader.tokens_used(),
             started_at=self.started_at,
             finished_at=time.time(),
             pid=self.proc.pid,

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Resolve
 from pydantic import Field
 
 from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.planning.strategies import Strategy
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
+from parallel_coordinator.tools._approval import LaunchApproval, approval_of_launch, plan_of_call
 from parallel_coordinator.tools._context import as_task, as_tool_errors, coordinator_of, principal
 from parallel_coordinator.tools._progress import follow
-from parallel_coordinator.views import coordination_result, dry_run_result
+from parallel_coordinator.views import approval_needed_result, coordination_result, dry_run_result
 
 DESCRIPTION = """\
 Run one task on many agents at once, as a dependency graph of subtasks, and return their results.
@@ -33,7 +36,12 @@ with live counts and a session_id: then call get_progress_status(session_id, wai
 the status is no longer RUNNING, or cancel_execution(session_id) to stop it. Long outputs are cut
 (output_truncated: true) and the whole text is the resource named by output_uri. While it waits, the
 call sends progress notifications if you passed a progress token. options.dry_run returns the
-validated plan without running anything.
+validated plan and its forecast (runs, tokens, dollars, seconds) without running anything.
+A plan forecast to cost more than options.approval_threshold_usd (default $5) asks the user first where
+the client supports elicitation; otherwise nothing runs and the answer (approval_required: true)
+carries the forecast: show it to the user, and call again with options.approved=true to run it.
+options.budget {tokens, usd, seconds} caps the whole session: once reached, it stops, keeps what
+finished, and ends PARTIAL.
 Failed runs are retried (options.retry_attempts, default 3, with backoff), then handed to
 fallback_agents; a task that still fails skips only its dependents (status PARTIAL), unless
 options.on_failure is "stop". options.resume_session=<id> re-runs an ended session's unfinished
@@ -48,6 +56,8 @@ TaskDescription = Annotated[
 
 async def coordinate_task(
     task_description: TaskDescription,
+    # Filled before the body runs (the SDK's resolver): the user's answer when the launch needed asking.
+    approval: Annotated[ElicitationResult[Any], Resolve(approval_of_launch)],
     subtasks: Annotated[list[Subtask] | None, Field(max_length=10_000)] = None,
     strategy: Strategy = "auto",
     options: CoordinateOptions | None = None,
@@ -56,21 +66,28 @@ async def coordinate_task(
     coordinator = coordinator_of(ctx)
     options = coordinator.with_defaults(options)
     with as_tool_errors():
+        plan = await plan_of_call(coordinator, task_description, subtasks, strategy, options, take=True)
+        if options.dry_run:
+            return dry_run_result(plan.planned.graph, plan.notes, plan.forecast)
+        if coordinator.needs_approval(plan.forecast, options):
+            threshold = options.approval_threshold_usd or 0.0
+            if not isinstance(approval, AcceptedElicitation):  # the user declined, or cancelled the question
+                return approval_needed_result(plan.planned.graph, plan.notes, plan.forecast, threshold, declined=True)
+            if not isinstance(approval.data, LaunchApproval):  # the client could not be asked: the answer asks
+                return approval_needed_result(plan.planned.graph, plan.notes, plan.forecast, threshold)
+            if not approval.data.approve:
+                return approval_needed_result(plan.planned.graph, plan.notes, plan.forecast, threshold, declined=True)
+            options = options.model_copy(update={"approved": True})
         if options.resume_session is not None:
-            description, planned, kept = await coordinator.resume_plan(options.resume_session, principal())
-            if options.dry_run:
-                return dry_run_result(planned.graph)
             session = await coordinator.start(
-                description, planned, options, resumed_from=options.resume_session, kept=kept, owner=principal()
+                plan.description, plan.planned, options, resumed_from=options.resume_session, kept=plan.kept,
+                owner=principal(),
             )
         else:
-            planned, notes = await coordinator.prepare(task_description, subtasks, strategy, options)
-            if options.dry_run:
-                return dry_run_result(planned.graph, notes)
             session = await coordinator.start(
-                task_description, planned, options, strategy=strategy, owner=principal()
+                plan.description, plan.planned, options, strategy=strategy, owner=principal()
             )
-            session.notes = notes
+            session.notes = plan.notes
         # A cancelled request stops this wait, not the session: it runs on and can be polled. Run as an
         # MCP task, the call returns at once: the client follows the task instead.
         if not as_task.get():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from parallel_coordinator.config.settings import AlertLimits
@@ -25,13 +26,16 @@ from parallel_coordinator.engine.figures import (
 from parallel_coordinator.engine.health import RECENT_ATTEMPTS, Health, server_alerts
 from parallel_coordinator.engine.read_model import SessionView
 from parallel_coordinator.engine.session import TaskRecord
+from parallel_coordinator.planning.forecast import Forecast
 from parallel_coordinator.planning.graph import TaskGraph
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.outputs import (
     ActiveAgent,
     AgentFigures,
     AttemptRecord,
+    BudgetFigures,
     CoordinationResult,
+    ForecastFigures,
     PerformanceFigures,
     PerformanceMetrics,
     PlannedTask,
@@ -39,6 +43,7 @@ from parallel_coordinator.schemas.outputs import (
     PrefixTokens,
     ProgressStatus,
     SessionMetrics,
+    SpendFigures,
     SystemHealth,
     TaskResult,
 )
@@ -47,6 +52,7 @@ from parallel_coordinator.state.store import Store
 
 __all__ = [
     "MAX_RESULT_ENTRIES",
+    "approval_needed_result",
     "coordination_result",
     "dry_run_result",
     "iso",
@@ -283,7 +289,17 @@ def progress_status(
         results=results,
         results_omitted=omitted,
         **_counts(snap.tasks),
+        **_spend_figures(snap),
     )
+
+
+def _spend_figures(snap: SessionView) -> dict[str, Any]:
+    """Forecast, spend and budget, the three a caller holds against each other (outputs.py)."""
+    return {
+        "forecast": ForecastFigures(**snap.forecast) if snap.forecast else None,
+        "spent": SpendFigures(**snap.spent) if snap.spent else None,
+        "budget": BudgetFigures(**snap.budget) if snap.budget else None,
+    }
 
 
 def coordination_result(snap: SessionView, result_chars: int, total_chars: int) -> CoordinationResult:
@@ -309,6 +325,7 @@ def coordination_result(snap: SessionView, result_chars: int, total_chars: int) 
         )
         if running
         else None,
+        **_spend_figures(snap),
     )
 
 
@@ -350,8 +367,28 @@ def planned_tasks(graph: TaskGraph) -> list[PlannedTask]:
     ]
 
 
-def dry_run_result(graph: TaskGraph, notes: list[str] | None = None) -> CoordinationResult:
+def dry_run_result(
+    graph: TaskGraph, notes: list[str] | None = None, forecast: Forecast | None = None
+) -> CoordinationResult:
     return CoordinationResult(
         session_id="", status="RUNNING", plan=planned_tasks(graph), notes=notes or [],
         next_step="dry run: nothing ran; pass these subtasks (edited if need be) without dry_run to run them",
+        forecast=ForecastFigures(**forecast.as_dict()) if forecast is not None else None,
+    )
+
+
+def approval_needed_result(
+    graph: TaskGraph, notes: list[str], forecast: Forecast, threshold_usd: float, *, declined: bool = False
+) -> CoordinationResult:
+    """Nothing ran: the forecast is over the threshold, and the caller has not approved it (or declined)."""
+    if declined:
+        step = (f"declined: nothing ran and nothing was spent (forecast {forecast.describe()}). To run it after all,"
+                " call coordinate_task again with options.approved=true")
+    else:
+        step = (f"needs approval: nothing ran. The forecast is {forecast.describe()}, over the approval threshold"
+                f" of ${threshold_usd:g}. Show it to the user; to run it, call coordinate_task again with the same"
+                " arguments and options.approved=true (or a higher options.approval_threshold_usd)")
+    return CoordinationResult(
+        session_id="", status="CANCELLED" if declined else "RUNNING", plan=planned_tasks(graph), notes=notes,
+        next_step=step, forecast=ForecastFigures(**forecast.as_dict()), approval_required=not declined,
     )
