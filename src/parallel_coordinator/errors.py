@@ -11,7 +11,8 @@
     ├── UnknownArgumentError         a tool call passes an argument the tool does not take
     ├── AgentFileError               an agent file that cannot be used (becomes a diagnostic)
     ├── ConfigError                  a configuration file or PCOORD_* variable that cannot be used
-    ├── RunnerUnavailableError       a runner's executable is missing (becomes a task error)
+    ├── RunnerUnavailableError       a runner cannot start an agent: no executable, or the agent file asks for
+    │                                what is not there (becomes a task error, not retried)
     ├── WorktreeError                a task's git worktree could not be made, summarized or removed
     ├── WorkerLostError              the pool worker (or Dask worker) running an attempt died
     └── EngineNotStartedError        the Coordinator was used before `async with` entered it

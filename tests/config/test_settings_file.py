@@ -120,6 +120,26 @@ def test_a_key_the_file_leaves_out_keeps_its_default(project: Path) -> None:
     assert sources["models"] == ".claude/parallel-coordinator.yaml:4"
 
 
+def test_the_cache_warmup_keys_set_its_default_and_its_wait_and_a_session_may_still_choose(project: Path) -> None:
+    from parallel_coordinator.engine.policy import options_with_defaults
+    from parallel_coordinator.schemas.inputs import CoordinateOptions
+
+    write(PROJECT, """\
+        parallel_config:
+          cache_warmup: false
+          cache_warmup_wait: 2.5
+    """)
+    settings, sources = load_settings()
+
+    assert (settings.cache_warmup, settings.cache_warmup_wait_s) == (False, 2.5)
+    assert sources["cache_warmup_wait_s"] == ".claude/parallel-coordinator.yaml:3"
+    assert options_with_defaults(None, settings).cache_warmup is False
+    assert options_with_defaults(CoordinateOptions(cache_warmup=True), settings).cache_warmup is True
+    assert options_with_defaults(None, Settings()).cache_warmup is True, "on unless configured off"
+    too_long = config_error("parallel_config:\n  cache_warmup_wait: 90\n")
+    assert "cache_warmup_wait: must be between 0 and 60, got 90" in too_long
+
+
 def test_an_empty_file_is_all_defaults(project: Path) -> None:
     write(PROJECT, "# nothing configured yet\n")
     settings, _ = load_settings()

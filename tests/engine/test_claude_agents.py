@@ -109,3 +109,21 @@ async def test_a_claude_synthesizer_merges_the_results(
     assert session.synthesis is not None
     assert session.synthesis.startswith("fake claude done: Merge the results of the subtasks")
     assert "synthesized by reviewer" in session.notes
+
+
+async def test_a_claude_agent_naming_an_unknown_mcp_server_fails_its_task_once_saying_which(
+    coordinator: Coordinator, agents: AgentFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    misspelt = REVIEWER.replace("model: sonnet\n", "model: sonnet\nmcpServers: [githb]\n")
+    (agents.root / "reviewer.md").write_text(misspelt)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".claude.json").write_text(json.dumps({"mcpServers": {"github": {"command": "npx"}}}))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    monkeypatch.setenv("PCOORD_CLAUDE_BIN", str(FAKE_CLAUDE))
+    session = await run(coordinator, Subtask(id="review", description="x", agent_type="reviewer"))
+    record = session.tasks["review"]
+    assert record.status is TaskState.FAILED
+    assert "names MCP server 'githb'" in (record.error or "")
+    assert "did you mean 'github'?" in (record.error or "")
+    assert len(record.attempts) == 1, "an agent file that cannot run is not retried"

@@ -101,7 +101,8 @@ async def test_running_agents_are_stopped_when_their_tokens_so_far_reach_the_bud
     coordinator: Coordinator, reviewer: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CLAUDE_SCENARIO", "hang")
-    options = CoordinateOptions(wait_seconds=0, approved=True, budget=SessionBudget(tokens=1_500))
+    # Both runs start at once (no prompt-cache warm-up, which would start the second after the first's answer).
+    options = CoordinateOptions(wait_seconds=0, approved=True, budget=SessionBudget(tokens=1_500), cache_warmup=False)
     session = await coordinator.start("budgets", coordinator.plan(reviews(2), options), options)
     records = list(session.tasks.values())
     await wait_until(session, lambda: all(r.pid is not None for r in records) or session.status != "RUNNING")

@@ -253,7 +253,28 @@ def test_a_successful_run_gives_the_result_text_tokens_cost_and_details(
     assert result.details["session_id"]
     assert result.details["model"] == "claude-sonnet-5-5"
     assert set(result.details["model_usage"]) == {"claude-sonnet-5-5"}
+    assert result.details["prefix"] == {
+        "input_tokens": 1200, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 4000,
+    }
     assert "turn 1: Glob **/*.md" in [p.message for p in progress]
+
+
+def test_with_a_prompt_cache_the_second_run_reads_the_prefix_the_first_wrote(
+    runner: ClaudeRunner, tmp_path: Path
+) -> None:
+    agent = make_agent(tools=["Read"])
+    cache = str(tmp_path / "cache")
+    first, _ = run(runner.invocation(agent, make_request()), tmp_path, FAKE_CLAUDE_CACHE_DIR=cache)
+    second, _ = run(runner.invocation(agent, make_request()), tmp_path, FAKE_CLAUDE_CACHE_DIR=cache)
+    other_agent = make_agent(body="You audit something else.", tools=["Read"])
+    third, _ = run(runner.invocation(other_agent, make_request()), tmp_path, FAKE_CLAUDE_CACHE_DIR=cache)
+
+    written, read, other = (runner.interpret(agent, o).details["prefix"] for o in (first, second, third))
+
+    assert written["cache_creation_input_tokens"] > 0 and written["cache_read_input_tokens"] == 0
+    assert read["cache_read_input_tokens"] == written["cache_creation_input_tokens"]
+    assert read["cache_creation_input_tokens"] == 0
+    assert other["cache_creation_input_tokens"] > 0, "another system prompt is another cache entry"
 
 
 def test_a_logged_out_cli_fails_with_its_not_logged_in_message(runner: ClaudeRunner, tmp_path: Path) -> None:

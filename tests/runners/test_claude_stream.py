@@ -96,6 +96,24 @@ def test_a_real_tool_call_is_reported_with_its_turn_and_tool() -> None:
     assert summary["last_usage"]["cache_read_input_tokens"] == 4000
 
 
+def test_the_first_answer_gives_the_prefix_and_is_marked_as_the_first_response() -> None:
+    reader = ClaudeStreamReader()
+    progress = feed(reader, REAL_TOOL_TURN)
+
+    assert reader.summary()["prefix"] == {
+        "input_tokens": 1200, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 4000,
+    }
+    assert [p.first_response for p in progress] == [True, False], "only the first event of the first answer"
+
+
+def test_an_api_error_message_is_no_first_response_and_gives_no_prefix() -> None:
+    reader = ClaudeStreamReader()
+    progress = feed(reader, REAL_LOGGED_OUT)
+
+    assert reader.summary()["prefix"] is None
+    assert not any(p.first_response for p in progress)
+
+
 def test_lines_that_are_not_json_are_ignored_and_counted() -> None:
     reader = ClaudeStreamReader()
 

@@ -6,14 +6,18 @@ Skipped when the CLI is not installed: `scripts/install-peers.sh` installs it.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.machinery import SourceFileLoader
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar, cast
 
 import pytest
@@ -25,6 +29,7 @@ from parallel_coordinator.runners.claude_stream import ClaudeStreamReader
 from parallel_coordinator.runners.streams import Progress
 
 PINNED_VERSION = "2.1.330"
+FAKE_CLAUDE = Path(__file__).resolve().parents[1] / "fakes" / "claude"
 DEFAULT_PEER = Path.home() / ".cache" / "parallel-coordinator" / "peers" / "node_modules" / ".bin" / "claude"
 
 
@@ -119,6 +124,57 @@ def test_the_cli_documents_the_flags_we_pass(claude: Path, tmp_path: Path) -> No
         assert flag in help_text, flag
 
 
+# An option line of `--help`: "  -n, --name <name>", "  --bg, --background", "  --debug-file <path>".
+_HELP_OPTION = re.compile(r"^  (?:(-\w), )?(--[\w-]+)(?:, (--[\w-]+))?(?: (<[^>]+>|\[[^\]]+\]))?")
+
+
+def help_options(text: str) -> dict[str, str]:
+    """Every option `--help` lists, each spelling: flag, value, optional (value) or variadic."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _HELP_OPTION.match(line)
+        if match is None:
+            continue
+        short, long, alias, argument = match.groups()
+        kind = "flag"
+        if argument:
+            kind = "optional" if argument.startswith("[") else "variadic" if "..." in argument else "value"
+        found.update({name: kind for name in (short, long, alias) if name})
+    return found
+
+
+def load_fake() -> ModuleType:
+    loader = SourceFileLoader("fake_claude", str(FAKE_CLAUDE))
+    spec = importlib.util.spec_from_loader("fake_claude", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_the_fake_claude_takes_the_options_of_the_real_one_the_same_way(claude: Path, tmp_path: Path) -> None:
+    real = help_options(cli(claude, "--help", home=tmp_path / "home").stdout.decode())
+    fake = load_fake()
+    known = {
+        **dict.fromkeys(fake.FLAGS, "flag"), **dict.fromkeys(fake.VALUE_OPTIONS, "value"),
+        **dict.fromkeys(fake.OPTIONAL_VALUE_OPTIONS, "optional"), **dict.fromkeys(fake.VARIADIC_OPTIONS, "variadic"),
+    }
+
+    assert len(real) > 60, "the help text was read"
+    assert {name: kind for name, kind in known.items() if name in real} == real
+    # What the fake takes beyond --help: options the real CLI parses all the same (tested below).
+    assert set(known) - set(real) == {"--max-turns", "--append-system-prompt-file", "--system-prompt-file"}
+
+
+@pytest.mark.parametrize("option", ["--append-system-prompt-file", "--system-prompt-file"])
+def test_the_hidden_prompt_file_options_are_parsed(claude: Path, tmp_path: Path, option: str) -> None:
+    proc = cli(claude, "-p", "--output-format", "stream-json", "--verbose", option, str(tmp_path / "none.md"),
+               home=tmp_path / "home", stdin=b"hi")
+
+    assert b"prompt file not found" in proc.stderr
+    assert b"unknown option" not in proc.stderr
+
+
 def test_max_turns_is_a_hidden_but_parsed_option(claude: Path, tmp_path: Path) -> None:
     proc = cli(
         claude, "-p", "--output-format", "stream-json", "--verbose", "--max-turns", "many",
@@ -148,6 +204,68 @@ def test_logged_out_our_argv_is_accepted_and_the_run_fails_with_not_logged_in(
     assert result.error is not None and result.error.startswith("Not logged in · Please run /login")
     assert result.rate_limited is False
     assert progress[0].message == f"started, model {init['model']}"
+
+
+def lean_run(claude: Path, tmp_path: Path, env: dict[str, str], **extra: Any) -> tuple[AttemptOutcome, Any]:
+    """A run of AGENT with more front matter, from a project directory, with the runner reading the run's HOME."""
+    agent = AGENT.model_copy(update={"extra": {**AGENT.extra, **extra}})
+    runner = ClaudeRunner(str(claude), environ=env)
+    request = TaskRequest(**{**REQUEST.__dict__, "working_directory": str(tmp_path)})
+    outcome, _ = run(runner.invocation(agent, request), tmp_path, env)
+    return outcome, runner.interpret(agent, outcome)
+
+
+def write_claude_config(home: Path, project: Path) -> None:
+    """What `claude mcp add` writes: servers for the user (this server among them), for the project's local
+    scope, and the project's .mcp.json; none of them is a working MCP server (`true` exits at once)."""
+    home.mkdir(exist_ok=True)
+    stdio = {"type": "stdio", "command": "true", "args": [], "env": {}}
+    (home / ".claude.json").write_text(json.dumps({
+        "mcpServers": {"github": stdio, "jira": {"type": "http", "url": "https://jira.example.com/mcp"},
+                       "parallel-coordinator": {"type": "stdio", "command": "pcoord", "args": ["serve"]}},
+        "projects": {str(project): {"mcpServers": {"notes": stdio}}},
+    }))
+    (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"team-db": stdio}}))
+
+
+def test_the_real_cli_loads_only_the_mcp_servers_the_agent_names(claude: Path, tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "home")
+    write_claude_config(tmp_path / "home", tmp_path)
+
+    outcome, result = lean_run(claude, tmp_path, env, mcpServers=["github", "notes", {"inline": {"command": "true"}}])
+
+    assert result.error is not None and result.error.startswith("Not logged in"), outcome.stderr_tail
+    init = json.loads(outcome.stdout.splitlines()[0])
+    assert sorted(server["name"] for server in init["mcp_servers"]) == ["github", "inline", "notes"]
+
+
+def test_the_real_cli_loads_no_mcp_server_for_an_agent_that_names_none(claude: Path, tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "home")
+    write_claude_config(tmp_path / "home", tmp_path)
+
+    outcome, result = lean_run(claude, tmp_path, env)
+
+    assert result.error is not None and result.error.startswith("Not logged in"), outcome.stderr_tail
+    assert json.loads(outcome.stdout.splitlines()[0])["mcp_servers"] == []
+
+
+@pytest.mark.parametrize("sources", [[], ["user", "project", "local"], "project"])
+def test_the_real_cli_takes_every_setting_sources_value_we_pass(
+    claude: Path, tmp_path: Path, sources: object
+) -> None:
+    outcome, result = lean_run(claude, tmp_path, clean_env(tmp_path / "home"), settingSources=sources)
+
+    assert "setting-sources" not in outcome.stderr_tail and "error:" not in outcome.stderr_tail
+    assert result.error is not None and result.error.startswith("Not logged in")
+
+
+def test_a_setting_source_the_real_cli_does_not_know_fails_differently(claude: Path, tmp_path: Path) -> None:
+    # What the CLI says to a bad value: the reason settingSources is checked before a run starts.
+    proc = cli(claude, "-p", "--output-format", "stream-json", "--verbose", "--setting-sources", "policy",
+               home=tmp_path / "home", stdin=b"hi")
+
+    assert b"Invalid setting source: policy" in proc.stderr
+    assert b"Not logged in" not in proc.stdout
 
 
 # -- a loopback stub of the Messages API: the real CLI end to end, with nothing leaving the machine --
@@ -289,3 +407,25 @@ def test_a_real_run_against_an_overloaded_api_is_marked_rate_limited(claude: Pat
     assert result.rate_limited is True
     assert result.error is not None and "529" in result.error
     assert any((p.message or "").startswith("API retry 1/1 after 529 overloaded") for p in progress)
+
+
+def test_a_lean_launch_leaves_the_projects_claude_md_and_the_machine_out_of_the_system_prompt(
+    claude: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "CLAUDE.md").write_text("PROJECT-MEMORY-MARKER: the project's long instructions\n")
+    (tmp_path / "home" / ".claude").mkdir(parents=True)
+    (tmp_path / "home" / ".claude" / "CLAUDE.md").write_text("USER-MEMORY-MARKER: be terse\n")
+    with stub_api(200) as (url, requests):
+        env = clean_env(tmp_path / "home", ANTHROPIC_API_KEY="sk-ant-test-not-a-key", ANTHROPIC_BASE_URL=url)
+        lean, _ = lean_run(claude, tmp_path, env)
+        lean_request = requests[-1]
+        lean_run(claude, tmp_path, env, settingSources=["user", "project"])
+        asked_for_more = requests[-1]
+
+    assert lean.exit_code == 0, lean.stderr_tail
+    system, messages = json.dumps(lean_request["system"]), json.dumps(lean_request["messages"])
+    assert "USER-MEMORY-MARKER" in messages, "the user's settings (and so their CLAUDE.md) are kept"
+    assert "PROJECT-MEMORY-MARKER" not in system + messages
+    assert str(tmp_path) not in system, "the working directory moved out of the system prompt"
+    assert str(tmp_path) in messages
+    assert "PROJECT-MEMORY-MARKER" in json.dumps(asked_for_more["messages"]), "an agent file can ask for more"

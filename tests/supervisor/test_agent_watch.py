@@ -120,6 +120,29 @@ def test_a_claude_stream_past_its_token_budget_ends_as_budget_with_its_whole_tre
     assert_gone([agent.proc.pid], members)
 
 
+def test_the_first_response_mark_reaches_the_coordinator_though_a_newer_message_replaced_it(
+    tmp_path: Path, watched: list[Watched]
+) -> None:
+    first = {"type": "assistant", "message": {"id": "m1", "usage": {"input_tokens": 9}, "content": [
+        {"type": "text", "text": "Looking."}]}}
+    second = {"type": "assistant", "message": {"id": "m1", "usage": {"input_tokens": 9}, "content": [
+        {"type": "tool_use", "id": "t1", "name": "Glob", "input": {"pattern": "*.md"}}]}}
+    script = (f"import sys, time; sys.stdout.write({json.dumps(first)!r} + '\\n' + {json.dumps(second)!r} + '\\n');"
+              " sys.stdout.flush(); time.sleep(30)")
+    agent = Watched(tmp_path, [sys.executable, "-c", script], stream="claude")
+    watched.append(agent)
+    watch = agent.begin()
+    deadline = time.monotonic() + WAIT_S
+    while not agent.events and time.monotonic() < deadline:
+        for key, _ in agent.selector.select(0.05):
+            watch.on_ready(key.data[1], agent.selector)
+        watch.tick(time.monotonic(), periodic=True, sample=False)
+
+    assert agent.events, "no progress was posted"
+    assert agent.events[0]["message"] == "turn 1: Glob *.md"  # one post for both lines, the newer message
+    assert agent.events[0]["first_response"] is True
+
+
 def test_the_line_splitter_cuts_a_line_longer_than_the_max_and_keeps_the_next_one_whole() -> None:
     splitter = LineSplitter()
     assert splitter.feed(b"a" * (_MAX_LINE + 10) + b"\nnext\npart") == ["a" * _MAX_LINE, "next"]

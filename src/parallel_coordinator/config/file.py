@@ -42,6 +42,8 @@ FILE_KEYS: dict[tuple[str, ...], str] = {
     ("parallel_config", "retry_attempts"): "retry_attempts",
     ("parallel_config", "progress_update_interval"): "progress_update_interval_s",
     ("parallel_config", "max_depth"): "max_depth",
+    ("parallel_config", "cache_warmup"): "cache_warmup",
+    ("parallel_config", "cache_warmup_wait"): "cache_warmup_wait_s",
     ("parallel_config", "approval_threshold_usd"): "approval_threshold_usd",
     ("resource_limits", "max_memory_per_agent"): "max_memory_per_agent",
     ("resource_limits", "max_cpu_usage"): "max_cpu_usage",

@@ -37,6 +37,8 @@ class ParallelConfig(_Section):
     retry_attempts: Count = Field(default("retry_attempts"), ge=1, le=20)
     progress_update_interval: Number = Field(default("progress_update_interval_s"), ge=0.1, le=60)
     max_depth: int = Field(default("max_depth"), ge=0, le=16)
+    cache_warmup: bool = default("cache_warmup")
+    cache_warmup_wait: Number = Field(default("cache_warmup_wait_s"), ge=0, le=60)
     approval_threshold_usd: Number = Field(default("approval_threshold_usd"), ge=0, le=100_000)
 
 

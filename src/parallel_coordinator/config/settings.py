@@ -91,6 +91,10 @@ class Settings:
     max_depth: int = 1
     # A run silent, with its tree idle on CPU, this long is stalled (options.stall_timeout and agent files override).
     stall_timeout_s: float = 600.0
+    # Prompt-cache warm-up (engine/warmup.py): of several runs of one claude agent the first starts alone, the
+    # rest once it has answered or after this many seconds; options.cache_warmup turns it off for a session.
+    cache_warmup: bool = True
+    cache_warmup_wait_s: float = 5.0
     # A plan forecast to cost more than this many dollars needs approval (options.approval_threshold_usd overrides).
     approval_threshold_usd: float = 5.0
     retry_attempts: int = 3

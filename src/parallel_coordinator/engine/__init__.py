@@ -11,6 +11,7 @@ and no runner by name. Its public surface is its modules:
     slots        per-agent concurrency and per-runner rate-limit throttles
     throttle     one runner's AIMD rate-limit throttle
     admission    the machine gate: CPU and memory before an agent starts
+    warmup       prompt-cache warm-up: an agent's first run goes alone until it answers (pure)
     attempts     one attempt: the supervisor job, its events, its result
     isolation    a git worktree per attempt, when asked
     tasks        one task to its end: retries, fallbacks, finishing
@@ -54,4 +55,5 @@ __all__ = [
     "summary",
     "tasks",
     "throttle",
+    "warmup",
 ]

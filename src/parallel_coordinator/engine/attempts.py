@@ -25,6 +25,7 @@ from parallel_coordinator.execution.worktrees import WorktreeError
 from parallel_coordinator.planning.graph import TaskNode
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, RunChoices, Runner, RunResult, TaskRequest
 from parallel_coordinator.runners.models import DEFAULT_MODELS
+from parallel_coordinator.runners.progress import PREFIX_KEYS
 from parallel_coordinator.state.names import safe_name
 from parallel_coordinator.state.outputs import keep_file
 from parallel_coordinator.supervisor import SupervisorJob
@@ -130,6 +131,10 @@ class Attempts:
         attempt.exit_code = outcome.exit_code
         attempt.outcome = "rate_limited" if result.rate_limited else outcome.reason
         attempt.error = result.error
+        attempt.prefix = prefix_tokens(result.details.get("prefix"))
+        if session.warmup is not None:
+            session.warmup.ended(agent.name)  # held runs of this agent go now, answered or not
+            session.poke()
         self.events.emit(SessionEvent(
             "attempt_ended", session.id, node.id, agent.name, attempt=number, status=attempt.outcome,
             error=attempt.error,
@@ -197,6 +202,9 @@ class Attempts:
                 tokens = event.get("tokens")
                 if isinstance(tokens, int) and not isinstance(tokens, bool):
                     self.budgets.on_tokens_so_far(session, job.attempt_id, tokens)
+                if event.get("first_response") and session.warmup is not None:
+                    session.warmup.answered(record.agent)  # its prompt is cached: held runs may read it
+                    session.poke()
                 record.progress = event.get("percent")
                 record.message = event.get("message")
                 self.events.emit(SessionEvent(
@@ -232,5 +240,15 @@ def _stored(session_id: str, task_id: str, attempt: AttemptInfo) -> dict[str, An
     return {
         "session_id": session_id, "task_id": task_id, "number": attempt.number, "agent": attempt.agent,
         "started_at": attempt.started_at, "finished_at": attempt.finished_at, "exit_code": attempt.exit_code,
-        "outcome": attempt.outcome, "error": attempt.error,
+        "outcome": attempt.outcome, "error": attempt.error, "prefix": attempt.prefix,
     }
+
+
+def prefix_tokens(value: object) -> dict[str, int] | None:
+    """A run's reported prefix (its details' "prefix", e.g. from claude_stream.py), kept only in its known shape."""
+    if not isinstance(value, dict):
+        return None
+    counts = {key: value.get(key) for key in PREFIX_KEYS}
+    if not all(isinstance(count, int) and not isinstance(count, bool) for count in counts.values()):
+        return None
+    return {key: int(count) for key, count in counts.items() if isinstance(count, int)}

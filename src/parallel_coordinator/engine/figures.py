@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -85,6 +85,47 @@ def agent_figures(attempts: Iterable[tuple[str, float, bool]]) -> dict[str, tupl
         name: (len(values), failures[name], round(sum(values) / len(values), 3))
         for name, values in sorted(durations.items())
     }
+
+
+@dataclass(frozen=True)
+class PrefixAverage:
+    """The first-turn prompt of some runs, averaged: uncached, cache writes, cache reads (tokens)."""
+
+    runs: int
+    input_tokens: float
+    cache_creation_input_tokens: float
+    cache_read_input_tokens: float
+
+    @property
+    def tokens(self) -> float:
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+
+def prefix_averages(prefixes: Iterable[tuple[str, Mapping[str, int] | None]]) -> dict[str, PrefixAverage]:
+    """(agent, prefix or None) per run -> {agent: its average prefix}, over the runs that reported one."""
+    sums: dict[str, list[int]] = {}
+    for agent, prefix in prefixes:
+        if prefix is None:
+            continue
+        total = sums.setdefault(agent, [0, 0, 0, 0])
+        total[0] += 1
+        for i, key in enumerate(("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"), 1):
+            total[i] += prefix.get(key, 0)
+    return {
+        agent: PrefixAverage(runs, round(inp / runs, 1), round(creation / runs, 1), round(read / runs, 1))
+        for agent, (runs, inp, creation, read) in sorted(sums.items())
+    }
+
+
+def overall_prefix(averages: Mapping[str, PrefixAverage]) -> PrefixAverage | None:
+    """Every run's prefix averaged together, from the per-agent averages; None when no run reported one."""
+    runs = sum(a.runs for a in averages.values())
+    if not runs:
+        return None
+    inp = sum(a.input_tokens * a.runs for a in averages.values())
+    creation = sum(a.cache_creation_input_tokens * a.runs for a in averages.values())
+    read = sum(a.cache_read_input_tokens * a.runs for a in averages.values())
+    return PrefixAverage(runs, round(inp / runs, 1), round(creation / runs, 1), round(read / runs, 1))
 
 
 def find_alerts(

@@ -32,6 +32,7 @@ class SessionPolicy:
     memory_limit_mb: float
     token_budget_per_agent: int | None
     stall_timeout_s: float | None  # None: the agent file's, else the server's default
+    cache_warmup: bool  # the first run of a claude agent goes alone until it has answered (warmup.py)
     cost_budget_per_agent_usd: float | None
     reuse_results: Literal["session", "server", "off"]
     working_directory: str | None
@@ -50,7 +51,7 @@ class SessionPolicy:
             max_agents=options.max_agents, retry_attempts=options.retry_attempts, timeout_s=options.timeout,
             on_failure=options.on_failure, priority_mode=options.priority_mode,
             memory_limit_mb=options.memory_limit_mb, token_budget_per_agent=options.token_budget_per_agent,
-            stall_timeout_s=options.stall_timeout,
+            stall_timeout_s=options.stall_timeout, cache_warmup=options.cache_warmup,
             cost_budget_per_agent_usd=options.cost_budget_per_agent_usd, reuse_results=options.reuse_results,
             working_directory=options.working_directory, synthesizer=options.synthesizer,
             isolation=options.isolation, keep_worktrees=options.keep_worktrees,
@@ -70,6 +71,7 @@ def options_with_defaults(options: CoordinateOptions | None, settings: Settings)
         "max_memory_per_agent": settings.max_memory_per_agent,
         "token_budget_per_agent": settings.token_budget_per_agent,
         "synthesizer": settings.synthesizer,
+        "cache_warmup": settings.cache_warmup,
         "approval_threshold_usd": settings.approval_threshold_usd,
     }
     return CoordinateOptions.model_validate({**defaults, **given})

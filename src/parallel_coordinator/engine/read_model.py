@@ -85,7 +85,7 @@ def view_of_stored(session: StoredSession) -> SessionView:
                 AttemptInfo(
                     number=attempt.number, agent=attempt.agent, started_at=attempt.started_at or 0.0,
                     finished_at=attempt.finished_at, exit_code=attempt.exit_code, outcome=attempt.outcome,
-                    error=attempt.error,
+                    error=attempt.error, prefix=attempt.prefix,
                 )
             )
     status: SessionStatus = session.status  # type: ignore[assignment]

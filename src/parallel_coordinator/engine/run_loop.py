@@ -22,6 +22,7 @@ from parallel_coordinator.engine.session import RECHECK_S, Session
 from parallel_coordinator.engine.slots import Slots
 from parallel_coordinator.engine.summary import error_summary
 from parallel_coordinator.engine.tasks import TaskRuns
+from parallel_coordinator.engine.warmup import PromptWarmup
 from parallel_coordinator.execution.backend import ExecutionBackend
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.runners.base import Runner
@@ -44,12 +45,17 @@ class SessionRuns:
         deadline = anyio.current_time() + timeout if timeout else None
         seconds_budget = session.policy.budget.seconds if session.policy.budget is not None else None
         budget_deadline = anyio.current_time() + seconds_budget if seconds_budget else math.inf
+        if session.policy.cache_warmup:
+            session.warmup = PromptWarmup(self.attempts.settings.cache_warmup_wait_s)
         try:
             async with anyio.create_task_group() as group:
                 while not session.scheduler.finished:
                     self._start_ready(session, group)
-                    # A queue held back by CPU, memory or a rate limit is looked at again shortly.
+                    # A queue held back by CPU, memory, a rate limit or a warm-up is looked at again shortly.
                     wait = RECHECK_S if session.queue_reason else math.inf
+                    release = session.warmup.next_release() if session.warmup else None
+                    if release is not None:
+                        wait = min(wait, max(0.0, release - time.monotonic()))
                     if deadline is not None:
                         wait = min(wait, deadline - anyio.current_time())
                     wait = min(wait, budget_deadline - anyio.current_time())
@@ -76,15 +82,22 @@ class SessionRuns:
         """Start ready tasks while the limits allow; returns why the rest must wait, if they must."""
         if session.stop_reason is not None:
             return None
-        scheduler = session.scheduler
+        scheduler, warmup, now = session.scheduler, session.warmup, time.monotonic()
         while len(scheduler.running) < session.policy.max_agents and scheduler.ready_count():
             refusal = self.gate.refusal(self._expected_need_mb(session), self.slots.active)
             if refusal is not None:
                 return refusal
-            task_id = scheduler.take_ready(lambda agent: self.slots.may_start(session.agents[agent]))
+            task_id = scheduler.take_ready(
+                lambda agent: self.slots.may_start(session.agents[agent])
+                and (warmup is None or warmup.may_start(agent, now))
+            )
             if task_id is None:
-                return self.slots.throttle_reason({a.runner for a in session.agents.values()})
+                throttled = self.slots.throttle_reason({a.runner for a in session.agents.values()})
+                return throttled or (warmup.reason(now) if warmup is not None else None)
             agent = session.agents[session.tasks[task_id].agent]
+            runner = self.runners.get(agent.runner)
+            if warmup is not None and runner is not None and runner.warms_prompt_cache:
+                warmup.started(agent.name, now)  # the first run of this agent holds back the others
             batch = [task_id]
             if self._batches(session, agent.runner):
                 # Small tasks for the same agent share one run: one start-up and one system prompt.

@@ -11,6 +11,7 @@ import anyio
 
 from parallel_coordinator.engine.budget import Spend
 from parallel_coordinator.engine.policy import SessionPolicy
+from parallel_coordinator.engine.warmup import PromptWarmup
 from parallel_coordinator.planning.graph import TaskGraph
 from parallel_coordinator.planning.scheduler import Scheduler, TaskState
 from parallel_coordinator.state.outputs import KeptOutput
@@ -35,6 +36,7 @@ class AttemptInfo:
     exit_code: int | None = None
     outcome: str = "running"
     error: str | None = None
+    prefix: dict[str, int] | None = None  # the first turn's prompt tokens, when the runner reports them
 
 
 @dataclass
@@ -117,6 +119,7 @@ class Session:
     killed_processes: int = 0
     peak_parallelism: int = 0
     attempts_running: int = 0
+    warmup: PromptWarmup | None = None  # set by the run loop when options.cache_warmup is on
     done: anyio.Event = field(default_factory=anyio.Event)
     wake: anyio.Event = field(default_factory=anyio.Event)
     changed: anyio.Event = field(default_factory=anyio.Event)

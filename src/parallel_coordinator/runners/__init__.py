@@ -5,6 +5,7 @@ Pool workers import `runners.streams`, so this package must stay import-light.
     base           the Runner protocol and the values that cross to pool workers
     command        the command agent protocol (CONTRACT.md)
     claude         headless Claude Code
+    claude_lean    what a spawned claude agent loads: its MCP servers and setting sources only
     claude_stream  reading Claude Code's stream-json events
     streams        the stream reader a supervisor uses, by kind
     progress       progress lines and the reader protocol
@@ -14,6 +15,7 @@ Pool workers import `runners.streams`, so this package must stay import-light.
 __all__ = [
     "base",
     "claude",
+    "claude_lean",
     "claude_stream",
     "command",
     "models",

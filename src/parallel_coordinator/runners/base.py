@@ -103,7 +103,8 @@ class RunResult:
 
 
 class Runner(Protocol):
-    """A way of running an agent. `invocation` may raise RunnerUnavailableError (missing executable)."""
+    """A way of running an agent. `invocation` may raise RunnerUnavailableError (missing executable, or an
+    agent file asking for what is not there)."""
 
     kind: str
     # Secret-looking variables this runner's executable needs (environment.py): a `claude` run logs in with them.
@@ -116,6 +117,8 @@ class Runner(Protocol):
     default_memory_mb: float
     # True when its stream reports tokens as it goes, so a token budget can stop a run midway.
     counts_tokens: bool
+    # True when runs of one agent share a prompt cache that the first writes: the rest wait for its answer.
+    warms_prompt_cache: bool
 
     def for_run(self, agent: AgentSpec, choices: RunChoices) -> AgentSpec:
         """The agent as this one run needs it (a chosen model, budget flags); unchanged if nothing applies."""

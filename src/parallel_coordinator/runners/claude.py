@@ -21,6 +21,7 @@ from parallel_coordinator.runners.base import (
     TaskRequest,
     describe_exit,
 )
+from parallel_coordinator.runners.claude_lean import agent_cwd, lean_flags
 from parallel_coordinator.runners.claude_stream import SUMMARY_KEY, ClaudeStreamReader, result_error_text
 from parallel_coordinator.runners.models import choose_model
 
@@ -106,8 +107,10 @@ class ClaudeRunner:
     Front matter maps onto flags: `model` (omitted for `inherit`), `tools` (`--tools` limits the
     built-in tools offered, as Claude Code does for subagents, and `--allowedTools` pre-approves
     them, since a headless run has no one to ask), `disallowedTools`, and from the extra keys
-    `permissionMode`, `maxTurns` and `effort`. `rate_limited` is set whenever a 429 or 529 was
-    seen, even in a run that then succeeded after retrying, so the caller can slow down.
+    `permissionMode`, `maxTurns` and `effort`. The launch is lean (claude_lean.py): only the MCP
+    servers of `mcpServers`, never this server, and the setting sources of `settingSources`.
+    `rate_limited` is set whenever a 429 or 529 was seen, even in a run that then succeeded after
+    retrying, so the caller can slow down.
     """
 
     kind = "claude"
@@ -117,6 +120,7 @@ class ClaudeRunner:
     batches = True  # each run pays Claude Code's start-up and system prompt: small tasks share one
     default_memory_mb = 400.0  # a Claude Code process holds 0.4 to 1.2 GB (NOTES.md)
     counts_tokens = True  # the stream's usage figures let the supervisor stop a run at its token budget
+    warms_prompt_cache = True  # one system prompt per agent: the API caches it for the agent's other runs
 
     def __init__(
         self,
@@ -156,6 +160,8 @@ class ClaudeRunner:
                 argv += ["--allowedTools", ",".join(agent.tools)]
         if agent.disallowed_tools:
             argv += ["--disallowedTools", ",".join(agent.disallowed_tools)]
+        environ = os.environ if self._environ is None else self._environ
+        argv += lean_flags(agent, environ, agent_cwd(request.working_directory))
         argv += ["--max-turns", str(self._max_turns_for(agent))]
         budget = agent.extra.get("maxBudgetUsd")
         if isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0:
@@ -185,6 +191,8 @@ class ClaudeRunner:
             "rate_limit_info": summary.get("rate_limit_info"),
             "session_id": summary.get("session_id"),
             "model": summary.get("model"),
+            # The first turn's prompt tokens (uncached, cache writes, cache reads): what the run cost to start.
+            "prefix": summary.get("prefix"),
         }
         input_tokens = output_tokens = None
         cost_usd = None

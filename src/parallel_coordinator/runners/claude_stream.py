@@ -6,10 +6,11 @@ Runs in pool workers: standard library only.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from parallel_coordinator.runners.progress import Progress, parse_progress_line
+from parallel_coordinator.runners.progress import PREFIX_KEYS, Progress, parse_progress_line
 
 #: Key under which `final_event()` carries the reader's own summary of the stream (see `summary()`).
 SUMMARY_KEY = "_pcoord"
@@ -46,6 +47,7 @@ class ClaudeStreamReader:
         self._tools_used: dict[str, int] = {}
         self._last_tool: str | None = None
         self._last_usage: dict[str, Any] | None = None
+        self._prefix: dict[str, int] | None = None
         self._last_text: str | None = None
         self._api_errors: list[str] = []
         self._api_retries = 0
@@ -104,7 +106,9 @@ class ClaudeStreamReader:
         """What the reader counted, JSON-ready.
 
         model, session_id; turns (distinct assistant messages), tool_uses, tools_used {name: n},
-        last_tool; last_usage (the last assistant message's usage); last_text (the last assistant
+        last_tool; last_usage (the last assistant message's usage); prefix (the first turn's prompt as
+        the API counted it: input_tokens, cache_creation_input_tokens, cache_read_input_tokens; None
+        until a first answer arrived): what the run paid before any work; last_text (the last assistant
         text that was not an API error: partial work when a run is cut off); api_retries,
         last_api_error ("529 overloaded"); rate_limited (429 or a rejected rate_limit_event),
         overloaded (529); rate_limit_info (the last rate_limit_event's); api_errors (the
@@ -118,6 +122,7 @@ class ClaudeStreamReader:
             "tools_used": dict(self._tools_used),
             "last_tool": self._last_tool,
             "last_usage": self._last_usage,
+            "prefix": self._prefix,
             "last_text": self._last_text,
             "api_retries": self._api_retries,
             "last_api_error": self._last_api_error,
@@ -197,6 +202,13 @@ class ClaudeStreamReader:
             self._note_status(event.get("api_error_status"), code)
             self._note_status(None, event.get("api_error_type"))
             return Progress(message=_clip(f"API error: {text or code}", _MESSAGE_LIMIT))
+        first_response = self._prefix is None and isinstance(message.get("usage"), dict)
+        if first_response:
+            self._prefix = {key: _count(message["usage"].get(key)) for key in PREFIX_KEYS}
+        progress = self._turn_progress(turn, text, blocks)
+        return replace(progress, first_response=True) if first_response else progress
+
+    def _turn_progress(self, turn: int, text: str, blocks: list[dict[str, Any]]) -> Progress:
         tools = [b for b in blocks if b.get("type") == "tool_use"]
         for block in tools:
             name = str(block.get("name") or "tool")
@@ -238,6 +250,10 @@ class ClaudeStreamReader:
         if event.get("is_error"):
             return Progress(message=_clip(f"failed{after}: {result_error_text(event)}", _MESSAGE_LIMIT))
         return Progress(message=f"finished{after}")
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _tool_label(block: dict[str, Any]) -> str:

@@ -59,6 +59,7 @@ class CommandRunner:
     batches = False  # a command starts in milliseconds: nothing to save by sharing a run
     default_memory_mb = 50.0  # usually a small script
     counts_tokens = False
+    warms_prompt_cache = False
 
     def for_run(self, agent: AgentSpec, choices: RunChoices) -> AgentSpec:
         return agent

@@ -10,14 +10,22 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 StreamKind = Literal["command", "claude"]
+# A run's prefix, its first turn's prompt, as a reader reports it (RunResult.details["prefix"]): tokens
+# uncached, written to the prompt cache, read from it.
+PREFIX_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress update read from an agent's stream: percent (0-100) and/or a short message."""
+    """A progress update read from an agent's stream: percent (0-100) and/or a short message.
+
+    `first_response` marks the model's first answer: from then on the run's prompt is in the API's
+    prompt cache, for other runs of the same prompt to read (engine/warmup.py).
+    """
 
     percent: float | None = None
     message: str | None = None
+    first_response: bool = False
 
 
 class StreamReader(Protocol):

@@ -104,6 +104,12 @@ class CoordinateOptions(BaseModel):
         " tree idle on CPU) before it is killed as `stalled` and retried; default: the agent file's"
         " `stall_timeout`, else 600.",
     )
+    cache_warmup: bool = Field(
+        True,
+        description="Of several runs of one claude agent, start one first and the rest once it has answered (at"
+        " most a few seconds later), so that they read the prompt cache it wrote instead of each writing its"
+        " own; false starts them all at once. Default: the configuration's, on unless configured off.",
+    )
     retry_attempts: int = Field(
         3, ge=1, le=20,
         description="Attempts per agent for each task, retried with exponential backoff, unless its retry_policy says"

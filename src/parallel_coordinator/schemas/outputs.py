@@ -10,6 +10,25 @@ SessionStatus = Literal["RUNNING", "SUCCESS", "PARTIAL", "FAILED", "CANCELLED"]
 TaskStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted"]
 
 
+class PrefixTokens(BaseModel):
+    """The prompt of a run's first turn as the API counted it: what the run paid before doing any work."""
+
+    input_tokens: int = Field(description="Uncached prompt tokens.")
+    cache_creation_input_tokens: int = Field(description="Tokens written to the prompt cache.")
+    cache_read_input_tokens: int = Field(description="Tokens read from the prompt cache (a tenth of the price).")
+    total_tokens: int
+
+
+class PrefixFigures(BaseModel):
+    """The first turn's prompt, averaged over the runs that reported one (claude agents do)."""
+
+    runs: int
+    avg_tokens: float
+    avg_input_tokens: float
+    avg_cache_creation_input_tokens: float
+    avg_cache_read_input_tokens: float
+
+
 class AttemptRecord(BaseModel):
     number: int
     agent: str
@@ -18,6 +37,7 @@ class AttemptRecord(BaseModel):
     exit_code: int | None = None
     outcome: str = Field(description="exited, timeout, cancelled, memory, spawn_failed, lost or unavailable")
     error: str | None = None
+    prefix: PrefixTokens | None = None
 
 
 class TaskResult(BaseModel):
@@ -39,6 +59,7 @@ class TaskResult(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    prefix: PrefixTokens | None = Field(None, description="The final attempt's first-turn prompt (claude agents).")
     attempt_log: list[AttemptRecord] = Field(default_factory=list)
     worktree: dict[str, Any] | None = Field(
         None, description="For an isolated task: its branch and what it changed (files, insertions, deletions)."
@@ -52,6 +73,7 @@ class AgentFigures(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    prefix: PrefixFigures | None = Field(None, description="Its runs' average first-turn prompt (claude agents).")
 
 
 class SessionMetrics(BaseModel):
@@ -212,6 +234,7 @@ class PerformanceMetrics(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    prefix: PrefixFigures | None = Field(None, description="The average first-turn prompt of recent claude runs.")
 
 
 class AgentInfo(BaseModel):

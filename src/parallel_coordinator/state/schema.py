@@ -68,11 +68,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     pid INTEGER,
     peak_rss_mb REAL,
     streams TEXT,
+    prefix TEXT,
     PRIMARY KEY (session_id, task_id, number)
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -101,6 +102,7 @@ _MIGRATIONS = {
         "ALTER TABLE sessions ADD COLUMN forecast TEXT",
         "ALTER TABLE sessions ADD COLUMN spend TEXT",
     ],
+    8: ["ALTER TABLE attempts ADD COLUMN prefix TEXT"],
 }
 
 

@@ -10,7 +10,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,9 @@ class StoredAttempt:
     # The agent's process and the most memory its process tree held; as written by add_attempt.
     pid: int | None = None
     peak_rss_mb: float | None = None
+    # The first turn's prompt tokens (input_tokens, cache_creation_input_tokens, cache_read_input_tokens),
+    # for runners whose stream reports them.
+    prefix: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,11 +179,13 @@ class Store:
         """`streams`: how much the agent wrote to stdout and stderr, and whether the artefact files were cut."""
         self._db.execute(
             "INSERT OR REPLACE INTO attempts (session_id, task_id, number, agent, started_at, finished_at,"
-            " exit_code, outcome, error, pid, peak_rss_mb, streams) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " exit_code, outcome, error, pid, peak_rss_mb, streams, prefix)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 attempt.session_id, attempt.task_id, attempt.number, attempt.agent, attempt.started_at,
                 attempt.finished_at, attempt.exit_code, attempt.outcome, attempt.error, pid, peak_rss_mb,
                 json.dumps(streams) if streams is not None else None,
+                json.dumps(attempt.prefix) if attempt.prefix is not None else None,
             ),
         )
 
@@ -334,10 +339,10 @@ class Store:
 
     def _attempts(self, where: str, params: tuple[Any, ...]) -> list[StoredAttempt]:
         return [
-            StoredAttempt(*r)
+            replace(StoredAttempt(*r[:-1]), prefix=json.loads(r[-1])) if r[-1] else StoredAttempt(*r[:-1])
             for r in self._db.execute(
                 "SELECT session_id, task_id, number, agent, started_at, finished_at, exit_code, outcome, error, pid,"
-                " peak_rss_mb"
+                " peak_rss_mb, prefix"
                 f" FROM attempts {where}",
                 params,
             )

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,8 @@ class AgentWatch:
             else:
                 update = self._reader.on_stdout_line(line)
             if update is not None:
+                if self._pending_progress is not None and self._pending_progress.first_response:
+                    update = replace(update, first_response=True)  # the mark outlives a newer message
                 self._pending_progress = update
 
     def stop(self, end: EndReason, error: str) -> None:
@@ -143,11 +146,14 @@ class AgentWatch:
         """Check the limits; True once the agent must end (the reason is in `end`)."""
         if self._pending_progress is not None and now - self._progress_sent_at >= _PROGRESS_EVERY_S:
             # Tokens so far ride along: the engine holds a session's token budget against every running agent.
-            self._post({
+            event = {
                 "attempt": self.attempt_id, "event": "progress",
                 "percent": self._pending_progress.percent, "message": self._pending_progress.message,
                 "tokens": self._reader.tokens_used(),
-            })
+            }
+            if self._pending_progress.first_response:
+                event["first_response"] = True
+            self._post(event)
             self._pending_progress, self._progress_sent_at = None, now
         if self.end is None and self._deadline is not None and now >= self._deadline:
             self.stop("timeout", f"timed out after {self.job.timeout_s:g} s; its process tree was killed")

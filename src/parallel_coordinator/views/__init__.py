@@ -14,10 +14,13 @@ from urllib.parse import quote
 
 from parallel_coordinator.config.settings import AlertLimits
 from parallel_coordinator.engine.figures import (
+    PrefixAverage,
     agent_figures,
     attempt_failed,
     attempt_figures,
     find_alerts,
+    overall_prefix,
+    prefix_averages,
     session_figures,
 )
 from parallel_coordinator.engine.health import RECENT_ATTEMPTS, Health, server_alerts
@@ -36,6 +39,8 @@ from parallel_coordinator.schemas.outputs import (
     PerformanceFigures,
     PerformanceMetrics,
     PlannedTask,
+    PrefixFigures,
+    PrefixTokens,
     ProgressStatus,
     SessionMetrics,
     SpendFigures,
@@ -99,6 +104,7 @@ def session_metrics(snap: SessionView, limits: AlertLimits | None = None) -> Ses
     tokens_in = _total(r.input_tokens for r in records)
     tokens_out = _total(r.output_tokens for r in records)
     cost = _total(r.cost_usd for r in records)
+    prefixes = prefix_averages((a.agent, a.prefix) for a in attempts)
     return SessionMetrics(
         avg_task_time_s=figures.avg_task_time_s,
         throughput_per_min=figures.throughput_per_min,
@@ -111,7 +117,9 @@ def session_metrics(snap: SessionView, limits: AlertLimits | None = None) -> Ses
         output_tokens=int(tokens_out) if tokens_out is not None else None,
         cost_usd=round(cost, 6) if cost is not None else None,
         agents={
-            name: AgentFigures(runs=runs, failures=failures, avg_duration_s=avg)
+            name: AgentFigures(
+                runs=runs, failures=failures, avg_duration_s=avg, prefix=_prefix_figures(prefixes.get(name)),
+            )
             for name, (runs, failures, avg) in per_agent.items()
         },
         alerts=find_alerts(
@@ -119,6 +127,22 @@ def session_metrics(snap: SessionView, limits: AlertLimits | None = None) -> Ses
             outcomes=[(a.agent, attempt_failed(a.outcome, a.error, a.exit_code)) for a in attempts],
         ),
     )
+
+
+def _prefix_figures(average: PrefixAverage | None) -> PrefixFigures | None:
+    if average is None:
+        return None
+    return PrefixFigures(
+        runs=average.runs, avg_tokens=round(average.tokens, 1), avg_input_tokens=average.input_tokens,
+        avg_cache_creation_input_tokens=average.cache_creation_input_tokens,
+        avg_cache_read_input_tokens=average.cache_read_input_tokens,
+    )
+
+
+def _prefix_tokens(prefix: dict[str, int] | None) -> PrefixTokens | None:
+    if prefix is None:
+        return None
+    return PrefixTokens(**prefix, total_tokens=sum(prefix.values()))
 
 
 def _total(values: Iterable[float | int | None]) -> float | None:
@@ -135,6 +159,7 @@ def performance_metrics(store: Store, health: Health) -> PerformanceMetrics:
     total_in = _total(t[0] for t in tokens.values())
     total_out = _total(t[1] for t in tokens.values())
     total_cost = _total(t[2] for t in tokens.values())
+    prefixes = prefix_averages((a.agent, a.prefix) for a in recent)
     return PerformanceMetrics(
         system_health=SystemHealth(
             cpu_percent=health.cpu_percent, memory_used_mb=health.memory_used_mb,
@@ -154,10 +179,12 @@ def performance_metrics(store: Store, health: Health) -> PerformanceMetrics:
                 input_tokens=_int(tokens.get(name, (None, None, None))[0]),
                 output_tokens=_int(tokens.get(name, (None, None, None))[1]),
                 cost_usd=tokens.get(name, (None, None, None))[2],
+                prefix=_prefix_figures(prefixes.get(name)),
             )
             for name, (runs, failures, avg) in figures.per_agent.items()
         },
         alerts=alerts,
+        prefix=_prefix_figures(overall_prefix(prefixes)),
         input_tokens=_int(total_in),
         output_tokens=_int(total_out),
         cost_usd=round(total_cost, 6) if total_cost is not None else None,
@@ -215,11 +242,12 @@ def task_results(snap: SessionView, result_chars: int, total_chars: int) -> tupl
                 input_tokens=record.input_tokens,
                 output_tokens=record.output_tokens,
                 cost_usd=record.cost_usd,
+                prefix=_prefix_tokens(record.attempts[-1].prefix) if record.attempts else None,
                 attempt_log=[
                     AttemptRecord(
                         number=a.number, agent=a.agent, started_at=iso(a.started_at),
                         finished_at=iso(a.finished_at), exit_code=a.exit_code, outcome=a.outcome,
-                        error=a.error,
+                        error=a.error, prefix=_prefix_tokens(a.prefix),
                     )
                     for a in record.attempts
                 ],
