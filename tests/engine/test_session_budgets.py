@@ -193,3 +193,4 @@ async def test_a_run_is_given_no_more_tokens_than_the_session_has_left(
     assert attempt.outcome == "budget"
     assert "token budget exceeded: 901 tokens > 500" in (attempt.error or "")
     assert session.status == "PARTIAL" and session.spend.total_tokens == HANG_TOKENS
+    assert session.tasks["r0"].status is TaskState.CANCELLED  # stopped by the session's budget, not failed

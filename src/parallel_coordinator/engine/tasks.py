@@ -168,7 +168,12 @@ class TaskRuns:
             record.error, record.progress = None, 100.0
             session.scheduler.succeed(task_id)
         else:
-            stopped = session.stop_reason is not None and result.details.get("reason") in ("cancelled", "lost")
+            # Stopped by the session, not failed: a cancel, a lost worker, or the session's budget (a run capped
+            # at what the budget had left ends `budget` in its own supervisor).
+            reason = result.details.get("reason")
+            stopped = session.stop_reason is not None and (
+                reason in ("cancelled", "lost") or (reason == "budget" and session.budget_reason is not None)
+            )
             record.status = TaskState.CANCELLED if stopped else TaskState.FAILED
             record.error = result.error
             self._skip_dependents(session, task_id)
