@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-StreamKind = Literal["command", "claude"]
+StreamKind = Literal["command", "claude", "codex", "gemini"]
 
 
 @dataclass(frozen=True)
