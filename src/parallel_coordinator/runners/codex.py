@@ -103,7 +103,7 @@ class CodexRunner:
     env_passthrough: tuple[str, ...] = ("OPENAI_*", "CODEX_*")
     output_is_stdout = False  # stdout is the event stream; the output is its last agent message
     batches = True  # each run pays the CLI's start-up and instructions: small tasks share one
-    default_memory_mb = 200.0  # a native binary; its tool processes come on top
+    default_memory_mb = 200.0  # a run on a loopback API stub peaked at 147 MB (0.169); its commands come on top
     counts_tokens = True  # its usage reaches the supervisor (at the end of the turn) and the session's budget
 
     def __init__(self, executable: str | None = None, *, environ: Mapping[str, str] | None = None) -> None:
