@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import re
 import subprocess
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +54,21 @@ def run(
         tokens_used=reader.tokens_used(), started_at=started, finished_at=time.time(),
     )
     return outcome, progress
+
+
+def options_in_help(help_text: str) -> set[str]:
+    """Every option a CLI's --help lists, short and long ("-m", "--model")."""
+    found: set[str] = set()
+    for line in help_text.splitlines():
+        match = re.match(r"\s+(?:(-[A-Za-z]), )?(--[a-z0-9-]+)", line)
+        if match:
+            found.update(name for name in match.groups() if name)
+    return found
+
+
+def fake_options(name: str, *tables: str) -> set[str]:
+    """The options a fake CLI accepts: the keys of its option tables, read from the script itself."""
+    loader = importlib.machinery.SourceFileLoader(f"fake_{name}", str(FAKES / name))
+    module = types.ModuleType(loader.name)
+    loader.exec_module(module)
+    return {option for table in tables for option in getattr(module, table)}

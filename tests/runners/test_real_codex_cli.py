@@ -19,7 +19,7 @@ from parallel_coordinator.runners.codex import CodexRunner
 from parallel_coordinator.runners.codex_stream import CodexStreamReader
 from parallel_coordinator.runners.streams import Progress
 from tests.runners.api_stubs import ResponsesAPI, serving
-from tests.runners.cli_runs import make_request, run
+from tests.runners.cli_runs import fake_options, make_request, options_in_help, run
 
 PINNED_VERSION = "0.169.0"
 DEFAULT_PEER = Path.home() / ".cache" / "parallel-coordinator" / "peers" / "node_modules" / ".bin" / "codex"
@@ -84,6 +84,13 @@ def test_the_cli_documents_the_flags_we_pass(codex: Path, tmp_path: Path) -> Non
     for flag in ("--json", "--skip-git-repo-check", "--sandbox", "--cd", "--model", "--config",
                  "read-only, workspace-write, danger-full-access", "(or if `-` is used)"):
         assert flag in help_text, flag
+
+
+def test_the_fake_codex_accepts_exactly_the_options_of_the_real_one(codex: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([str(codex), "exec", "--help"], capture_output=True, env=clean_env(tmp_path / "home"),
+                          timeout=60, check=False)
+
+    assert fake_options("codex", "FLAGS", "VALUE_OPTIONS") == options_in_help(proc.stdout.decode())
 
 
 def test_outside_a_git_repository_with_the_check_kept_the_refusal_is_read_as_clear_and_final(

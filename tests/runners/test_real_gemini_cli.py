@@ -19,7 +19,7 @@ from parallel_coordinator.runners.gemini import GeminiRunner
 from parallel_coordinator.runners.gemini_stream import GeminiStreamReader
 from parallel_coordinator.runners.streams import Progress
 from tests.runners.api_stubs import GeminiAPI, serving
-from tests.runners.cli_runs import make_request, run
+from tests.runners.cli_runs import fake_options, make_request, options_in_help, run
 
 PINNED_VERSION = "0.61.0"
 DEFAULT_PEER = Path.home() / ".cache" / "parallel-coordinator" / "peers" / "node_modules" / ".bin" / "gemini"
@@ -75,6 +75,13 @@ def test_the_cli_documents_the_flags_we_pass(gemini: Path, tmp_path: Path) -> No
     for flag in ("--prompt", "Appended to input on stdin", "--output-format", '"stream-json"', "--skip-trust",
                  "--approval-mode", '"default", "auto_edit", "yolo", "plan"', "--model"):
         assert flag in help_text, flag
+
+
+def test_the_fake_gemini_accepts_exactly_the_options_of_the_real_one(gemini: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([str(gemini), "--help"], capture_output=True, env=clean_env(tmp_path / "home"),
+                          timeout=60, check=False)
+
+    assert fake_options("gemini", "FLAGS", "VALUE_OPTIONS", "ARRAY_OPTIONS") == options_in_help(proc.stdout.decode())
 
 
 def test_logged_out_our_argv_is_accepted_and_the_missing_auth_method_is_read_as_a_missing_login(
