@@ -2,7 +2,9 @@
 # Installs the pinned real peers the tests run against, with npm, into one prefix:
 #   - the Claude Code CLI, for tests/runners/test_real_claude_cli.py;
 #   - the MCP Inspector (its non-interactive CLI), for tests/server/test_inspector.py;
-#   - the public MCP conformance suite, for tests/server/test_conformance.py.
+#   - the public MCP conformance suite, for tests/server/test_conformance.py;
+#   - the OpenAI Codex CLI and the Gemini CLI, for tests/runners/test_real_codex_cli.py and
+#     tests/runners/test_real_gemini_cli.py.
 # Idempotent: skips a package whose pinned version is already there. Fails soft (exit 0, a message
 # on stderr) when npm is missing or an install fails: the tests that need it then skip, naming
 # this script.
@@ -20,6 +22,12 @@ INSPECTOR_BIN="$PREFIX/node_modules/.bin/mcp-inspector"
 CONFORMANCE_VERSION="0.1.10"
 CONFORMANCE_DIR="$PREFIX/node_modules/@modelcontextprotocol/conformance"
 CONFORMANCE_BIN="$PREFIX/node_modules/.bin/conformance"
+# Codex is a native binary in a per-platform optional dependency, Gemini one bundled script: both
+# answer --version at once, which also shows the binary is really there.
+CODEX_VERSION="0.169.0"
+CODEX_BIN="$PREFIX/node_modules/.bin/codex"
+GEMINI_VERSION="0.61.0"
+GEMINI_BIN="$PREFIX/node_modules/.bin/gemini"
 
 say() { printf 'install-peers: %s\n' "$*" >&2; }
 
@@ -95,8 +103,34 @@ install_conformance() {
     fi
 }
 
+# The last word of the first line of `BIN --version` ("codex-cli 0.169.0", "0.61.0"). Both CLIs make
+# their folder in HOME on any start: give them one of the prefix's, not the user's.
+cli_version() {
+    [ -x "$1" ] || return 1
+    mkdir -p "$PREFIX/home"
+    HOME="$PREFIX/home" "$1" --version 2>/dev/null | awk 'NR == 1 { print $NF }'
+}
+
+# One npm package of an agent CLI: package, version, executable, whose tests skip without it.
+install_cli() {
+    if [ "$(cli_version "$3" || true)" = "$2" ]; then
+        say "$1 $2 is already at $3"
+        return 0
+    fi
+    say "installing $1@$2 into $PREFIX"
+    if ! npm_install "$1@$2"; then
+        say "npm install failed: $4 will skip."
+        return 0
+    fi
+    if [ "$(cli_version "$3" || true)" = "$2" ]; then
+        say "$1 $2 is at $3"
+    else
+        say "installed, but $3 --version does not report $2: $4 will skip."
+    fi
+}
+
 if ! command -v npm >/dev/null 2>&1; then
-    say "npm not found: skipping the real Claude Code CLI, the MCP Inspector and the conformance suite (their tests will skip)."
+    say "npm not found: skipping the real Claude Code, Codex and Gemini CLIs, the MCP Inspector and the conformance suite (their tests will skip)."
     say "Install Node.js and npm, then run: $0"
     exit 0
 fi
@@ -104,4 +138,6 @@ fi
 install_claude_code
 install_inspector
 install_conformance
+install_cli @openai/codex "$CODEX_VERSION" "$CODEX_BIN" "the real Codex CLI tests"
+install_cli @google/gemini-cli "$GEMINI_VERSION" "$GEMINI_BIN" "the real Gemini CLI tests"
 exit 0

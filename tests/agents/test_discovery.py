@@ -185,7 +185,8 @@ def test_an_unusable_command_is_the_reason_given_when_a_command_agent_is_skipped
 
 @pytest.mark.parametrize(
     ("runner", "hint"),
-    [("clade", "did you mean 'claude'?"), ("Comand", "did you mean 'command'?"), ("docker", None), ("", None)],
+    [("clade", "did you mean 'claude'?"), ("Comand", "did you mean 'command'?"), ("codx", "did you mean 'codex'?"),
+     ("docker", None), ("", None)],
 )
 def test_an_unknown_runner_skips_the_agent_and_names_the_closest_runner(
     tmp_path: Path, runner: str, hint: str | None
@@ -196,26 +197,25 @@ def test_an_unknown_runner_skips_the_agent_and_names_the_closest_runner(
     [skip] = diagnostics
     assert skip.skipped and skip.path == str(tmp_path / "a.md")
     assert skip.problem.startswith(f"skipped: agent 'a': unknown runner {runner!r}")
-    assert "(this version runs claude and command agents)" in skip.problem
+    assert "(this version runs claude, command, codex and gemini agents)" in skip.problem
     assert (hint in skip.problem) if hint else ("did you mean" not in skip.problem)
 
 
-@pytest.mark.parametrize("runner", ["codex", "Gemini"])
-def test_a_runner_planned_for_a_later_version_is_skipped_as_not_supported_yet(tmp_path: Path, runner: str) -> None:
+@pytest.mark.parametrize(("runner", "kind"), [("codex", "codex"), ("Gemini", "gemini")])
+def test_a_codex_or_gemini_agent_is_read_with_its_runner(tmp_path: Path, runner: str, kind: str) -> None:
     spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", runner=runner)))
 
-    assert spec is None
-    assert [d.problem for d in diagnostics] == [
-        f"skipped: agent 'a': runner {runner!r} is not supported yet by this version "
-        "(this version runs claude and command agents)"
-    ]
+    assert diagnostics == []
+    assert spec is not None and spec.runner == kind
 
 
 def test_a_runner_that_is_not_text_skips_the_agent(tmp_path: Path) -> None:
     spec, diagnostics = parse(write(tmp_path, "a.md", agent_text("a", runner="[claude]")))
 
     assert spec is None
-    assert diagnostics[0].problem == "skipped: agent 'a': 'runner' must be one of claude, command, got ['claude']"
+    assert diagnostics[0].problem == (
+        "skipped: agent 'a': 'runner' must be one of claude, command, codex, gemini, got ['claude']"
+    )
 
 
 def test_a_nul_byte_in_a_command_element_skips_the_agent_and_names_the_element(tmp_path: Path) -> None:
@@ -270,6 +270,16 @@ def test_a_claude_agent_whose_body_cannot_be_one_argument_is_skipped(tmp_path: P
 
     assert spec is None
     assert "its body is 131072 bytes, over the 131072 that one argument" in diagnostics[0].problem
+
+
+def test_a_long_body_skips_a_codex_agent_but_not_a_gemini_one_whose_body_travels_on_stdin(tmp_path: Path) -> None:
+    body = "x" * 131_072 + "\n"
+    codex, codex_diagnostics = parse(write(tmp_path, "c.md", "---\nname: c\nrunner: codex\n---\n" + body))
+    gemini, gemini_diagnostics = parse(write(tmp_path, "g.md", "---\nname: g\nrunner: gemini\n---\n" + body))
+
+    assert codex is None
+    assert "the codex runner passes it as the system prompt" in codex_diagnostics[0].problem
+    assert gemini is not None and gemini_diagnostics == []
 
 
 def test_bad_max_concurrent_is_dropped_and_reported_as_repaired(tmp_path: Path) -> None:

@@ -248,14 +248,14 @@ async def test_list_agents_shows_agents_and_diagnostics(client: Client, agents: 
 async def test_an_agent_file_that_could_not_run_is_not_offered_and_a_plan_naming_it_is_refused(
     client: Client, agents: AgentFactory
 ) -> None:
-    (agents.root / "coder.md").write_text("---\nname: coder\nrunner: codex\n---\nWrite code.\n")
+    (agents.root / "coder.md").write_text("---\nname: coder\nrunner: aider\n---\nWrite code.\n")
     (agents.root / "nul.md").write_text(
         '---\nname: nul\nrunner: command\ncommand: [python3, "-c", "print(1)\\0"]\n---\nx\n'
     )
     listing = await call(client, "list_agents")
     assert {a["name"] for a in listing["agents"]} == {"echo", "failer"}
     problems = {Path(d["path"]).name: d["problem"] for d in listing["diagnostics"]}
-    assert "runner 'codex' is not supported yet" in problems["coder.md"]
+    assert "unknown runner 'aider'" in problems["coder.md"]
     assert "command[2] ('print(1)\\x00') holds a NUL byte" in problems["nul.md"]
 
     for name in ("coder", "nul"):

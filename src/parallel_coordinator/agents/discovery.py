@@ -31,10 +31,10 @@ from parallel_coordinator.errors import AgentFileError
 
 MAX_AGENT_FILE_BYTES = 1024 * 1024
 AGENT_DIRS_ENV = "PCOORD_AGENT_DIRS"
-# Runners CONTRACT.md names for a later version: a file asking for one is skipped, told it is not here yet.
-PLANNED_RUNNERS = ("codex", "gemini")
 # Linux's MAX_ARG_STRLEN: exec refuses a longer argument (E2BIG), so such an agent could never start.
 MAX_ARG_BYTES = 128 * 1024 - 1
+# The runners that pass the body as one argument (gemini's travels on stdin, a command's is unused).
+_BODY_IN_ARGV = frozenset({"claude", "codex"})
 
 # Front-matter keys we interpret; everything else lands in AgentSpec.extra untouched.
 _KNOWN_KEYS = frozenset(
@@ -113,15 +113,13 @@ def _text(value: Any, *, key: str) -> str:
 
 def _runner(value: Any) -> RunnerKind:
     kinds: tuple[RunnerKind, ...] = get_args(RunnerKind)
-    offered = f"this version runs {' and '.join(kinds)} agents"
+    offered = f"this version runs {', '.join(kinds[:-1])} and {kinds[-1]} agents"
     if not isinstance(value, str):
         raise _Unusable(f"'runner' must be one of {', '.join(kinds)}, got {_shown(value)}")
     wanted = value.strip().lower()
     for kind in kinds:
         if wanted == kind:
             return kind
-    if wanted in PLANNED_RUNNERS:
-        raise _Unusable(f"runner {value.strip()!r} is not supported yet by this version ({offered})")
     close = difflib.get_close_matches(wanted, kinds, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise _Unusable(f"unknown runner {_shown(value)}{hint} ({offered})")
@@ -302,10 +300,11 @@ def parse_agent_file(
             f"it has 'runner: command' but no usable 'command' ({why}); give an argv list such as [python, agent.py]"
         )
     body = front.body.strip()
-    if not runs_command and len(body.encode()) > MAX_ARG_BYTES:
+    runner = fields.get("runner", "claude")
+    if runner in _BODY_IN_ARGV and len(body.encode()) > MAX_ARG_BYTES:
         return skipped(
             f"its body is {len(body.encode())} bytes, over the {MAX_ARG_BYTES + 1} that one argument to a program "
-            "can hold, and the claude runner passes it as the system prompt; shorten it"
+            f"can hold, and the {runner} runner passes it as the system prompt; shorten it"
         )
 
     try:

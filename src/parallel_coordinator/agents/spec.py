@@ -12,14 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Priority = Literal["critical", "high", "medium", "low"]
-RunnerKind = Literal["claude", "command"]
+RunnerKind = Literal["claude", "command", "codex", "gemini"]
 SourceKind = Literal["user", "project", "env", "bundled"]
 
 
 class AgentSpec(BaseModel):
     """One agent, as found in an agent file.
 
-    `body` is the Markdown after the front matter: the system prompt of a `claude` run.
+    `body` is the Markdown after the front matter: the system prompt of a `claude` run (and of codex and gemini runs).
     `tools` is None when the file names none (Claude Code then allows every tool).
     `extra` keeps every front-matter key we do not interpret, untouched.
     """

@@ -58,8 +58,10 @@ __all__ = ["CancelOutcome", "Coordinator", "PlannedSession", "default_runners"]
 
 def default_runners() -> dict[str, Runner]:
     from parallel_coordinator.runners.claude import ClaudeRunner
+    from parallel_coordinator.runners.codex import CodexRunner
+    from parallel_coordinator.runners.gemini import GeminiRunner
 
-    return {runner.kind: runner for runner in (CommandRunner(), ClaudeRunner())}
+    return {runner.kind: runner for runner in (CommandRunner(), ClaudeRunner(), CodexRunner(), GeminiRunner())}
 
 
 class Coordinator:

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-StreamKind = Literal["command", "claude"]
+StreamKind = Literal["command", "claude", "codex", "gemini"]
 # A run's prefix, its first turn's prompt, as a reader reports it (RunResult.details["prefix"]): tokens
 # uncached, written to the prompt cache, read from it.
 PREFIX_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")

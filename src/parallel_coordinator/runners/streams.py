@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from parallel_coordinator.runners.claude_stream import ClaudeStreamReader
+from parallel_coordinator.runners.codex_stream import CodexStreamReader
+from parallel_coordinator.runners.gemini_stream import GeminiStreamReader
 from parallel_coordinator.runners.progress import Progress, StreamKind, StreamReader, parse_progress_line
 
 # Progress, StreamKind, StreamReader and parse_progress_line live in progress.py; imported from here too.
@@ -31,7 +33,11 @@ class CommandStreamReader:
         return None
 
 
+# Each stream kind's reader; a kind not here (there is none) would read as the command protocol.
+_READERS: dict[str, type[StreamReader]] = {
+    "claude": ClaudeStreamReader, "codex": CodexStreamReader, "gemini": GeminiStreamReader,
+}
+
+
 def make_stream_reader(kind: StreamKind) -> StreamReader:
-    if kind == "claude":
-        return ClaudeStreamReader()
-    return CommandStreamReader()
+    return _READERS.get(kind, CommandStreamReader)()
