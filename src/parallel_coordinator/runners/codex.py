@@ -105,6 +105,7 @@ class CodexRunner:
     batches = True  # each run pays the CLI's start-up and instructions: small tasks share one
     default_memory_mb = 200.0  # a run on a loopback API stub peaked at 147 MB (0.169); its commands come on top
     counts_tokens = True  # its usage reaches the supervisor (at the end of the turn) and the session's budget
+    warms_prompt_cache = False  # the provider caches its own way; a held start would only delay the rest
 
     def __init__(self, executable: str | None = None, *, environ: Mapping[str, str] | None = None) -> None:
         self.executable = executable
