@@ -6,9 +6,9 @@ from parallel_coordinator.engine.acceptance import (
     asks_for_change,
     check_output,
     parse_json_output,
-    schema_error,
     unverified_work,
 )
+from parallel_coordinator.schemas.inputs import schema_error
 
 SCHEMA = {
     "type": "object",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
 # A task "asks for a change" when it says so with one of these verbs (implement, fixes, added, ...).
@@ -26,17 +26,6 @@ _CHANGE = re.compile(
 )
 _FENCED_JSON = re.compile(r"```(?:json)?\s*\n(.*?)\n```", re.DOTALL)
 _ERROR_CHARS = 600  # what of a validation error travels (to the next attempt's prompt, to the result)
-
-
-def schema_error(schema: object) -> str | None:
-    """Why `schema` is not a usable JSON Schema, or None (checked when the plan is made)."""
-    if not isinstance(schema, dict):
-        return f"must be a JSON Schema object, got {type(schema).__name__}"
-    try:
-        validator_for(schema, default=Draft202012Validator).check_schema(schema)
-    except SchemaError as exc:
-        return f"is not a valid JSON Schema: {exc.message[:_ERROR_CHARS]}"
-    return None
 
 
 def asks_for_change(description: str) -> bool:

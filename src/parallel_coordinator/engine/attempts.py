@@ -6,14 +6,22 @@ turns the supervisor's events into session events, and records the attempt throu
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from parallel_coordinator.agents import AgentSpec
 from parallel_coordinator.config.settings import Settings
+from parallel_coordinator.engine.acceptance import (
+    check_output,
+    feedback_section,
+    schema_instruction,
+    unverified_work,
+)
 from parallel_coordinator.engine.budget import BudgetGuard
 from parallel_coordinator.engine.events import EventBus, SessionEvent
 from parallel_coordinator.engine.isolation import isolated
@@ -23,6 +31,7 @@ from parallel_coordinator.errors import RunnerUnavailableError, WorkerLostError
 from parallel_coordinator.execution.backend import ExecutionBackend
 from parallel_coordinator.execution.worktrees import WorktreeError
 from parallel_coordinator.planning.graph import TaskNode
+from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, RunChoices, Runner, RunResult, TaskRequest
 from parallel_coordinator.runners.models import DEFAULT_MODELS
 from parallel_coordinator.runners.progress import PREFIX_KEYS
@@ -93,17 +102,20 @@ class Attempts:
             state={"attempt": _stored(session.id, node.id, attempt)},
         ))
         session.notify()
+        runner = self.runners.get(agent.runner)
+        # Only what succeeded is handed on (a judge runs on the replicas that did); validated output as JSON.
+        done = [session.tasks[dep] for dep in node.dependencies if session.tasks[dep].status is TaskState.SUCCEEDED]
         request = TaskRequest(
-            session_id=session.id, task_id=node.id, description=node.description,
+            session_id=session.id, task_id=node.id,
+            description=attempt_description(node, record, enforces_schema=bool(runner and runner.enforces_schema)),
             task_description=session.task_description,
-            context={dep: session.tasks[dep].output for dep in node.dependencies},
-            context_files=context_files(session.tasks[dep] for dep in node.dependencies),
+            context={dep.task_id: handed_on(dep) for dep in done},
+            context_files=context_files(done),
             working_directory=session.policy.working_directory,
             timeout_s=node.timeout_s or agent.timeout or self.settings.task_timeout_s,
             token_budget=_smaller(session.policy.token_budget_per_agent, self.budgets.tokens_left(session)),
             attempt=number,
         )
-        runner = self.runners.get(agent.runner)
         outcome: AttemptOutcome
         if runner is None:
             missing = f"no runner {agent.runner!r} for agent {agent.name!r}"
@@ -113,7 +125,7 @@ class Attempts:
             agent = runner.for_run(agent, RunChoices(
                 task_priority=node.priority, priority_mode=session.policy.priority_mode,
                 cost_budget_usd=session.policy.cost_budget_per_agent_usd,
-                models=self._models,
+                models=self._models, output_schema=dict(node.output_schema) if node.output_schema else None,
             ))
             try:
                 outcome, result = await self._start_and_read(session, node, record, agent, runner, request)
@@ -122,6 +134,7 @@ class Attempts:
                 result = RunResult(ok=False, error=str(exc), retryable=False)
         result.details.setdefault("reason", outcome.reason)
         self.budgets.on_attempt_ended(session, result, outcome.tokens_used)
+        result, rejected = accept(result, node, record, agent, fail_flagged=session.policy.on_flagged == "fail")
         if outcome.peak_rss_mb:
             self.peak_rss_mb[agent.name] = max(self.peak_rss_mb.get(agent.name, 0.0), outcome.peak_rss_mb)
         session.killed_processes += outcome.killed_processes
@@ -129,7 +142,7 @@ class Attempts:
         if outcome.started_at:
             attempt.started_at = outcome.started_at
         attempt.exit_code = outcome.exit_code
-        attempt.outcome = "rate_limited" if result.rate_limited else outcome.reason
+        attempt.outcome = "rate_limited" if result.rate_limited else "rejected" if rejected else outcome.reason
         attempt.error = result.error
         attempt.prefix = prefix_tokens(result.details.get("prefix"))
         if session.warmup is not None:
@@ -229,6 +242,51 @@ class Attempts:
         finally:
             record.attempt_id = None
             session.spend.live_tokens.pop(job.attempt_id, None)  # its result's usage is counted instead
+
+
+def attempt_description(node: TaskNode, record: TaskRecord, *, enforces_schema: bool) -> str:
+    """The subtask as this attempt gets it: the answer format where the runner cannot enforce the schema
+    itself, and why the last attempt was not accepted."""
+    description = node.description
+    if node.output_schema is not None and not enforces_schema:
+        description += schema_instruction(dict(node.output_schema))
+    if record.feedback:
+        description += feedback_section(record.feedback)
+    return description
+
+
+def handed_on(dependency: TaskRecord) -> str:
+    """A dependency's result as its dependents get it: its validated JSON when it has one, else its text."""
+    if dependency.output_json is not None:
+        return json.dumps(dependency.output_json, indent=2, ensure_ascii=False)
+    return dependency.output
+
+
+def accept(
+    result: RunResult, node: TaskNode, record: TaskRecord, agent: AgentSpec, *, fail_flagged: bool
+) -> tuple[RunResult, bool]:
+    """A run that says it succeeded, checked (acceptance.py); (the result, whether it was rejected).
+
+    A rejection is a failed, retryable attempt whose reason becomes the next attempt's feedback.
+    """
+    if not result.ok:
+        return result, False
+    flags = unverified_work(
+        node.description, has_tools=agent.tools is None or bool(agent.tools),
+        tool_uses=result.details.get("tool_uses"), worktree=record.worktree,
+    )
+    problem = None
+    if node.output_schema is not None:
+        verdict = check_output(dict(node.output_schema), result.output, result.details.get("structured_output"))
+        problem, result.output_json = verdict.error, verdict.output_json
+    if problem is None and flags and fail_flagged:
+        problem = "flagged (options.on_flagged is 'fail'): " + "; ".join(flags)
+    result.flags = flags
+    if problem is None:
+        record.feedback = None
+        return result, False
+    record.feedback = problem
+    return replace(result, ok=False, error=problem, retryable=True, output_json=None), True
 
 
 def _smaller(a: int | None, b: int | None) -> int | None:

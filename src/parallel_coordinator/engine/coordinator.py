@@ -207,7 +207,8 @@ class Coordinator:
         return forecast(
             graph, runs, self.usage, self.estimator, slots=min(options.max_agents, self.settings.pool_size),
             token_cap=options.token_budget_per_agent, extra_runs=[run_of(synthesizer)] if synthesizer else [],
-            skip=(kept or {}).__contains__,  # a resumed session's kept results do not run again
+            # A resumed session's kept results do not run again; merging replicas (all, vote) runs no agent.
+            skip=lambda t: t in (kept or {}) or graph.nodes[t].merge in ("all", "vote"),
         )
 
     def needs_approval(self, forecast: Forecast, options: CoordinateOptions) -> bool:

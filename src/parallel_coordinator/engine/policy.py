@@ -26,6 +26,7 @@ class SessionPolicy:
     retry_attempts: int
     timeout_s: float | None
     on_failure: Literal["continue", "stop"]
+    on_flagged: Literal["keep", "fail"]  # a claim of work with no sign of it: flagged only, or a failure
     # "speed": the model tier each task's priority suggests, small tasks batched in a burst.
     # "quality": one tier up for claude agents that leave the model open, and no batching.
     priority_mode: PriorityMode
@@ -49,7 +50,7 @@ class SessionPolicy:
         """The options as given (already merged with the server's defaults, see Coordinator.with_defaults)."""
         return cls(
             max_agents=options.max_agents, retry_attempts=options.retry_attempts, timeout_s=options.timeout,
-            on_failure=options.on_failure, priority_mode=options.priority_mode,
+            on_failure=options.on_failure, on_flagged=options.on_flagged, priority_mode=options.priority_mode,
             memory_limit_mb=options.memory_limit_mb, token_budget_per_agent=options.token_budget_per_agent,
             stall_timeout_s=options.stall_timeout, cache_warmup=options.cache_warmup,
             cost_budget_per_agent_usd=options.cost_budget_per_agent_usd, reuse_results=options.reuse_results,

@@ -27,10 +27,11 @@ class ResultReuse:
     async def find(self, session: Session, node: TaskNode) -> tuple[str | None, RunResult | None]:
         """The cache key this task's result should be published under, and a result to reuse instead of running."""
         mode = session.policy.reuse_results
-        if mode == "off":
+        if mode == "off" or node.replica_of is not None:  # replicas are independent runs by design: never merged
             return None, None
         context = {dep: session.tasks[dep].kept.identity() for dep in node.dependencies}
-        key = cache_key(node.agent, node.description, context)
+        schema = json.dumps(node.output_schema, sort_keys=True) if node.output_schema is not None else ""
+        key = cache_key(node.agent, node.description + schema, context)
         source: tuple[str, RunResult] | None = None
         twin = session.result_cache.get(key)
         if twin is not None:
@@ -52,7 +53,8 @@ class ResultReuse:
         origin, result = source
         session.notes.append(f"task {node.id!r} reused the result of {origin!r} (same agent, description and context)")
         return None, RunResult(
-            ok=True, output=result.output, kept=result.kept, details={"reason": "reused", "from": origin}
+            ok=True, output=result.output, kept=result.kept, output_json=result.output_json,
+            details={"reason": "reused", "from": origin},
         )
 
     def publish(self, session: Session, key: str, task_id: str, result: RunResult) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -61,6 +61,10 @@ class TaskRecord:
     cost_usd: float | None = None
     worktree: dict[str, object] | None = None
     waiting_for: str | None = None  # an identical task whose result this one will reuse
+    output_json: Any = None  # the output validated against the subtask's output_schema
+    flags: list[str] = field(default_factory=list)  # signs it claimed work it did not do (acceptance.py)
+    feedback: str | None = None  # why its last attempt was not accepted, for the next one
+    replica_of: str | None = None  # a replica's subtask (planning/graph.py)
 
     @property
     def kept(self) -> KeptOutput:
@@ -127,7 +131,9 @@ class Session:
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(self.graph)
-        self.tasks = {t: TaskRecord(task_id=t, agent=n.agent) for t, n in self.graph.nodes.items()}
+        self.tasks = {
+            t: TaskRecord(task_id=t, agent=n.agent, replica_of=n.replica_of) for t, n in self.graph.nodes.items()
+        }
 
     def poke(self) -> None:
         """Wake the session's scheduling loop and anyone waiting for a change."""

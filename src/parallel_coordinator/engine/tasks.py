@@ -6,6 +6,7 @@ records how the task ended, through events.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from parallel_coordinator.engine.attempts import Attempts
 from parallel_coordinator.engine.batching import batch_note, combined_node, split_batch
 from parallel_coordinator.engine.decisions import AttemptCounts, after_attempt
 from parallel_coordinator.engine.events import EventBus, SessionEvent
+from parallel_coordinator.engine.replicas import ReplicaAnswer, merge_all, vote
 from parallel_coordinator.engine.reuse import ResultReuse
 from parallel_coordinator.engine.session import RECHECK_S, Session, TaskRecord
 from parallel_coordinator.engine.slots import Slots
@@ -44,6 +46,10 @@ class TaskRuns:
         """Run one task to its end; it holds one slot of its agent, taken by the caller, given back here."""
         node = session.graph.nodes[task_id]
         record = session.tasks[task_id]
+        if node.merge is not None and (node.merge != "judge" or not self._any_replica_succeeded(session, node)):
+            self.slots.give_back(node.agent)  # merging runs no agent (nor does a judge with nothing to judge)
+            self.finish(session, task_id, merged_replicas(session, node))
+            return
         held = node.agent  # the agent whose concurrency slot this task holds
         result = RunResult(ok=False, error="not run")
         key, reused = await self.reuse.find(session, node)
@@ -63,6 +69,10 @@ class TaskRuns:
         self.finish(session, task_id, reused or result)
         if key is not None:
             self.reuse.publish(session, key, task_id, result)
+
+    @staticmethod
+    def _any_replica_succeeded(session: Session, node: TaskNode) -> bool:
+        return any(session.tasks[r].status is TaskState.SUCCEEDED for r in node.dependencies)
 
     async def _attempts_with(self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec) -> RunResult:
         """Up to max_attempts runs of one agent; rate-limited runs wait and do not use up attempts."""
@@ -145,6 +155,7 @@ class TaskRuns:
         record.input_tokens, record.output_tokens, record.cost_usd = (
             stored.input_tokens, stored.output_tokens, stored.cost_usd,
         )
+        record.output_json, record.flags = stored.output_json, list(stored.flags)
         record.progress = 100.0
         session.scheduler.mark_succeeded(stored.task_id)
         self.events.emit(SessionEvent("task_kept", session.id, stored.task_id, stored.agent, state={
@@ -177,6 +188,9 @@ class TaskRuns:
             record.status = TaskState.CANCELLED if stopped else TaskState.FAILED
             record.error = result.error
             self._skip_dependents(session, task_id)
+        record.output_json, record.flags = (result.output_json if result.ok else None), result.flags
+        if result.flags:
+            session.notes.append(f"task {task_id!r} is flagged: " + "; ".join(result.flags))
         if any(a is not None for a in (result.input_tokens, result.output_tokens, result.cost_usd)):
             record.input_tokens, record.output_tokens, record.cost_usd = (
                 result.input_tokens, result.output_tokens, result.cost_usd,
@@ -194,6 +208,8 @@ class TaskRuns:
                 "agent": record.agent, "attempts": len(record.attempts), "finished_at": record.finished_at,
                 "input_tokens": record.input_tokens, "output_tokens": record.output_tokens,
                 "cost_usd": record.cost_usd, "progress": record.progress, "message": record.message,
+                "output_json": json.dumps(record.output_json) if record.output_json is not None else None,
+                "flags": json.dumps(record.flags) if record.flags else None,
             },
         ))
         session.poke()
@@ -209,3 +225,19 @@ class TaskRuns:
                 "task_ended", session.id, other, record.agent, status="skipped", error=record.error,
                 state={"status": "skipped", "error": record.error},
             ))
+
+
+def merged_replicas(session: Session, node: TaskNode) -> RunResult:
+    """A subtask's replicas as its one result (replicas.py); a judge with no answer to judge fails here."""
+    answers = [
+        ReplicaAnswer(r, session.tasks[r].agent, session.tasks[r].status is TaskState.SUCCEEDED,
+                      session.tasks[r].output, session.tasks[r].output_json, session.tasks[r].error)
+        for r in node.dependencies
+    ]
+    merged = vote(answers) if node.merge == "vote" else merge_all(answers)
+    if node.merge == "judge":  # only reached when no replica succeeded
+        merged = merge_all(answers)
+    if merged.note:
+        session.notes.append(f"task {node.id!r}: {merged.note}")
+    return RunResult(ok=merged.ok, output=merged.output, error=merged.error, output_json=merged.output_json,
+                     details={"reason": "merged"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from parallel_coordinator.errors import (
     CycleError,
@@ -32,6 +32,11 @@ class TaskNode:
     backoff_s: float | None = None
     fallback_agents: tuple[str, ...] = ()
     resources_required: Mapping[str, object] = field(default_factory=dict)
+    output_schema: Mapping[str, Any] | None = None  # JSON Schema its output must match (engine/acceptance.py)
+    # Replicas: a subtask with count N is N replica nodes ("id#1".."id#N", replica_of="id") and the node
+    # "id" that merges them (merge "all", "vote", or "judge": then its agent is the judge).
+    replica_of: str | None = None
+    merge: str | None = None
 
 
 class TaskGraph:

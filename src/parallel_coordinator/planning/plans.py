@@ -58,15 +58,55 @@ def build_plan(subtasks: Sequence[Subtask], default_attempts: int, catalog: Agen
         agents[name] = spec
         _check_memory_need(sub)
         policy = sub.retry_policy
-        nodes.append(_node(
-            sub.id, sub.description, name, sub.dependencies, sub.priority, {
-                "timeout_s": sub.timeout or spec.timeout, "expected_duration_s": sub.expected_duration,
-                "max_attempts": policy.max_attempts if policy else default_attempts,
-                "backoff_s": policy.backoff_seconds if policy else None,
-                "fallback_agents": fallbacks, "resources_required": sub.resources_required or {},
-            },
-        ))
+        node_spec = {
+            "timeout_s": sub.timeout or spec.timeout, "expected_duration_s": sub.expected_duration,
+            "max_attempts": policy.max_attempts if policy else default_attempts,
+            "backoff_s": policy.backoff_seconds if policy else None,
+            "fallback_agents": fallbacks, "resources_required": sub.resources_required or {},
+            "output_schema": sub.output_schema,
+        }
+        if sub.count == 1:
+            nodes.append(_node(sub.id, sub.description, name, sub.dependencies, sub.priority, node_spec))
+            continue
+        judge = sub.judge_agent
+        if judge is not None:
+            if judge not in catalog:
+                raise UnknownAgentError(judge, sub.id, catalog.names())
+            agents[judge] = catalog.agents[judge]
+        nodes.extend(replica_nodes(sub.id, sub.description, name, sub.dependencies, sub.priority, node_spec,
+                                   sub.count, sub.merge_kind, judge))
+    taken = {node.id for node in nodes if node.replica_of is None}
+    for node in nodes:
+        if node.replica_of is not None and node.id in taken:
+            raise PlanError(f"task id {node.id!r} is also the id of a replica of {node.replica_of!r}; rename it")
     return PlannedSession(TaskGraph(nodes), agents, notes)
+
+
+def replica_nodes(
+    task_id: str, description: str, agent: str, dependencies: Sequence[str], priority: int, spec: dict[str, Any],
+    count: int, merge: str, judge: str | None,
+) -> list[TaskNode]:
+    """N replicas of one subtask, each a task of its own, and the task that merges them under the subtask's id."""
+    replicas = [
+        _node(f"{task_id}#{k}", description, agent, dependencies, priority, {**spec, "replica_of": task_id})
+        for k in range(1, count + 1)
+    ]
+    merging = {**spec, "merge": merge, "fallback_agents": (), "expected_duration_s": None if judge is None else
+               spec.get("expected_duration_s")}
+    merger = _node(
+        task_id, judge_description(description, count) if judge is not None else description,
+        judge or agent, [r.id for r in replicas], priority, merging,
+    )
+    return [*replicas, merger]
+
+
+def judge_description(description: str, count: int) -> str:
+    """What a judge is asked: pick or merge the replicas' answers (its context holds each), and say why."""
+    return (
+        f"{count} agents did the task below independently; their answers are in your context (the outputs"
+        " of the tasks this one depends on). Pick the best answer, or merge them into one better answer,"
+        " and say in one short paragraph at the end why.\n\n## The task they did\n\n" + description
+    )
 
 
 def plan_from_stored(tasks: Sequence[StoredTask], catalog: AgentCatalog) -> PlannedSession:
@@ -92,6 +132,7 @@ def _node(
         max_attempts=spec.get("max_attempts"), backoff_s=spec.get("backoff_s"),
         fallback_agents=tuple(spec.get("fallback_agents") or ()),
         resources_required=dict(spec.get("resources_required") or {}),
+        output_schema=spec.get("output_schema"), replica_of=spec.get("replica_of"), merge=spec.get("merge"),
     )
 
 

@@ -111,13 +111,15 @@ class Scheduler:
     def succeed(self, task_id: str) -> list[str]:
         """Mark a task succeeded; returns the dependents that just became ready."""
         self._set(task_id, TaskState.SUCCEEDED)
-        released = []
-        for dependent in self.graph.dependents[task_id]:
-            self._unmet[dependent] -= 1
-            if self._unmet[dependent] == 0 and self.state[dependent] is TaskState.PENDING:
-                self._push(dependent)
-                released.append(dependent)
-        return released
+        return [dependent for dependent in self.graph.dependents[task_id] if self._met_one(dependent)]
+
+    def _met_one(self, dependent: str) -> bool:
+        """One more dependency of `dependent` is done; True when that made it ready."""
+        self._unmet[dependent] -= 1
+        if self._unmet[dependent] == 0 and self.state[dependent] is TaskState.PENDING:
+            self._push(dependent)
+            return True
+        return False
 
     def mark_succeeded(self, task_id: str) -> list[str]:
         """A task whose result is already known (a resumed session): succeed it without running it."""
@@ -127,8 +129,14 @@ class Scheduler:
     def fail(self, task_id: str, state: TaskState = TaskState.FAILED) -> list[str]:
         """Mark a task failed for good; every pending task below it is skipped. Returns those."""
         self._set(task_id, state)
+        below: set[str] = set()
+        for dependent in self.graph.dependents[task_id]:
+            if self.graph.nodes[task_id].replica_of == dependent:
+                self._met_one(dependent)  # the task merging a subtask's replicas takes the failed ones too
+            else:
+                below |= {dependent, *self.graph.descendants(dependent)}
         skipped = []
-        for dependent in sorted(self.graph.descendants(task_id), key=self._position.__getitem__):
+        for dependent in sorted(below, key=self._position.__getitem__):
             if self.state[dependent] is TaskState.PENDING:
                 self._set(dependent, TaskState.SKIPPED)
                 self.skip_reason[dependent] = f"skipped: dependency {task_id!r} {state.value}"

@@ -41,6 +41,7 @@ class RunChoices:
     task_priority: int = 3
     priority_mode: str = "speed"
     cost_budget_usd: float | None = None
+    output_schema: dict[str, Any] | None = None  # the subtask's, for runners that can enforce one
     models: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -100,6 +101,10 @@ class RunResult:
     details: dict[str, Any] = field(default_factory=dict)
     # Where the whole output already is, when it is not all in `output` (an agent's stdout artefact).
     kept: KeptOutput | None = None
+    # Set by the engine's acceptance (engine/acceptance.py): the output validated against the subtask's
+    # output_schema, and the signs that the run claimed work it did not do.
+    output_json: Any = None
+    flags: list[str] = field(default_factory=list)
 
 
 class Runner(Protocol):
@@ -111,6 +116,8 @@ class Runner(Protocol):
     env_passthrough: tuple[str, ...]
     # True when the output is the agent's stdout as written (so its artefact file is the whole output).
     output_is_stdout: bool
+    # True when the CLI itself holds its answer to a JSON Schema (RunChoices.output_schema); others are told it.
+    enforces_schema: bool
     # True when small tasks of one agent may share one run (a burst): worth it where start-up is costly.
     batches: bool
     # Megabytes an agent of this runner is expected to need before one has been seen to run.

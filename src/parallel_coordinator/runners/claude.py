@@ -121,6 +121,7 @@ class ClaudeRunner:
     default_memory_mb = 400.0  # a Claude Code process holds 0.4 to 1.2 GB (NOTES.md)
     counts_tokens = True  # the stream's usage figures let the supervisor stop a run at its token budget
     warms_prompt_cache = True  # one system prompt per agent: the API caches it for the agent's other runs
+    enforces_schema = True  # --json-schema: the CLI holds the answer to it and returns structured_output
 
     def __init__(
         self,
@@ -140,6 +141,8 @@ class ClaudeRunner:
         extra = dict(agent.extra)
         if choices.cost_budget_usd is not None:
             extra["maxBudgetUsd"] = choices.cost_budget_usd
+        if choices.output_schema is not None:
+            extra["jsonSchema"] = choices.output_schema
         model = choose_model(agent, choices.task_priority, choices.models, choices.priority_mode)
         return agent.model_copy(update={"model": model, "extra": extra})
 
@@ -218,6 +221,7 @@ class ClaudeRunner:
                 model_usage=result.get("modelUsage") or {},
                 api_error_status=status,
                 permission_denials=result.get("permission_denials") or [],
+                structured_output=result.get("structured_output"),
             )
 
         # What every reading of the run carries, whether it succeeded or not.

@@ -106,6 +106,7 @@ class CodexRunner:
     default_memory_mb = 200.0  # a run on a loopback API stub peaked at 147 MB (0.169); its commands come on top
     counts_tokens = True  # its usage reaches the supervisor (at the end of the turn) and the session's budget
     warms_prompt_cache = False  # the provider caches its own way; a held start would only delay the rest
+    enforces_schema = False  # validated after the run (its --output-schema takes a file: not wired yet)
 
     def __init__(self, executable: str | None = None, *, environ: Mapping[str, str] | None = None) -> None:
         self.executable = executable

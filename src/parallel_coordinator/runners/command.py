@@ -60,6 +60,7 @@ class CommandRunner:
     default_memory_mb = 50.0  # usually a small script
     counts_tokens = False
     warms_prompt_cache = False
+    enforces_schema = False  # its output is parsed and validated after the run
 
     def for_run(self, agent: AgentSpec, choices: RunChoices) -> AgentSpec:
         return agent

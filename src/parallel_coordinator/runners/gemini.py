@@ -99,6 +99,7 @@ class GeminiRunner:
     default_memory_mb = 300.0  # a Node process: a run on a loopback API stub peaked at 253 MB (0.61)
     counts_tokens = True  # its usage reaches the supervisor (with the result) and the session's budget
     warms_prompt_cache = False  # the provider caches its own way; a held start would only delay the rest
+    enforces_schema = False  # validated after the run
 
     def __init__(self, executable: str | None = None, *, environ: Mapping[str, str] | None = None) -> None:
         self.executable = executable

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from parallel_coordinator.errors import shortened
 
@@ -49,6 +49,32 @@ class RetryPolicy(BaseModel):
     backoff_seconds: float = Field(1.0, ge=0, le=600, description="Base delay before a retry; doubles each time.")
 
 
+def schema_error(schema: object) -> str | None:
+    """Why `schema` is not a usable JSON Schema, or None."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    if not isinstance(schema, dict):
+        return f"must be a JSON Schema object, got {type(schema).__name__}"
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as exc:
+        return f"is not a valid JSON Schema: {exc.message[:600]}"
+    return None
+
+
+class JudgeMerge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    judge: str = Field(
+        min_length=1, max_length=200, description="The agent that picks or merges the replicas' answers."
+    )
+
+
+MAX_REPLICAS = 16
+
+
 class Subtask(BaseModel):
     """One node of the graph."""
 
@@ -70,6 +96,41 @@ class Subtask(BaseModel):
     fallback_agents: list[str] | None = Field(None, description="Agents to try, in order, if this one keeps failing.")
     expected_duration: float | None = Field(None, gt=0, le=86_400, description="Seconds, a scheduling hint.")
     resources_required: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = Field(
+        None,
+        description="JSON Schema the output must match: claude runs get it as --json-schema, others are parsed and"
+        " validated; an output that does not match is retried with the error; a valid one is output_json.",
+    )
+    count: int = Field(
+        1, ge=1, le=MAX_REPLICAS, description="Replicas: run this many independent attempts at once (default 1)."
+    )
+    merge: Literal["all", "vote"] | JudgeMerge | None = Field(
+        None,
+        description="How replicas become the result: 'all' (each, labelled; the default), 'vote' (the majority"
+        " answer; no majority fails the task, saying so) or {'judge': AGENT} (that agent picks or merges).",
+    )
+
+    @field_validator("output_schema")
+    @classmethod
+    def _a_usable_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        problem = schema_error(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(f"output_schema {problem}")
+        return value
+
+    @model_validator(mode="after")
+    def _merge_needs_replicas(self) -> Subtask:
+        if self.merge is not None and self.count == 1:
+            raise ValueError(f"task {self.id!r} sets merge but count is 1; set count to 2 or more, or drop merge")
+        return self
+
+    @property
+    def merge_kind(self) -> str:
+        return "judge" if isinstance(self.merge, JudgeMerge) else self.merge or "all"
+
+    @property
+    def judge_agent(self) -> str | None:
+        return self.merge.judge if isinstance(self.merge, JudgeMerge) else None
 
     @field_validator("id")
     @classmethod
@@ -114,6 +175,12 @@ class CoordinateOptions(BaseModel):
         3, ge=1, le=20,
         description="Attempts per agent for each task, retried with exponential backoff, unless its retry_policy says"
         " otherwise.",
+    )
+    on_flagged: Literal["keep", "fail"] = Field(
+        "keep",
+        description="A run that claims success with no sign of the work its task asks for (no tool call from an"
+        " agent with tools, an isolated worktree left unchanged) is flagged in its result ('keep'), or counts as"
+        " a failed attempt and is retried ('fail').",
     )
     on_failure: Literal["continue", "stop"] = Field(
         "continue",

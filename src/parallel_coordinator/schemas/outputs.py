@@ -40,6 +40,20 @@ class AttemptRecord(BaseModel):
     prefix: PrefixTokens | None = None
 
 
+class ReplicaResult(BaseModel):
+    """One replica of a subtask run `count` times (see TaskResult.replicas)."""
+
+    task_id: str = Field(description="The subtask's id and the replica's number: 'review#2'.")
+    agent: str
+    status: str
+    output: str = ""
+    output_truncated: bool = False
+    output_uri: str | None = None
+    output_json: Any = None
+    error: str | None = None
+    attempts: int = 0
+
+
 class TaskResult(BaseModel):
     task_id: str
     agent: str = Field(description="The agent that produced the final attempt.")
@@ -61,6 +75,16 @@ class TaskResult(BaseModel):
     cost_usd: float | None = None
     prefix: PrefixTokens | None = Field(None, description="The final attempt's first-turn prompt (claude agents).")
     attempt_log: list[AttemptRecord] = Field(default_factory=list)
+    output_json: Any = Field(
+        None, description="The output as validated against the subtask's output_schema (what dependents receive)."
+    )
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Signs that the run claimed work it did not do (no_tool_use, no_change), each with its reason.",
+    )
+    replicas: list[ReplicaResult] | None = Field(
+        None, description="With count > 1: each replica's result; `output` is their merge (merge: all, vote, judge).",
+    )
     worktree: dict[str, Any] | None = Field(
         None, description="For an isolated task: its branch and what it changed (files, insertions, deletions)."
     )

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     output_path TEXT,
     output_cut INTEGER,
     worktree TEXT,
+    output_json TEXT,
+    flags TEXT,
     PRIMARY KEY (session_id, task_id)
 );
 CREATE TABLE IF NOT EXISTS attempts (
@@ -73,7 +75,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -103,6 +105,10 @@ _MIGRATIONS = {
         "ALTER TABLE sessions ADD COLUMN spend TEXT",
     ],
     8: ["ALTER TABLE attempts ADD COLUMN prefix TEXT"],
+    9: [
+        "ALTER TABLE tasks ADD COLUMN output_json TEXT",
+        "ALTER TABLE tasks ADD COLUMN flags TEXT",
+    ],
 }
 
 

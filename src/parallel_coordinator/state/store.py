@@ -10,7 +10,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ class StoredTask:
     output_path: str | None = None
     output_cut: bool = False
     worktree: dict[str, Any] | None = None
+    output_json: Any = None  # the output validated against the subtask's output_schema (JSON in the row)
+    flags: list[str] = field(default_factory=list)
 
     @property
     def kept(self) -> KeptOutput:
@@ -236,11 +238,13 @@ class Store:
                 input_tokens=r[11], output_tokens=r[12], cost_usd=r[13], spec=json.loads(r[14] or "{}"),
                 progress=r[15], message=r[16], output_chars=r[17], output_path=r[18], output_cut=bool(r[19]),
                 worktree=json.loads(r[20]) if r[20] else None,
+                output_json=json.loads(r[21]) if r[21] is not None else None,
+                flags=json.loads(r[22]) if r[22] else [],
             )
             for r in self._db.execute(
                 "SELECT task_id, agent, description, dependencies, priority, status, output, error, attempts,"
                 " started_at, finished_at, input_tokens, output_tokens, cost_usd, spec, progress, message,"
-                " output_chars, output_path, output_cut, worktree FROM tasks"
+                " output_chars, output_path, output_cut, worktree, output_json, flags FROM tasks"
                 " WHERE session_id = ? ORDER BY position",
                 (session_id,),
             )

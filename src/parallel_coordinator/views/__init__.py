@@ -42,6 +42,7 @@ from parallel_coordinator.schemas.outputs import (
     PrefixFigures,
     PrefixTokens,
     ProgressStatus,
+    ReplicaResult,
     SessionMetrics,
     SpendFigures,
     SystemHealth,
@@ -201,8 +202,9 @@ MAX_RESULT_ENTRIES = 200
 
 
 def _listed(snap: SessionView) -> tuple[list[TaskRecord], int]:
-    """The task records an answer lists, in plan order, and how many it leaves out."""
-    records = list(snap.tasks.values())
+    """The task records an answer lists, in plan order, and how many it leaves out (replicas are listed
+    inside their subtask's result, not beside it)."""
+    records = [r for r in snap.tasks.values() if r.replica_of is None]
     if len(records) <= MAX_RESULT_ENTRIES:
         return records, 0
     first = [r for r in records if r.status is not TaskState.SUCCEEDED] + [
@@ -232,6 +234,9 @@ def task_results(snap: SessionView, result_chars: int, total_chars: int) -> tupl
                 output_uri=task_uri(snap.id, record.task_id),
                 output_cut_on_disk=record.output_cut,
                 worktree=record.worktree,
+                output_json=record.output_json,
+                flags=list(record.flags),
+                replicas=_replicas(snap, record.task_id, result_chars) if _has_replicas(snap, record) else None,
                 error=record.error,
                 attempts=len(record.attempts),
                 started_at=iso(record.started_at),
@@ -254,6 +259,26 @@ def task_results(snap: SessionView, result_chars: int, total_chars: int) -> tupl
             )
         )
     return results, omitted
+
+
+def _has_replicas(snap: SessionView, record: TaskRecord) -> bool:
+    return f"{record.task_id}#1" in snap.tasks and snap.tasks[f"{record.task_id}#1"].replica_of == record.task_id
+
+
+def _replicas(snap: SessionView, task_id: str, result_chars: int) -> list[ReplicaResult]:
+    """Each replica of a subtask, its output cut to an even share of the per-result cap."""
+    replicas = [r for r in snap.tasks.values() if r.replica_of == task_id]
+    share = max(result_chars // max(len(replicas), 1), 0)
+    listed = []
+    for replica in replicas:
+        shown = read_output(replica.kept, share)
+        listed.append(ReplicaResult(
+            task_id=replica.task_id, agent=replica.attempts[-1].agent if replica.attempts else replica.agent,
+            status=replica.status.value, output=shown, output_truncated=len(shown) < replica.kept.chars,
+            output_uri=task_uri(snap.id, replica.task_id), output_json=replica.output_json, error=replica.error,
+            attempts=len(replica.attempts),
+        ))
+    return listed
 
 
 def progress_status(
