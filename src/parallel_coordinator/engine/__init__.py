@@ -7,6 +7,7 @@ and no runner by name. Its public surface is its modules:
     acceptance   a claimed success against the output schema and signs of work (pure)
     batching     burst batching's prompt and split (pure)
     reuse        identical tasks run once
+    replicas     a subtask's replicas merged: all, or the majority's answer (pure)
     budget       a session's spend, and its budget: reached, it stops
     slots        per-agent concurrency and per-runner rate-limit throttles
     throttle     one runner's AIMD rate-limit throttle
@@ -47,6 +48,7 @@ __all__ = [
     "policy",
     "read_model",
     "recorder",
+    "replicas",
     "reuse",
     "run_loop",
     "session",
