@@ -44,8 +44,11 @@ class SessionRuns:
             async with anyio.create_task_group() as group:
                 while not session.scheduler.finished:
                     self._start_ready(session, group)
-                    # A queue held back by CPU, memory or a rate limit is looked at again shortly.
-                    wait = RECHECK_S if session.queue_reason else math.inf
+                    # A queue held back by CPU, memory or a rate limit is looked at again shortly, and
+                    # the moment a rate limit's pause ends.
+                    wait = math.inf
+                    if session.queue_reason:
+                        wait = min(RECHECK_S, self.slots.resume_in(a.runner for a in session.agents.values()))
                     if deadline is not None:
                         wait = min(wait, deadline - anyio.current_time())
                     with anyio.move_on_after(wait):
@@ -74,7 +77,8 @@ class SessionRuns:
             refusal = self.gate.refusal(self._expected_need_mb(session), self.slots.active)
             if refusal is not None:
                 return refusal
-            task_id = scheduler.take_ready(lambda agent: self.slots.may_start(session.agents[agent]))
+            # Admission counts the run with its runner's throttle: a pass never starts more than it admits.
+            task_id = scheduler.take_ready(lambda agent: self.slots.admit(session.agents[agent]))
             if task_id is None:
                 return self.slots.throttle_reason({a.runner for a in session.agents.values()})
             agent = session.agents[session.tasks[task_id].agent]
@@ -97,9 +101,9 @@ class SessionRuns:
                     state={"status": "running", "started_at": record.started_at},
                 ))
             if len(batch) == 1:
-                group.start_soon(self.tasks.run_task, session, task_id, name=f"task {session.id}/{task_id}")
+                group.start_soon(self.tasks.run_task, session, task_id, True, name=f"task {session.id}/{task_id}")
             else:
-                group.start_soon(self.tasks.run_batch, session, batch, name=f"batch {session.id}/{task_id}")
+                group.start_soon(self.tasks.run_batch, session, batch, True, name=f"batch {session.id}/{task_id}")
         return None
 
     def _batches(self, session: Session, runner_kind: str) -> bool:
