@@ -10,8 +10,9 @@ run holds its slot --run seconds. Each round starts a fresh limiter (full bucket
   naive  N processes of the same fake started at once, no back-off, no retry.
 The table gives medians over the rounds: makespan, its ratio to the limiter's own lower bound (the
 makespan of a client that asks the very moment a run could be granted and pays nothing to start one,
-_limiter.ideal_makespan), tasks lost (no successful result), runs started and refused, and the tokens of
-every run (each run's result usage is kept per round, `Round.usages`, for any column worked out from it).
+_limiter.ideal_makespan), tasks lost (no successful result), runs started and refused, the most 429s one
+task met, and the prompt tokens of every run (each run's result usage is kept per round, `Round.usages`:
+a new column is one more entry in `figures`).
 Run: .venv/bin/python benchmarks/rate_limit.py [--tasks 64] [--rounds 3] [--concurrent 4]
      [--per-minute 16] [--minute 4] [--run 0.5]
 """
@@ -44,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 LIMITED_CLAUDE = HERE / "limited_claude"
 LIMITER = HERE / "_limiter.py"
 FLAGS = ["-p", "--output-format", "stream-json", "--verbose"]  # what a naive script runs
+INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")  # every prompt token
 WORKER = "---\nname: worker\ndescription: benchmark claude agent\n---\nYou do one small task.\n"
 
 
@@ -63,6 +65,7 @@ class Round:
     makespan_s: float
     lost: int
     refused: int  # runs the limiter turned away (each one a 429 run)
+    worst: int  # the most 429s one task met (the engine gives a task up after max_rate_limit_retries, 10)
     usages: list[dict[str, Any]] = field(default_factory=list)  # every run's result usage, refused ones too
 
     @property
@@ -106,11 +109,11 @@ def limiter(root: Path, name: str, limits: Limits) -> Iterator[dict[str, str]]:
             process.stdout.close()
 
 
-def finish(env: dict[str, str], makespan_s: float, lost: int) -> Round:
+def finish(env: dict[str, str], makespan_s: float, lost: int, worst: int) -> Round:
     log = Path(env["FAKE_CLAUDE_LIMITER_LOG"])
     runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     refused = sum(counts(env["FAKE_CLAUDE_LIMITER"]).get(reason, 0) for reason in ("bucket", "concurrency"))
-    return Round(makespan_s, lost, refused, [run["usage"] or {} for run in runs])
+    return Round(makespan_s, lost, refused, worst, [run["usage"] or {} for run in runs])
 
 
 def naive(root: Path, limits: Limits, tasks: int, claude: Path) -> Round:
@@ -128,7 +131,7 @@ def naive(root: Path, limits: Limits, tasks: int, claude: Path) -> Round:
             lines = out.decode(errors="replace").strip().splitlines()
             last = json.loads(lines[-1]) if lines else {}
             ok += last.get("type") == "result" and not last.get("is_error")
-        return finish(env, time.monotonic() - started, tasks - ok)
+        return finish(env, time.monotonic() - started, tasks - ok, worst=1 if ok < tasks else 0)
 
 
 def ours(root: Path, limits: Limits, tasks: int, claude: Path, number: int) -> Round:
@@ -148,7 +151,7 @@ def ours(root: Path, limits: Limits, tasks: int, claude: Path, number: int) -> R
             Subtask(id=f"t{i}", description=f"task {i}", agent_type="worker", resources_required={"memory_mb": 50})
             for i in range(tasks)
         ]
-        result: list[tuple[float, int]] = []
+        result: list[tuple[float, int, int]] = []
 
         async def main() -> None:
             async with Coordinator(settings) as coordinator:
@@ -157,8 +160,10 @@ def ours(root: Path, limits: Limits, tasks: int, claude: Path, number: int) -> R
                 started = time.monotonic()
                 session = await coordinator.start("rate limits", plan, options)
                 await session.done.wait()
+                makespan = time.monotonic() - started
                 lost = sum(r.status is not TaskState.SUCCEEDED for r in session.tasks.values())
-                result.append((time.monotonic() - started, lost))
+                worst = max(sum(a.outcome == "rate_limited" for a in r.attempts) for r in session.tasks.values())
+                result.append((makespan, lost, worst))
 
         try:
             anyio.run(main)
@@ -169,6 +174,19 @@ def ours(root: Path, limits: Limits, tasks: int, claude: Path, number: int) -> R
                 else:
                     os.environ[key] = value
         return finish(env, *result[0])
+
+
+def figures(bound: float) -> dict[str, Callable[[list[Round]], float]]:
+    """The table's columns, each a figure of one alternative's rounds (a column is one more entry here)."""
+    return {
+        "makespan s": lambda done: median(r.makespan_s for r in done),
+        "x bound": lambda done: median(r.makespan_s for r in done) / bound,
+        "tasks lost": lambda done: median(r.lost for r in done),
+        "runs": lambda done: median(r.runs for r in done),
+        "429s": lambda done: median(r.refused for r in done),
+        "most 429s a task": lambda done: max(r.worst for r in done),
+        "input tokens": lambda done: median(sum(r.tokens(key) for key in INPUT_KEYS) for r in done),
+    }
 
 
 def main() -> None:
@@ -197,15 +215,9 @@ def main() -> None:
         order = list(alternatives) if number % 2 == 0 else list(reversed(alternatives))  # interleaved
         for name in order:
             rounds[name].append(alternatives[name](number))
-    rows = []
-    for name, done in rounds.items():
-        makespan = median(r.makespan_s for r in done)
-        rows.append([
-            name, makespan, makespan / bound, median(r.lost for r in done), median(r.runs for r in done),
-            median(r.refused for r in done), median(r.tokens("input_tokens") + r.tokens("cache_read_input_tokens")
-                                                   + r.tokens("cache_creation_input_tokens") for r in done),
-        ])
-    table(["alternative", "makespan s", "x bound", "tasks lost", "runs", "429s", "input tokens"], rows)
+    columns = figures(bound)
+    table(["alternative", *columns], [[name, *(column(done) for column in columns.values())]
+                                      for name, done in rounds.items()])
     report_leftovers()
 
 
