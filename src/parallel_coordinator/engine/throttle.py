@@ -27,7 +27,7 @@ class RunnerThrottle:
     limit: float = field(init=False)
     running: int = 0  # runs admitted and not ended yet
     resume_at: float = 0.0
-    consecutive: int = 0
+    consecutive: int = 0  # rate limits that named no wait since the last success
     rate_limits: int = 0
     asked_s: float | None = None  # the wait the last rate-limited run's stream asked for, if it named one
 
@@ -57,13 +57,13 @@ class RunnerThrottle:
         """Record a rate limit, with the wait its stream asked for if any; returns the pause before the next start."""
         now = time.monotonic() if now is None else now
         self.rate_limits += 1
-        self.consecutive += 1
         # running still counts the run that was just limited: halve what was actually in flight.
         self.limit = max(1.0, min(self.limit, float(max(self.running, 1))) / 2)
         self.asked_s = wait_s if wait_s is not None and wait_s > 0 else None  # "0 s" would be no pause at all
         if self.asked_s is not None:
             pause = min(self.max_wait_s, self.asked_s)  # the API knows when it will take more: no guess
         else:
+            self.consecutive += 1  # the guess grows with each rate limit in a row that named no wait
             pause = min(self.max_pause_s, self.base_pause_s * 2.0 ** (self.consecutive - 1))
             pause *= random.uniform(0.5, 1.0)
         self.resume_at = max(self.resume_at, now + pause)
