@@ -98,6 +98,13 @@ def ideal_makespan(runs: int, run_s: float, concurrent: int, per_minute: int, mi
     return finished
 
 
+def retry_after_ms(wait_s: float, minute_s: float) -> int:
+    """The Retry-After the API would send: whole seconds, at least one, in the limiter's scaled time (a scaled
+    second is minute_s / 60). A slot whose run is past its declared end is due any moment: one second."""
+    second = minute_s / 60
+    return math.ceil(max(1, math.ceil(wait_s / second - 1e-9)) * second * 1000)
+
+
 async def _serve(path: str, limiter: Limiter) -> None:
     loop = asyncio.get_running_loop()
     counts = {"granted": 0, "bucket": 0, "concurrency": 0}
@@ -113,7 +120,7 @@ async def _serve(path: str, limiter: Limiter) -> None:
             slot, wait, reason = limiter.request(loop.time(), hold_s)
             if slot is None:
                 counts[reason] += 1
-                answer = {"granted": False, "retry_after_ms": math.ceil(wait * 1000), "reason": reason}
+                answer = {"granted": False, "retry_after_ms": retry_after_ms(wait, limiter.minute_s), "reason": reason}
                 writer.write((json.dumps(answer) + "\n").encode())
                 return
             counts["granted"] += 1

@@ -116,9 +116,9 @@ def finish(env: dict[str, str], makespan_s: float, lost: int, worst: int) -> Rou
     return Round(makespan_s, lost, refused, worst, [run["usage"] or {} for run in runs])
 
 
-def naive(root: Path, limits: Limits, tasks: int, claude: Path) -> Round:
+def naive(root: Path, limits: Limits, tasks: int, claude: Path, number: int) -> Round:
     """All tasks at once as plain processes; whatever the limiter refuses is lost."""
-    with limiter(root, "naive", limits) as env:
+    with limiter(root, f"naive{number}", limits) as env:
         started = time.monotonic()
         processes = [
             subprocess.Popen([str(claude), *FLAGS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -208,13 +208,15 @@ def main() -> None:
     logging.getLogger("parallel_coordinator").setLevel(logging.ERROR)  # each 429 is a warning: hundreds of lines
     alternatives: dict[str, Callable[[int], Round]] = {
         "Parallel Coordinator": lambda n: ours(root, limits, args.tasks, claude, n),
-        "naive fan-out": lambda n: naive(root, limits, args.tasks, claude),
+        "naive fan-out": lambda n: naive(root, limits, args.tasks, claude, n),
     }
     rounds: dict[str, list[Round]] = {name: [] for name in alternatives}
     for number in range(args.rounds):
         order = list(alternatives) if number % 2 == 0 else list(reversed(alternatives))  # interleaved
         for name in order:
             rounds[name].append(alternatives[name](number))
+    for name, done in rounds.items():
+        print(f"{name}, each round: " + ", ".join(f"{r.makespan_s:.1f} s ({r.lost} lost)" for r in done))
     columns = figures(bound)
     table(["alternative", *columns], [[name, *(column(done) for column in columns.values())]
                                       for name, done in rounds.items()])

@@ -64,6 +64,13 @@ def test_a_full_house_says_when_its_first_run_is_due_to_end_and_a_release_lets_t
     assert rule.request(1.5, hold_s=1.0)[0] is not None
 
 
+def test_the_retry_after_is_in_whole_scaled_seconds_and_never_zero() -> None:
+    # A 4 s minute: a scaled second is 1/15 s.
+    assert limiter.retry_after_ms(0.0, minute_s=4.0) == 67  # a run past its declared end: any moment now
+    assert limiter.retry_after_ms(0.25, minute_s=4.0) == 267  # 3.75 scaled seconds, rounded up to 4
+    assert limiter.retry_after_ms(90.0, minute_s=60.0) == 90_000
+
+
 @pytest.mark.parametrize(
     ("runs", "run_s", "concurrent", "per_minute", "minute_s", "expected"),
     [
