@@ -54,11 +54,13 @@ def test_a_wait_past_the_cap_is_cut_to_max_wait_s() -> None:
 
 
 @pytest.mark.parametrize("wait_s", [None, 0.0])
-def test_without_a_wait_from_the_stream_the_pause_is_a_growing_guess_of_our_own(wait_s: float | None) -> None:
+def test_without_a_wait_from_the_stream_the_pause_is_a_guess_of_our_own_that_doubles_each_round(
+    wait_s: float | None,
+) -> None:
     throttle = RunnerThrottle(max_limit=8)
 
-    first = limited(throttle, 1, now=0.0, wait_s=wait_s)
-    second = limited(throttle, 1, now=0.0, wait_s=wait_s)
+    first = limited(throttle, 8, now=0.0, wait_s=wait_s)  # eight refused at once: one round, not eight
+    second = limited(throttle, 1, now=throttle.resume_at, wait_s=wait_s)  # the first run after the pause
 
     assert throttle.asked_s is None
     assert throttle.base_pause_s / 2 <= first <= throttle.base_pause_s

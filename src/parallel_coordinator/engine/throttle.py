@@ -27,7 +27,7 @@ class RunnerThrottle:
     limit: float = field(init=False)
     running: int = 0  # runs admitted and not ended yet
     resume_at: float = 0.0
-    consecutive: int = 0  # rate limits that named no wait since the last success
+    consecutive: int = 0  # rounds of rate limits that named no wait since the last success
     rate_limits: int = 0
     asked_s: float | None = None  # the wait the last rate-limited run's stream asked for, if it named one
 
@@ -63,7 +63,10 @@ class RunnerThrottle:
         if self.asked_s is not None:
             pause = min(self.max_wait_s, self.asked_s)  # the API knows when it will take more: no guess
         else:
-            self.consecutive += 1  # the guess grows with each rate limit in a row that named no wait
+            # The guess doubles with each round of refusals that named no wait; refusals that arrive
+            # during the pause are the same round (64 runs refused at once are one signal, not 64).
+            if self.consecutive == 0 or now >= self.resume_at:
+                self.consecutive += 1
             pause = min(self.max_pause_s, self.base_pause_s * 2.0 ** (self.consecutive - 1))
             pause *= random.uniform(0.5, 1.0)
         self.resume_at = max(self.resume_at, now + pause)
