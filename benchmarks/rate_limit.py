@@ -13,8 +13,9 @@ makespan of a client that asks the very moment a run could be granted and pays n
 _limiter.ideal_makespan), tasks lost (no successful result), runs started and refused, the most 429s one
 task met, and the prompt tokens of every run (each run's result usage is kept per round, `Round.usages`:
 a new column is one more entry in `figures`).
+`--without-retry-after` adds ours against refusals whose stream names no wait (the throttle's own guess).
 Run: .venv/bin/python benchmarks/rate_limit.py [--tasks 64] [--rounds 3] [--concurrent 4]
-     [--per-minute 16] [--minute 4] [--run 0.5]
+     [--per-minute 16] [--minute 4] [--run 0.5] [--without-retry-after]
 """
 
 from __future__ import annotations
@@ -89,8 +90,11 @@ def launcher(root: Path) -> Path:
 
 
 @contextmanager
-def limiter(root: Path, name: str, limits: Limits) -> Iterator[dict[str, str]]:
-    """A fresh limiter process (full bucket); yields the environment that points fake runs at it."""
+def limiter(root: Path, name: str, limits: Limits, retry_after: bool = True) -> Iterator[dict[str, str]]:
+    """A fresh limiter process (full bucket); yields the environment that points fake runs at it.
+
+    Without `retry_after` a refused run's stream names no wait (no api_retry line before its 429).
+    """
     sock, log = root / f"{name}.sock", root / f"{name}.runs"
     rates = [str(limits.concurrent), str(limits.per_minute), str(limits.minute_s)]
     process = subprocess.Popen([sys.executable, str(LIMITER), str(sock), *rates], stdout=subprocess.PIPE, text=True)
@@ -100,7 +104,7 @@ def limiter(root: Path, name: str, limits: Limits) -> Iterator[dict[str, str]]:
             "FAKE_CLAUDE_LIMITER": str(sock), "FAKE_CLAUDE_LIMITER_LOG": str(log),
             "FAKE_CLAUDE_LIMITER_HOLD_S": str(limits.run_s),
             # A refused run reports one retry (with the limiter's Retry-After) and ends: the CLI gave up.
-            "CLAUDE_CODE_MAX_RETRIES": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "1" if retry_after else "0",
         }
     finally:
         process.terminate()
@@ -134,12 +138,12 @@ def naive(root: Path, limits: Limits, tasks: int, claude: Path, number: int) -> 
         return finish(env, time.monotonic() - started, tasks - ok, worst=1 if ok < tasks else 0)
 
 
-def ours(root: Path, limits: Limits, tasks: int, claude: Path, number: int) -> Round:
+def ours(root: Path, limits: Limits, tasks: int, claude: Path, number: int, retry_after: bool = True) -> Round:
     """One session of `tasks` claude tasks through the engine, a fresh coordinator (so a fresh throttle)."""
     agents = root / "agents"
     agents.mkdir(exist_ok=True)
     (agents / "worker.md").write_text(WORKER)
-    with limiter(root, f"ours{number}", limits) as env:
+    with limiter(root, f"ours{number}{'' if retry_after else '-blind'}", limits, retry_after) as env:
         saved = {key: os.environ.get(key) for key in [*env, "PCOORD_CLAUDE_BIN"]}
         os.environ.update(env, PCOORD_CLAUDE_BIN=str(claude))  # agents inherit the server's environment
         settings = Settings(
@@ -197,6 +201,8 @@ def main() -> None:
     parser.add_argument("--per-minute", type=int, default=16, help="the bucket: its size, and its refill a minute")
     parser.add_argument("--minute", type=float, default=4.0, help="seconds a limiter minute lasts")
     parser.add_argument("--run", type=float, default=0.5, help="seconds a granted run holds its slot")
+    parser.add_argument("--without-retry-after", action="store_true",
+                        help="also ours against streams that name no wait (our own guess: slower)")
     args = parser.parse_args()
     limits = Limits(args.concurrent, args.per_minute, args.minute, args.run)
     bound = limits.bound(args.tasks)
@@ -210,6 +216,8 @@ def main() -> None:
         "Parallel Coordinator": lambda n: ours(root, limits, args.tasks, claude, n),
         "naive fan-out": lambda n: naive(root, limits, args.tasks, claude, n),
     }
+    if args.without_retry_after:
+        alternatives["ours, no Retry-After"] = lambda n: ours(root, limits, args.tasks, claude, n, retry_after=False)
     rounds: dict[str, list[Round]] = {name: [] for name in alternatives}
     for number in range(args.rounds):
         order = list(alternatives) if number % 2 == 0 else list(reversed(alternatives))  # interleaved
