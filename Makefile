@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/soak.py --sessions 20 --tasks 60 --mb 4
 	$(BIN)/python benchmarks/memory.py --agents 64 256
 	$(BIN)/python benchmarks/flood.py 5 3 8
+	$(BIN)/python benchmarks/rate_limit.py --tasks 64 --rounds 3
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -226,7 +226,8 @@ async def test_a_rate_limited_claude_run_backs_off_and_does_not_use_up_attempts(
     sequence.write_text("rate_limit\nsuccess\n")
     monkeypatch.setenv("PCOORD_CLAUDE_BIN", str(FAKE_CLAUDE))
     monkeypatch.setenv("FAKE_CLAUDE_SEQUENCE", str(sequence))
-    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
+    monkeypatch.setenv("FAKE_CLAUDE_RETRY_AFTER_MS", "50")  # the API's Retry-After, in the api_retry line
     session = await finish(coordinator, [
         Subtask.model_validate({"id": "r", "description": "review", "agent_type": "reviewer",
                                 "retry_policy": quick(1)}),
@@ -236,6 +237,7 @@ async def test_a_rate_limited_claude_run_backs_off_and_does_not_use_up_attempts(
     assert [a.outcome for a in record.attempts] == ["rate_limited", "exited"]
     throttle = coordinator.throttles["claude"]
     assert throttle.rate_limits == 1
+    assert throttle.asked_s == 0.05  # the pause was the stream's, not a guess of our own
     assert throttle.limit < throttle.max_limit  # backed off, and growing back one success at a time
 
 

@@ -77,11 +77,12 @@ def test_an_agents_slots_stop_at_its_max_concurrent_and_come_back_when_given_bac
     woken: list[int] = []
     slots = Slots(runner_limit=64, on_freed=lambda: woken.append(1))
     one = agent("one", max_concurrent=1)
-    assert slots.may_start(one)
+    assert slots.admit(one)
     slots.take("one")
-    assert not slots.may_start(one) and slots.active == 1
+    assert not slots.admit(one) and slots.active == 1
     slots.give_back("one")
-    assert slots.may_start(one) and woken == [1]
+    assert slots.admit(one) and woken == [1]
+    assert slots.throttle(one.runner).running == 2  # what was admitted counts until it ends
 
 
 @pytest.mark.anyio

@@ -15,7 +15,13 @@ import pytest
 from parallel_coordinator.agents.spec import AgentSpec
 from parallel_coordinator.errors import RunnerUnavailableError
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, TaskRequest
-from parallel_coordinator.runners.claude import DEFAULT_MAX_TURNS, ClaudeRunner, build_prompt, find_claude
+from parallel_coordinator.runners.claude import (
+    DEFAULT_MAX_TURNS,
+    ClaudeRunner,
+    asked_wait_s,
+    build_prompt,
+    find_claude,
+)
 from parallel_coordinator.runners.claude_stream import ClaudeStreamReader
 from parallel_coordinator.runners.streams import Progress
 
@@ -323,6 +329,37 @@ def test_429_and_529_failures_are_marked_rate_limited(
     assert result.details["api_retries"] == 2
     assert result.details["api_error_status"] == int(status)
     assert any((p.message or "").startswith(f"API retry 2/2 after {status}") for p in progress)
+
+
+def test_a_rate_limited_run_reports_the_retry_after_its_stream_gave(runner: ClaudeRunner, tmp_path: Path) -> None:
+    agent = make_agent()
+    outcome, progress = run(
+        runner.invocation(agent, make_request()), tmp_path,
+        FAKE_CLAUDE_SCENARIO="rate_limit", CLAUDE_CODE_MAX_RETRIES="1", FAKE_CLAUDE_RETRY_AFTER_MS="1500",
+    )
+
+    result = runner.interpret(agent, outcome)
+
+    assert result.rate_limited is True
+    assert result.details["retry_after_s"] == 1.5
+    assert "API retry 1/1 after 429 rate_limit, next try in 1.5 s" in [p.message for p in progress]
+
+
+def test_a_successful_or_merely_failed_run_asks_for_no_wait(runner: ClaudeRunner, tmp_path: Path) -> None:
+    agent = make_agent()
+    for scenario in ("success", "crash"):
+        outcome, _ = run(runner.invocation(agent, make_request()), tmp_path, FAKE_CLAUDE_SCENARIO=scenario)
+
+        assert runner.interpret(agent, outcome).details["retry_after_s"] is None
+
+
+def test_the_wait_asked_for_is_the_later_of_the_last_retry_delay_and_a_rejected_windows_reset() -> None:
+    now = 1_800_000_000.0
+    assert asked_wait_s({"retry_delay_ms": 2500, "rejected_until": now + 60}, now) == 60
+    assert asked_wait_s({"retry_delay_ms": 2500, "rejected_until": now - 5}, now) == 2.5  # already open
+    assert asked_wait_s({"retry_delay_ms": None, "rejected_until": now - 5}, now) is None  # names no wait
+    assert asked_wait_s({"retry_delay_ms": None, "rejected_until": None}, now) is None
+    assert asked_wait_s({}, now) is None
 
 
 def test_a_crash_without_a_result_names_the_exit_status_and_stderr(

@@ -173,6 +173,33 @@ def test_a_rejected_rate_limit_event_marks_the_run_rate_limited() -> None:
     assert reader.summary()["rate_limit_info"]["rateLimitType"] == "seven_day"
 
 
+def test_the_real_overloaded_transcript_keeps_claude_codes_last_announced_retry_delay() -> None:
+    reader = ClaudeStreamReader()
+    feed(reader, REAL_OVERLOADED)
+
+    assert reader.summary()["retry_delay_ms"] == 1162  # the second api_retry's wait, the last one
+    assert reader.summary()["rejected_until"] is None
+
+
+def test_a_retry_after_a_connection_error_is_not_a_wait_the_api_asked_for() -> None:
+    reader = ClaudeStreamReader()
+    reader.on_stdout_line(json.dumps({
+        "type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10, "retry_delay_ms": 550,
+        "error_status": None, "error": "unknown", "session_id": "s", "uuid": "u",
+    }))
+
+    assert reader.summary()["retry_delay_ms"] is None
+
+
+def test_a_rejected_rate_limit_event_keeps_when_its_window_resets() -> None:
+    reader = ClaudeStreamReader()
+    for status, resets in (("rejected", 1795532400), ("allowed", 1795536000)):
+        info = {"status": status, "resetsAt": resets, "rateLimitType": "five_hour"}
+        reader.on_stdout_line(json.dumps({"type": "rate_limit_event", "rate_limit_info": info}))
+
+    assert reader.summary()["rejected_until"] == 1795532400  # an allowed event later does not move it
+
+
 def test_the_fake_success_transcript_reads_as_two_turns_and_a_result() -> None:
     code, lines, _ = run_fake("success", "Check the docs.\n")
     reader = ClaudeStreamReader()

@@ -174,7 +174,6 @@ class Attempts:
         request: TaskRequest,
     ) -> tuple[AttemptOutcome, RunResult]:
         """Start the agent (in its own worktree if it wants one), wait for it, and read its outcome."""
-        throttle = self.slots.throttle(agent.runner)
         root = self.settings.state_dir / "worktrees"
         async with isolated(session, record, agent, request, root, self.events) as request:
             try:
@@ -188,11 +187,7 @@ class Attempts:
                 runner, agent, invocation, request, artefacts, session.policy.memory_limit_mb,
                 session.policy.stall_timeout_s,
             )
-            throttle.running += 1
-            try:
-                outcome = await self._supervise(session, record, job)
-            finally:
-                throttle.running -= 1
+            outcome = await self._supervise(session, record, job)
             result = runner.interpret(agent, outcome)
             if outcome.stdout_truncated and runner.output_is_stdout:
                 # Only the start reached us: the whole output is the stdout artefact (up to the disk cap).

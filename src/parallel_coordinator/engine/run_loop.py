@@ -51,8 +51,11 @@ class SessionRuns:
             async with anyio.create_task_group() as group:
                 while not session.scheduler.finished:
                     self._start_ready(session, group)
-                    # A queue held back by CPU, memory, a rate limit or a warm-up is looked at again shortly.
-                    wait = RECHECK_S if session.queue_reason else math.inf
+                    # A queue held back by CPU, memory, a rate limit or a warm-up is looked at again shortly,
+                    # and the moment a rate limit's pause ends.
+                    wait = math.inf
+                    if session.queue_reason:
+                        wait = min(RECHECK_S, self.slots.resume_in(a.runner for a in session.agents.values()))
                     release = session.warmup.next_release() if session.warmup else None
                     if release is not None:
                         wait = min(wait, max(0.0, release - time.monotonic()))
@@ -87,9 +90,11 @@ class SessionRuns:
             refusal = self.gate.refusal(self._expected_need_mb(session), self.slots.active)
             if refusal is not None:
                 return refusal
+            # A warm-up hold is asked first: admission counts the run with its runner's throttle, so a pass
+            # never starts more than it admits.
             task_id = scheduler.take_ready(
-                lambda agent: self.slots.may_start(session.agents[agent])
-                and (warmup is None or warmup.may_start(agent, now))
+                lambda agent: (warmup is None or warmup.may_start(agent, now))
+                and self.slots.admit(session.agents[agent])
             )
             if task_id is None:
                 throttled = self.slots.throttle_reason({a.runner for a in session.agents.values()})
@@ -117,9 +122,9 @@ class SessionRuns:
                     state={"status": "running", "started_at": record.started_at},
                 ))
             if len(batch) == 1:
-                group.start_soon(self.tasks.run_task, session, task_id, name=f"task {session.id}/{task_id}")
+                group.start_soon(self.tasks.run_task, session, task_id, True, name=f"task {session.id}/{task_id}")
             else:
-                group.start_soon(self.tasks.run_batch, session, batch, name=f"batch {session.id}/{task_id}")
+                group.start_soon(self.tasks.run_batch, session, batch, True, name=f"batch {session.id}/{task_id}")
         return None
 
     def _batches(self, session: Session, runner_kind: str) -> bool:

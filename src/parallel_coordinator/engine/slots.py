@@ -6,6 +6,7 @@ a runner. Whoever frees a slot wakes the sessions and fallbacks waiting for one.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -33,10 +34,11 @@ class Slots:
             self.throttles[runner] = RunnerThrottle(max_limit=self._runner_limit)
         return self.throttles[runner]
 
-    def may_start(self, agent: AgentSpec) -> bool:
+    def admit(self, agent: AgentSpec) -> bool:
+        """True, with the run counted by its runner's throttle, when `agent` may start one more run now."""
         if agent.max_concurrent is not None and self.running[agent.name] >= agent.max_concurrent:
             return False
-        return self.throttle(agent.runner).admits()
+        return self.throttle(agent.runner).try_start()
 
     def take(self, agent: str) -> None:
         self.running[agent] += 1
@@ -44,6 +46,11 @@ class Slots:
     def give_back(self, agent: str) -> None:
         self.running[agent] -= 1
         self.freed()
+
+    @property
+    def next_freed(self) -> anyio.Event:
+        """The event the next `freed()` sets."""
+        return self._freed
 
     def freed(self) -> None:
         """A slot came free: wake whatever waits for one (fallbacks here, sessions through on_freed)."""
@@ -69,8 +76,14 @@ class Slots:
         wanted = set(runners)
         for runner, throttle in self.throttles.items():
             if throttle.throttled and runner in wanted:
+                asked = f" (the API asked for {throttle.asked_s:.1f} s)" if throttle.asked_s is not None else ""
                 return (
                     f"backing off {runner!r} after {throttle.rate_limits} rate limit(s): at most"
-                    f" {max(1, int(throttle.limit))} at once, next start in {throttle.pause_left():.1f} s"
+                    f" {max(1, int(throttle.limit))} at once, next start in {throttle.pause_left():.1f} s{asked}"
                 )
         return None
+
+    def resume_in(self, runners: Iterable[str]) -> float:
+        """Seconds until the first of these runners' paused throttles takes new runs again; inf if none is paused."""
+        pauses = [self.throttles[r].pause_left() for r in set(runners) if r in self.throttles]
+        return min((p for p in pauses if p > 0), default=math.inf)

@@ -42,18 +42,25 @@ class TaskRuns:
         self.settings, self.attempts, self.slots, self.reuse = settings, attempts, slots, reuse
         self.events, self.estimator, self._request_stop = events, estimator, request_stop
 
-    async def run_task(self, session: Session, task_id: str) -> None:
-        """Run one task to its end; it holds one slot of its agent, taken by the caller, given back here."""
+    async def run_task(self, session: Session, task_id: str, admitted: bool = False) -> None:
+        """Run one task to its end; it holds one slot of its agent, taken by the caller, given back here.
+
+        `admitted`: the caller has counted the task's first run with its runner's throttle (Slots.admit).
+        """
         node = session.graph.nodes[task_id]
         record = session.tasks[task_id]
         if node.merge is not None and (node.merge != "judge" or not self._any_replica_succeeded(session, node)):
-            self.slots.give_back(node.agent)  # merging runs no agent (nor does a judge with nothing to judge)
+            # Merging runs no agent (nor does a judge with nothing to judge): its slot and admission go back.
+            self._admission_unused(session.agents[node.agent], admitted)
+            self.slots.give_back(node.agent)
             self.finish(session, task_id, merged_replicas(session, node))
             return
         held = node.agent  # the agent whose concurrency slot this task holds
         result = RunResult(ok=False, error="not run")
-        key, reused = await self.reuse.find(session, node)
+        key: str | None = None
+        reused: RunResult | None = None
         try:
+            key, reused = await self.reuse.find(session, node)
             for agent_name in (node.agent, *node.fallback_agents) if reused is None else ():
                 if agent_name != held:
                     held = await self.slots.move(held, session.agents[agent_name], session.is_stopping)
@@ -61,10 +68,12 @@ class TaskRuns:
                         break  # stopped while waiting for the fallback's slot
                     record.agent = agent_name
                     log.info("task %r moves to fallback agent %r", task_id, agent_name)
-                result = await self._attempts_with(session, node, record, session.agents[agent_name])
+                first, admitted = admitted, False  # from here on _attempts_with owns the admission
+                result = await self._attempts_with(session, node, record, session.agents[agent_name], first)
                 if result.ok or session.stop_reason is not None:
                     break
         finally:
+            self._admission_unused(session.agents[node.agent], admitted)  # reused, or never got to run
             self.slots.give_back(held)
         self.finish(session, task_id, reused or result)
         if key is not None:
@@ -74,53 +83,89 @@ class TaskRuns:
     def _any_replica_succeeded(session: Session, node: TaskNode) -> bool:
         return any(session.tasks[r].status is TaskState.SUCCEEDED for r in node.dependencies)
 
-    async def _attempts_with(self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec) -> RunResult:
-        """Up to max_attempts runs of one agent; rate-limited runs wait and do not use up attempts."""
+    async def _attempts_with(
+        self, session: Session, node: TaskNode, record: TaskRecord, agent: AgentSpec, admitted: bool = False,
+    ) -> RunResult:
+        """Up to max_attempts runs of one agent; rate-limited runs wait and do not use up attempts.
+
+        Each run is admitted by the runner's throttle first (`admitted`: the first one already was).
+        """
         throttle = self.slots.throttle(agent.runner)
         counts = AttemptCounts(
             max_attempts=node.max_attempts or session.policy.retry_attempts,
             max_rate_limit_retries=self.settings.max_rate_limit_retries,
         )
         result = RunResult(ok=False, error="not run")
-        while session.stop_reason is None:
-            await self._wait_for_throttle(session, agent.runner)
-            if session.stop_reason is not None:
-                break
-            result = await self.attempts.run(session, node, record, agent)
-            decision = after_attempt(
-                result, counts, stopping=session.stop_reason is not None, backoff_s=node.backoff_s,
-                max_backoff_s=self.settings.max_backoff_s,
-            )
-            if decision.action == "succeeded":
-                throttle.on_success()
-                break
-            if decision.action == "rate_limited":
-                pause = throttle.on_rate_limit()
-                log.warning("%s run of task %r was rate limited; backing off %.1f s", agent.runner, node.id, pause)
-                continue  # the throttle holds the next start back
-            if decision.action != "retry":
-                break
-            with anyio.move_on_after(decision.delay_s):  # a stop cuts the backoff short
-                await session.stopped.wait()
+        try:
+            while session.stop_reason is None:
+                if not admitted and not await self._admitted(session, agent.runner):
+                    if result.rate_limited:  # stopped while it waited out a rate limit: cancelled, not failed
+                        result = RunResult(ok=False, error=session.stop_reason, details={"reason": "cancelled"})
+                    break
+                admitted = False
+                try:
+                    result = await self.attempts.run(session, node, record, agent)
+                    decision = after_attempt(
+                        result, counts, stopping=session.stop_reason is not None, backoff_s=node.backoff_s,
+                        max_backoff_s=self.settings.max_backoff_s,
+                    )
+                    # The throttle hears how the run went while it still counts it as running.
+                    if decision.action == "succeeded":
+                        throttle.on_success()
+                    elif decision.action == "rate_limited":
+                        pause = throttle.on_rate_limit(wait_s=_asked_wait(result))
+                finally:
+                    self._run_ended(agent.runner)
+                if decision.action == "succeeded":
+                    break
+                if decision.action == "rate_limited":
+                    log.warning("%s run of task %r was rate limited; backing off %.1f s", agent.runner, node.id, pause)
+                    asked = " (as the API asked)" if throttle.asked_s is not None else ""
+                    record.message = f"rate limited: the next try waits {pause:.1f} s{asked}"
+                    session.notify()
+                    continue  # the throttle holds the next start back
+                if decision.action != "retry":
+                    break
+                with anyio.move_on_after(decision.delay_s):  # a stop cuts the backoff short
+                    await session.stopped.wait()
+        finally:
+            self._admission_unused(agent, admitted)  # stopped before its first run
         return result
 
-    async def _wait_for_throttle(self, session: Session, runner: str) -> None:
+    async def _admitted(self, session: Session, runner: str) -> bool:
+        """Wait until the runner's throttle admits one more run (counted); False if the session stops first."""
         throttle = self.slots.throttle(runner)
-        while not throttle.admits() and session.stop_reason is None:
-            with anyio.move_on_after(max(throttle.pause_left(), RECHECK_S)):
-                await session.stopped.wait()
+        while session.stop_reason is None:
+            if throttle.try_start():
+                return True
+            pause = throttle.pause_left()
+            # Paused: until the pause ends; at its limit: until a run ends (RECHECK_S is a backstop).
+            with anyio.move_on_after(pause if pause > 0 else RECHECK_S):
+                await _first_of(session.stopped, self.slots.next_freed)
+        return False
 
-    async def run_batch(self, session: Session, batch: list[str]) -> None:
+    def _run_ended(self, runner: str) -> None:
+        throttle = self.slots.throttle(runner)
+        throttle.ended()
+        if throttle.throttled:
+            self.slots.freed()  # runs may wait for this one's place under the throttle's limit
+
+    def _admission_unused(self, agent: AgentSpec, admitted: bool) -> None:
+        if admitted:
+            self._run_ended(agent.runner)
+
+    async def run_batch(self, session: Session, batch: list[str], admitted: bool = False) -> None:
         """Several small tasks of one agent in one run; the answer is split back per task.
 
         Tasks the answer has no section for run again on their own, so a batch can only save work.
+        `admitted` as for run_task.
         """
         nodes = [session.graph.nodes[t] for t in batch]
         agent = session.agents[nodes[0].agent]
         carrier = session.tasks[batch[0]]
         combined = combined_node(nodes, agent.timeout or self.settings.task_timeout_s)
         try:
-            result = await self._attempts_with(session, combined, carrier, agent)
+            result = await self._attempts_with(session, combined, carrier, agent, admitted)
         finally:
             self.slots.give_back(agent.name)
         parts = split_batch(result.output, batch) if result.ok else {}
@@ -225,6 +270,24 @@ class TaskRuns:
                 "task_ended", session.id, other, record.agent, status="skipped", error=record.error,
                 state={"status": "skipped", "error": record.error},
             ))
+
+
+def _asked_wait(result: RunResult) -> float | None:
+    """The wait a rate-limited run's stream asked for, as its runner reported it (details["retry_after_s"])."""
+    wait = result.details.get("retry_after_s")
+    return float(wait) if isinstance(wait, int | float) and not isinstance(wait, bool) else None
+
+
+async def _first_of(*events: anyio.Event) -> None:
+    """Return as soon as one of the events is set."""
+    async with anyio.create_task_group() as group:
+
+        async def wait(event: anyio.Event) -> None:
+            await event.wait()
+            group.cancel_scope.cancel()
+
+        for event in events:
+            group.start_soon(wait, event)
 
 
 def merged_replicas(session: Session, node: TaskNode) -> RunResult:

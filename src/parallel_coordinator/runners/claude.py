@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +111,8 @@ class ClaudeRunner:
     `permissionMode`, `maxTurns` and `effort`. The launch is lean (claude_lean.py): only the MCP
     servers of `mcpServers`, never this server, and the setting sources of `settingSources`.
     `rate_limited` is set whenever a 429 or 529 was seen, even in a run that then succeeded after
-    retrying, so the caller can slow down.
+    retrying, so the caller can slow down; a rate-limited run's `details["retry_after_s"]` is the wait
+    its stream asked for (`asked_wait_s`), or None when it named none.
     """
 
     kind = "claude"
@@ -224,6 +226,7 @@ class ClaudeRunner:
                 structured_output=result.get("structured_output"),
             )
 
+        details["retry_after_s"] = asked_wait_s(summary, time.time()) if rate_limited else None
         # What every reading of the run carries, whether it succeeded or not.
         accounting: dict[str, Any] = {
             "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost_usd,
@@ -263,6 +266,26 @@ class ClaudeRunner:
         if isinstance(value, str) and value.strip().isdigit() and int(value) >= 1:
             return int(value)
         return self.max_turns
+
+
+def asked_wait_s(summary: Mapping[str, Any], now: float) -> float | None:
+    """Seconds the stream asked for before the next run, None if it named none.
+
+    Claude Code 2.1.330 names a wait in two places (its result event has none): each `api_retry`
+    line's `retry_delay_ms`, the wait before its own next try (the API's Retry-After when that is
+    longer than its backoff), and a rejected `rate_limit_event`'s `resetsAt`, when a subscription's
+    window opens again. The later of the last of each: a run that gave up waited out the last delay
+    once already, and the limit it hit may be the window's. A reset already past names no wait.
+    """
+    waits = []
+    delay_ms = summary.get("retry_delay_ms")
+    if isinstance(delay_ms, int | float) and not isinstance(delay_ms, bool):
+        waits.append(delay_ms / 1000)
+    until = summary.get("rejected_until")
+    if isinstance(until, int | float) and not isinstance(until, bool):
+        waits.append(until - now)
+    longest = max(waits, default=0.0)
+    return longest if longest > 0 else None
 
 
 def _replay(stdout: str) -> dict[str, Any] | None:

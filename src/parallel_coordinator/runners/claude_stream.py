@@ -55,6 +55,8 @@ class ClaudeStreamReader:
         self._rate_limited = False
         self._overloaded = False
         self._rate_limit_info: dict[str, Any] | None = None
+        self._retry_delay_ms: float | None = None
+        self._rejected_until: float | None = None
 
     # -- StreamReader protocol -------------------------------------------------------------
 
@@ -111,8 +113,11 @@ class ClaudeStreamReader:
         until a first answer arrived): what the run paid before any work; last_text (the last assistant
         text that was not an API error: partial work when a run is cut off); api_retries,
         last_api_error ("529 overloaded"); rate_limited (429 or a rejected rate_limit_event),
-        overloaded (529); rate_limit_info (the last rate_limit_event's); api_errors (the
-        `error` codes of API error messages, e.g. "authentication_failed"); non_json_lines.
+        overloaded (529); rate_limit_info (the last rate_limit_event's); retry_delay_ms (the last
+        wait Claude Code announced before retrying a 429 or 529: at least the API's Retry-After, when
+        it sent one); rejected_until (epoch seconds: the resetsAt of the last rejected
+        rate_limit_event); api_errors (the `error` codes of API error messages, e.g.
+        "authentication_failed"); non_json_lines.
         """
         return {
             "model": self._model,
@@ -129,6 +134,8 @@ class ClaudeStreamReader:
             "rate_limited": self._rate_limited,
             "overloaded": self._overloaded,
             "rate_limit_info": self._rate_limit_info,
+            "retry_delay_ms": self._retry_delay_ms,
+            "rejected_until": self._rejected_until,
             "api_errors": list(self._api_errors),
             "non_json_lines": self._non_json_lines,
         }
@@ -173,8 +180,10 @@ class ClaudeStreamReader:
         self._last_api_error = cause
         attempt, limit = event.get("attempt"), event.get("max_retries")
         counter = f" {attempt}/{limit}" if attempt is not None and limit is not None else ""
-        delay = event.get("retry_delay_ms")
-        wait = f", next try in {delay / 1000:.1f} s" if isinstance(delay, int | float) else ""
+        delay = _number(event.get("retry_delay_ms"))
+        if delay is not None and delay >= 0 and (status in (429, 529) or error in ("rate_limit", "overloaded")):
+            self._retry_delay_ms = delay
+        wait = f", next try in {delay / 1000:.1f} s" if delay is not None else ""
         return Progress(message=_clip(f"API retry{counter} after {cause}{wait}", _MESSAGE_LIMIT))
 
     def _on_assistant(self, event: dict[str, Any]) -> Progress | None:
@@ -230,14 +239,15 @@ class ClaudeStreamReader:
             return None
         self._rate_limit_info = info
         status = info.get("status")
+        resets = _number(info.get("resetsAt"))
         if status == "rejected":
             self._rate_limited = True
+            self._rejected_until = resets if resets is not None else self._rejected_until
         if status == "allowed":
             return None
         kind = info.get("rateLimitType")
-        resets = info.get("resetsAt")
         when = ""
-        if isinstance(resets, int | float) and not isinstance(resets, bool):
+        if resets is not None:
             when = ", resets " + datetime.fromtimestamp(resets, UTC).strftime("%Y-%m-%d %H:%M UTC")
         label = f" ({kind})" if kind else ""
         return Progress(message=_clip(f"rate limit {status}{label}{when}", _MESSAGE_LIMIT))
@@ -254,6 +264,10 @@ class ClaudeStreamReader:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _tool_label(block: dict[str, Any]) -> str:
