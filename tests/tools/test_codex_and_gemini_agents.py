@@ -153,6 +153,8 @@ async def test_a_rate_limited_claude_agent_falls_back_to_a_codex_agent_and_the_s
 ) -> None:
     monkeypatch.setenv("FAKE_CLAUDE_SCENARIO", "rate_limit")
     monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")
+    # An API key's limit asking for a short wait (the default scenario's subscription limit resets in an hour).
+    monkeypatch.setenv("FAKE_CLAUDE_RETRY_AFTER_MS", "200")
 
     answer = await coordinate(client, {"id": "t", "description": "Review the parser", "agent_type": "reviewer",
                                        "retry_policy": {"max_attempts": 1}})
