@@ -33,8 +33,6 @@ def result_of(content: dict[str, Any], task_id: str) -> dict[str, Any]:
     return next(r for r in content["results"] if r["task_id"] == task_id)
 
 
-@pytest.mark.xfail(strict=True, reason="node_spec stores neither merge nor replica_of: a resumed merging task"
-                   " runs the replicas' agent as a plain task instead of merging")
 async def test_a_resumed_vote_merges_its_kept_replicas_again_and_runs_no_agent_for_the_merge(
     coordinator: Coordinator, agents: AgentFactory
 ) -> None:
@@ -52,8 +50,6 @@ async def test_a_resumed_vote_merges_its_kept_replicas_again_and_runs_no_agent_f
     assert [r["task_id"] for r in resumed["results"]] == ["pick"]  # replicas inside their subtask, as before
 
 
-@pytest.mark.xfail(strict=True, reason="node_spec does not store output_schema: a resumed task's output is"
-                   " no longer checked against its schema")
 async def test_a_resumed_task_is_still_checked_against_its_output_schema(
     coordinator: Coordinator, agents: AgentFactory
 ) -> None:
@@ -72,8 +68,6 @@ async def test_a_resumed_task_is_still_checked_against_its_output_schema(
     assert "output_schema" in (solve["error"] or "")
 
 
-@pytest.mark.xfail(strict=True, reason="view_of_stored reads replica_of from the stored spec, which node_spec"
-                   " never writes: the stored answer lists replicas beside their subtask, the live one inside")
 async def test_the_stored_answer_of_a_session_with_replicas_nests_them_as_the_live_one_does(
     coordinator: Coordinator, agents: AgentFactory
 ) -> None:
