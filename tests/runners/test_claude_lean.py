@@ -189,3 +189,13 @@ def test_an_agent_file_chooses_its_setting_sources(claude_home: ClaudeHome, valu
 def test_an_unknown_setting_source_is_an_error_naming_it_and_the_known_ones(claude_home: ClaudeHome) -> None:
     with pytest.raises(RunnerUnavailableError, match=r"settingSources entry 'policy'.*user, project, local"):
         claude_home.argv(settingSources=["user", "policy"])
+
+
+@pytest.mark.xfail(strict=True, reason="lean_flags passes the servers' configuration inline as --mcp-config JSON:"
+                   " a literal token in a server's env (what `claude mcp add -e` writes) is in the agent's argv,"
+                   " readable by every local user in /proc/PID/cmdline")
+def test_a_configured_servers_secrets_never_appear_in_the_agents_argv(claude_home: ClaudeHome) -> None:
+    claude_home.user(github={**GITHUB, "env": {"GITHUB_TOKEN": "ghp_literalsecret123"}})
+    argv = claude_home.argv(mcpServers=["github"])
+    assert "--mcp-config" in argv
+    assert not any("ghp_literalsecret123" in part for part in argv)

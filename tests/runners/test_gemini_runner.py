@@ -173,3 +173,18 @@ def test_without_gemini_the_error_says_how_to_install_it(tmp_path: Path) -> None
 def test_a_configured_executable_that_is_not_one_is_named(tmp_path: Path) -> None:
     with pytest.raises(RunnerUnavailableError, match=f"{GEMINI_BIN_ENV}='/nowhere/gemini' is not an executable"):
         find_gemini({GEMINI_BIN_ENV: "/nowhere/gemini", "PATH": str(tmp_path)})
+
+
+@pytest.mark.xfail(strict=True, reason="env_passthrough 'GOOGLE_*' lets every GOOGLE_ secret of the server's"
+                   " environment through the secret filter, not only what the Gemini CLI logs in with")
+def test_a_gemini_agent_gets_its_own_login_but_not_the_servers_other_google_secrets() -> None:
+    from parallel_coordinator.execution.environment import EnvironmentPolicy
+
+    environ = {
+        "PATH": "/usr/bin", "GEMINI_API_KEY": "g-key", "GOOGLE_API_KEY": "g-key-2",
+        "GOOGLE_APPLICATION_CREDENTIALS": "/home/u/adc.json",
+        "GOOGLE_CLIENT_SECRET": "oauth-app-secret", "GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.token",
+    }
+    env = EnvironmentPolicy().agent_environment(GeminiRunner.env_passthrough, environ=environ, depth=0)
+    assert {"GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS"} <= env.keys()
+    assert "GOOGLE_CLIENT_SECRET" not in env and "GOOGLE_OAUTH_ACCESS_TOKEN" not in env

@@ -149,3 +149,19 @@ async def test_the_plan_shown_for_approval_is_the_plan_that_runs(
     assert content is not None and content["status"] == "SUCCESS", result.content
     assert [r["task_id"] for r in content["results"]] == ["review"]
     assert len(asker.messages) == 1 and "1 agent run(s)" in asker.messages[0]
+
+
+@pytest.mark.xfail(strict=True, reason="the first call's body takes (drops) its plan from the approval cache; the"
+                   " approved second call plans again, and a planner need not plan the same twice")
+async def test_without_elicitation_the_plan_approved_by_a_second_call_is_the_plan_that_was_shown(
+    coordinator: Coordinator, agents: AgentFactory, planner_answers: Any
+) -> None:
+    (agents.root / "reviewer.md").write_text(REVIEWER)
+    planner_answers(REVIEW_PLAN, OTHER_PLAN)  # a second planner run would plan something else
+    async with Client(create_server(coordinator=coordinator)) as client:  # no elicitation: the answer asks
+        shown = (await plan_and_run(client, approval_threshold_usd=0)).structured_content
+        assert shown is not None and shown["approval_required"] is True
+        assert [t["task_id"] for t in shown["plan"]] == ["review"]
+        ran = (await plan_and_run(client, approval_threshold_usd=0, approved=True)).structured_content
+    assert ran is not None
+    assert [r["task_id"] for r in ran["results"]] == ["review"], ran["notes"]

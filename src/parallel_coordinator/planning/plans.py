@@ -142,6 +142,7 @@ def node_spec(node: TaskNode) -> dict[str, Any]:
         "timeout_s": node.timeout_s, "expected_duration_s": node.expected_duration_s,
         "max_attempts": node.max_attempts, "backoff_s": node.backoff_s,
         "fallback_agents": list(node.fallback_agents), "resources_required": dict(node.resources_required),
+        "output_schema": node.output_schema, "replica_of": node.replica_of, "merge": node.merge,
     }
 
 
