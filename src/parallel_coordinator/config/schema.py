@@ -106,6 +106,32 @@ class Retention(_Section):
     max_total_mb: Number | None = Field(2048.0, ge=0)
 
 
+NonEmpty = Annotated[str, Field(min_length=1)]
+Command = NonEmpty | Annotated[list[NonEmpty], Field(min_length=1)]
+
+
+class QaCommands(_Section):
+    """The project's own commands for the QA checks that run one (a string runs through `sh -c`, a list is argv)."""
+
+    performance_test: Command | None = None
+    documentation_check: Command | None = None
+
+
+class Qa(_Section):
+    """QA checks (options.qa): which run when a call names none, and the commands of the configured ones."""
+
+    default: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field((), max_length=16)
+    commands: QaCommands | None = None
+
+    @field_validator("default")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"names {', '.join(repr(n) for n in twice)} more than once; name each check once")
+        return value
+
+
 class SettingsFile(_Section):
     """The whole file. A section left empty (`monitoring:` with nothing under it) is the same as no section."""
 
@@ -119,3 +145,4 @@ class SettingsFile(_Section):
     execution: Execution | None = None
     agent_environment: AgentEnvironment | None = None
     retention: Retention | None = None
+    qa: Qa | None = None
