@@ -19,7 +19,9 @@ from mcp import Client
 
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.read_model import view_of_stored
 from parallel_coordinator.server import create_server
+from parallel_coordinator.views import task_results
 from tests.conftest import AgentFactory
 from tests.engine.test_isolation import make_repo
 from tests.tools.answering import answering_agent, requests_seen
@@ -87,7 +89,8 @@ async def coordinator_with(settings: Settings, **changes: Any) -> AsyncIterator[
 async def test_a_syntax_error_in_the_worktree_fails_syntax_check_and_the_retry_that_writes_valid_code_passes(
     coordinator: Coordinator, agents: AgentFactory, tmp_path: Path
 ) -> None:
-    log = writer(agents, [{"app.py": "def parse(text:\n    return text\n"}, {"app.py": "def parse(text):\n    return text\n"}])
+    broken, fixed = "def parse(text:\n    return text\n", "def parse(text):\n    return text\n"
+    log = writer(agents, [{"app.py": broken}, {"app.py": fixed}])
     repo = make_repo(tmp_path / "repo")
     async with client_of(coordinator) as client:
         content = await coordinate(client, [
@@ -109,6 +112,11 @@ async def test_a_syntax_error_in_the_worktree_fails_syntax_check_and_the_retry_t
     # Checked in the worktree before its commit, and py_compile left no bytecode behind in it.
     assert fix["worktree"]["files"] == ["app.py"]
     assert not (repo / "app.py").exists()
+    # Stored with the task, and read back as the live view showed it.
+    stored = coordinator.store.load_session(content["session_id"])
+    assert stored is not None
+    [read_back] = task_results(view_of_stored(stored), 100, 1000)[0]
+    assert [check.model_dump() for check in read_back.qa] == fix["qa"]
 
 
 async def test_a_file_in_a_language_with_no_checker_is_unchecked_never_passed(
@@ -191,13 +199,13 @@ async def test_a_configured_performance_test_runs_in_the_worktree_and_its_exit_s
         "performance_test": "test -f app.py && echo 'p95 12 ms'",
         "documentation_check": [sys.executable, "-c", "import sys; print('README lacks a usage section'); sys.exit(1)"],
     }
-    async with coordinator_with(settings, qa_commands=commands, qa_default=("performance_test",)) as coordinator:
-        async with client_of(coordinator) as client:
-            passing = await coordinate(client, [{"id": "w", "description": "Write code", "agent_type": "coder"}],
-                                       isolation="worktree", working_directory=str(repo))
-            failing = await coordinate(client, [
-                {"id": "w", "description": "Write code", "agent_type": "coder", "retry_policy": {"max_attempts": 1}},
-            ], qa=["performance_test", "documentation_check"], isolation="worktree", working_directory=str(repo))
+    configured = coordinator_with(settings, qa_commands=commands, qa_default=("performance_test",))
+    async with configured as coordinator, client_of(coordinator) as client:
+        passing = await coordinate(client, [{"id": "w", "description": "Write code", "agent_type": "coder"}],
+                                   isolation="worktree", working_directory=str(repo))
+        failing = await coordinate(client, [
+            {"id": "w", "description": "Write code", "agent_type": "coder", "retry_policy": {"max_attempts": 1}},
+        ], qa=["performance_test", "documentation_check"], isolation="worktree", working_directory=str(repo))
 
     # The configuration's qa.default applies when a call names no checks.
     perf = checks(only_result(passing))["performance_test"]
@@ -213,7 +221,8 @@ async def test_a_configured_performance_test_runs_in_the_worktree_and_its_exit_s
 async def test_an_agent_named_as_a_check_gets_the_output_and_diff_and_its_fail_rejects_with_its_reasons(
     coordinator: Coordinator, agents: AgentFactory, tmp_path: Path
 ) -> None:
-    writer(agents, [{"app.py": "def parse(text):\n    return text\n"}, {"app.py": "def parse(text):\n    return text or ''\n"}])
+    first, second = "def parse(text):\n    return text\n", "def parse(text):\n    return text or ''\n"
+    writer(agents, [{"app.py": first}, {"app.py": second}])
     reviews = answering_agent(agents, "reviewer", [
         json.dumps({"verdict": "fail", "reasons": ["parse() still returns None for empty input"]}),
         json.dumps({"verdict": "pass", "reasons": ["empty input is handled"]}),

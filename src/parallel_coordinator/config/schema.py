@@ -106,8 +106,14 @@ class Retention(_Section):
     max_total_mb: Number | None = Field(2048.0, ge=0)
 
 
-NonEmpty = Annotated[str, Field(min_length=1)]
-Command = NonEmpty | Annotated[list[NonEmpty], Field(min_length=1)]
+def _a_command(value: object) -> object:
+    is_argv = isinstance(value, list) and value and all(isinstance(part, str) and part for part in value)
+    if not (isinstance(value, str) and value.strip()) and not is_argv:
+        raise ValueError("must be a command: a string (run by `sh -c`) or a list of its argv, not empty")
+    return value
+
+
+Command = Annotated[str | list[str], BeforeValidator(_a_command)]
 
 
 class QaCommands(_Section):
