@@ -446,3 +446,33 @@ async def test_the_configuration_file_shapes_defaults_and_agents_of_a_real_coord
         options = coordinator.with_defaults(CoordinateOptions.model_validate({"max_agents": 3}))
         assert (options.retry_attempts, options.max_agents, options.synthesizer) == (1, 3, "echo")
         assert coordinator.with_defaults(None).max_agents == 8
+
+
+def test_the_qa_section_sets_the_default_checks_and_the_commands_of_the_configured_ones(project: Path) -> None:
+    write(PROJECT, """\
+        qa:
+          default: [syntax_check, security_scan]
+          commands:
+            performance_test: make bench
+            documentation_check: [mkdocs, build, --strict]
+    """)
+    settings, sources = load_settings()
+    assert settings.qa_default == ("syntax_check", "security_scan")
+    assert settings.qa_commands == {
+        "performance_test": "make bench", "documentation_check": ["mkdocs", "build", "--strict"]}
+    assert sources["qa_default"] == ".claude/parallel-coordinator.yaml:2"
+    assert sources["qa_commands"] == ".claude/parallel-coordinator.yaml:3"
+    assert (Settings().qa_default, Settings().qa_commands) == ((), {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("qa: {commands: {benchmark: make bench}}", "qa.commands.benchmark"),
+        ("qa: {commands: {performance_test: ''}}", "qa.commands.performance_test: must be a command"),
+        ("qa: {default: [syntax_check, syntax_check]}", "names 'syntax_check' more than once"),
+    ],
+)
+def test_a_bad_qa_value_is_an_error_naming_the_key(project: Path, text: str, expected: str) -> None:
+    message = config_error(text + "\n")
+    assert message.startswith(".claude/parallel-coordinator.yaml:1: ") and expected in message

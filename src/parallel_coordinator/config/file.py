@@ -60,6 +60,7 @@ FILE_KEYS: dict[tuple[str, ...], str] = {
     ("agent_environment", "allow"): "agent_env_pass",
     ("retention", "max_age_days"): "retention_days",
     ("retention", "max_total_mb"): "retention_mb",
+    ("qa", "default"): "qa_default",
     ("planner",): "planner",
     ("synthesizer",): "synthesizer",
 }
@@ -204,6 +205,8 @@ def read_config_file(path: Path, shown: str | None = None) -> dict[str, tuple[An
         )
     if parsed.models is not None:
         found["models"] = (parsed.models.model_dump(), lines[("models",)])
+    if parsed.qa is not None and parsed.qa.commands is not None:
+        found["qa_commands"] = (parsed.qa.commands.model_dump(exclude_none=True), lines[("qa", "commands")])
     if notes:
         found["config_notes"] = (tuple(note for _, note in notes), notes[0][0])
     return found

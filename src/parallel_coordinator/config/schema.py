@@ -106,6 +106,38 @@ class Retention(_Section):
     max_total_mb: Number | None = Field(2048.0, ge=0)
 
 
+def _a_command(value: object) -> object:
+    is_argv = isinstance(value, list) and value and all(isinstance(part, str) and part for part in value)
+    if not (isinstance(value, str) and value.strip()) and not is_argv:
+        raise ValueError("must be a command: a string (run by `sh -c`) or a list of its argv, not empty")
+    return value
+
+
+Command = Annotated[str | list[str], BeforeValidator(_a_command)]
+
+
+class QaCommands(_Section):
+    """The project's own commands for the QA checks that run one (a string runs through `sh -c`, a list is argv)."""
+
+    performance_test: Command | None = None
+    documentation_check: Command | None = None
+
+
+class Qa(_Section):
+    """QA checks (options.qa): which run when a call names none, and the commands of the configured ones."""
+
+    default: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field((), max_length=16)
+    commands: QaCommands | None = None
+
+    @field_validator("default")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"names {', '.join(repr(n) for n in twice)} more than once; name each check once")
+        return value
+
+
 class SettingsFile(_Section):
     """The whole file. A section left empty (`monitoring:` with nothing under it) is the same as no section."""
 
@@ -119,3 +151,4 @@ class SettingsFile(_Section):
     execution: Execution | None = None
     agent_environment: AgentEnvironment | None = None
     retention: Retention | None = None
+    qa: Qa | None = None

@@ -117,6 +117,10 @@ class Settings:
     retention_mb: float | None = 2048.0
     # A server applies them at start and then this often.
     retention_interval_s: float = 3600.0
+    # QA (qa/, engine/quality.py): the checks a session runs when its options name none, and the commands
+    # performance_test and documentation_check run (a string runs through `sh -c`, a list is the argv).
+    qa_default: tuple[str, ...] = ()
+    qa_commands: dict[str, str | list[str]] = field(default_factory=dict)
     # The configuration file these settings were read from (config/file.py load_settings), if any.
     config_file: Path | None = None
     # What the file holds that is accepted but no longer read (config/file.py RETIRED_KEYS), one note per key.

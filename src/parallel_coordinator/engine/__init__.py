@@ -15,6 +15,7 @@ and no runner by name. Its public surface is its modules:
     warmup       prompt-cache warm-up: an agent's first run goes alone until it answers (pure)
     attempts     one attempt: the supervisor job, its events, its result
     isolation    a git worktree per attempt, when asked
+    quality      an attempt's QA checks (qa/), as supervised jobs
     tasks        one task to its end: retries, fallbacks, finishing
     run_loop     a session's loop: start, wait, stop, finish
     one_off      the planner and synthesizer runs outside the graph
@@ -46,6 +47,7 @@ __all__ = [
     "isolation",
     "one_off",
     "policy",
+    "quality",
     "read_model",
     "recorder",
     "replicas",

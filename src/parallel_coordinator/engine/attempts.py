@@ -25,6 +25,7 @@ from parallel_coordinator.engine.acceptance import (
 from parallel_coordinator.engine.budget import BudgetGuard
 from parallel_coordinator.engine.events import EventBus, SessionEvent
 from parallel_coordinator.engine.isolation import isolated
+from parallel_coordinator.engine.quality import checked, output_matches
 from parallel_coordinator.engine.session import AttemptInfo, Session, TaskRecord, context_files
 from parallel_coordinator.engine.slots import Slots
 from parallel_coordinator.errors import RunnerUnavailableError, WorkerLostError
@@ -32,6 +33,7 @@ from parallel_coordinator.execution.backend import ExecutionBackend
 from parallel_coordinator.execution.worktrees import WorktreeError
 from parallel_coordinator.planning.graph import TaskNode
 from parallel_coordinator.planning.scheduler import TaskState
+from parallel_coordinator.qa.verdicts import rejection
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, RunChoices, Runner, RunResult, TaskRequest
 from parallel_coordinator.runners.models import DEFAULT_MODELS
 from parallel_coordinator.runners.progress import PREFIX_KEYS
@@ -194,6 +196,9 @@ class Attempts:
                 result.kept = keep_file(
                     result.output, artefacts / "stdout", outcome.stdout_chars, cut=outcome.stdout_cut_on_disk
                 )
+            if session.policy.qa and result.ok and output_matches(node, result):
+                # Still in the worktree: the checks see what the agent left, before it is committed and removed.
+                outcome, result = await checked(self, session, node, record, request, outcome, result)
             return outcome, result
 
     async def _supervise(self, session: Session, record: TaskRecord, job: SupervisorJob) -> AttemptOutcome:
@@ -260,7 +265,7 @@ def handed_on(dependency: TaskRecord) -> str:
 def accept(
     result: RunResult, node: TaskNode, record: TaskRecord, agent: AgentSpec, *, fail_flagged: bool
 ) -> tuple[RunResult, bool]:
-    """A run that says it succeeded, checked (acceptance.py); (the result, whether it was rejected).
+    """A run that says it succeeded, checked (acceptance.py, then its QA checks); (the result, whether rejected).
 
     A rejection is a failed, retryable attempt whose reason becomes the next attempt's feedback.
     """
@@ -276,6 +281,8 @@ def accept(
         problem, result.output_json = verdict.error, verdict.output_json
     if problem is None and flags and fail_flagged:
         problem = "flagged (options.on_flagged is 'fail'): " + "; ".join(flags)
+    if problem is None:
+        problem = rejection(result.qa)  # a failed QA check (quality.py ran them): its findings are the feedback
     result.flags = flags
     if problem is None:
         record.feedback = None

@@ -46,6 +46,7 @@ from parallel_coordinator.planning.forecast import Forecast, PlannedRun, UsageHi
 from parallel_coordinator.planning.planner import Decomposition
 from parallel_coordinator.planning.plans import PlannedSession, build_plan, plan_from_stored
 from parallel_coordinator.planning.strategies import Strategy, apply_strategy
+from parallel_coordinator.qa.agent_check import check_agents
 from parallel_coordinator.runners.base import AttemptOutcome, Runner, RunResult
 from parallel_coordinator.runners.command import CommandRunner
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
@@ -152,7 +153,10 @@ class Coordinator:
         self, subtasks: Sequence[Subtask], options: CoordinateOptions, catalog: AgentCatalog | None = None
     ) -> PlannedSession:
         """Validate subtasks into a graph. On the event loop, pass `await self.catalog()`."""
-        return build_plan(subtasks, options.retry_attempts, catalog if catalog is not None else self.catalog_now())
+        catalog = catalog if catalog is not None else self.catalog_now()
+        planned = build_plan(subtasks, options.retry_attempts, catalog)
+        planned.agents.update(check_agents(options.qa, catalog))  # agents named as QA checks run in the session
+        return planned
 
     async def prepare(
         self, task_description: str, subtasks: list[Subtask] | None, strategy: Strategy, options: CoordinateOptions
@@ -247,7 +251,8 @@ class Coordinator:
         weigh_by_learned_durations(planned.graph, self.estimator)
         session = Session(
             strategy=strategy, owner=owner, id=secrets.token_hex(8), task_description=task_description,
-            policy=SessionPolicy.from_options(options), graph=planned.graph, agents=planned.agents,
+            policy=SessionPolicy.from_options(options), graph=planned.graph,
+            agents={**planned.agents, **check_agents(options.qa, self.catalog_now())},  # a resumed plan's too
             routing_notes=planned.routing_notes, resumed_from=resumed_from, forecast=expected,
         )
         self.events.emit(session_started(session, options))

@@ -44,6 +44,7 @@ class SessionPolicy:
     result_chars: int | None
     total_result_chars: int | None
     budget: SessionBudget | None  # the whole session's (budget.py); the per-agent caps stay too
+    qa: tuple[str, ...]  # checks each attempt's result must pass (engine/quality.py, qa/)
 
     @classmethod
     def from_options(cls, options: CoordinateOptions) -> SessionPolicy:
@@ -58,7 +59,7 @@ class SessionPolicy:
             isolation=options.isolation, keep_worktrees=options.keep_worktrees,
             progress_interval_s=options.progress_update_interval, result_chars=options.result_chars,
             total_result_chars=options.total_result_chars,
-            budget=options.budget,
+            budget=options.budget, qa=options.qa_checks,
         )
 
 
@@ -74,5 +75,6 @@ def options_with_defaults(options: CoordinateOptions | None, settings: Settings)
         "synthesizer": settings.synthesizer,
         "cache_warmup": settings.cache_warmup,
         "approval_threshold_usd": settings.approval_threshold_usd,
+        "qa": list(settings.qa_default),
     }
     return CoordinateOptions.model_validate({**defaults, **given})

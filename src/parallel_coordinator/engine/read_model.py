@@ -76,7 +76,7 @@ def view_of_stored(session: StoredSession) -> SessionView:
             finished_at=stored.finished_at, input_tokens=stored.input_tokens,
             output_tokens=stored.output_tokens, cost_usd=stored.cost_usd, progress=stored.progress,
             message=stored.message, worktree=stored.worktree, output_json=stored.output_json,
-            flags=list(stored.flags), replica_of=stored.spec.get("replica_of"),
+            flags=list(stored.flags), replica_of=stored.spec.get("replica_of"), qa=list(stored.qa),
         )
         record.keep(stored.kept)
         tasks[stored.task_id] = record

@@ -53,7 +53,7 @@ class ResultReuse:
         origin, result = source
         session.notes.append(f"task {node.id!r} reused the result of {origin!r} (same agent, description and context)")
         return None, RunResult(
-            ok=True, output=result.output, kept=result.kept, output_json=result.output_json,
+            ok=True, output=result.output, kept=result.kept, output_json=result.output_json, qa=result.qa,
             details={"reason": "reused", "from": origin},
         )
 

@@ -64,6 +64,7 @@ class TaskRecord:
     output_json: Any = None  # the output validated against the subtask's output_schema
     flags: list[str] = field(default_factory=list)  # signs it claimed work it did not do (acceptance.py)
     feedback: str | None = None  # why its last attempt was not accepted, for the next one
+    qa: list[dict[str, Any]] = field(default_factory=list)  # its last attempt's QA checks (qa/verdicts.py)
     replica_of: str | None = None  # a replica's subtask (planning/graph.py)
 
     @property

@@ -200,7 +200,7 @@ class TaskRuns:
         record.input_tokens, record.output_tokens, record.cost_usd = (
             stored.input_tokens, stored.output_tokens, stored.cost_usd,
         )
-        record.output_json, record.flags = stored.output_json, list(stored.flags)
+        record.output_json, record.flags, record.qa = stored.output_json, list(stored.flags), list(stored.qa)
         record.progress = 100.0
         session.scheduler.mark_succeeded(stored.task_id)
         self.events.emit(SessionEvent("task_kept", session.id, stored.task_id, stored.agent, state={
@@ -209,6 +209,7 @@ class TaskRuns:
             "finished_at": record.finished_at, "input_tokens": record.input_tokens,
             "output_tokens": record.output_tokens, "cost_usd": record.cost_usd,
             "error": f"kept from session {session.resumed_from!r}",
+            "qa": json.dumps(record.qa) if record.qa else None,
         }))
 
     def finish(self, session: Session, task_id: str, result: RunResult) -> None:
@@ -234,6 +235,7 @@ class TaskRuns:
             record.error = result.error
             self._skip_dependents(session, task_id)
         record.output_json, record.flags = (result.output_json if result.ok else None), result.flags
+        record.qa = result.qa
         if result.flags:
             session.notes.append(f"task {task_id!r} is flagged: " + "; ".join(result.flags))
         if any(a is not None for a in (result.input_tokens, result.output_tokens, result.cost_usd)):
@@ -255,6 +257,7 @@ class TaskRuns:
                 "cost_usd": record.cost_usd, "progress": record.progress, "message": record.message,
                 "output_json": json.dumps(record.output_json) if record.output_json is not None else None,
                 "flags": json.dumps(record.flags) if record.flags else None,
+                "qa": json.dumps(record.qa) if record.qa else None,
             },
         ))
         session.poke()

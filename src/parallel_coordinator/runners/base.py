@@ -105,6 +105,8 @@ class RunResult:
     # output_schema, and the signs that the run claimed work it did not do.
     output_json: Any = None
     flags: list[str] = field(default_factory=list)
+    # Set by the engine's QA step (engine/quality.py): each check's verdict, as qa/verdicts.py CheckResult.as_dict.
+    qa: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Runner(Protocol):

@@ -73,6 +73,7 @@ class JudgeMerge(BaseModel):
 
 
 MAX_REPLICAS = 16
+MAX_QA_CHECKS = 16  # checks named in options.qa (each runs on every attempt)
 
 
 class Subtask(BaseModel):
@@ -241,6 +242,14 @@ class CoordinateOptions(BaseModel):
         "none", description="'worktree': every agent works in its own git worktree of working_directory."
     )
     keep_worktrees: bool = Field(False, description="Keep the worktrees after their tasks end (branches are kept).")
+    qa: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_QA_CHECKS,
+        description="Checks each task's result must pass before it counts as succeeded, run at once: 'syntax_check'"
+        " (the changed files parse), 'security_scan' (secrets; bandit, semgrep when installed), 'performance_test'"
+        " and 'documentation_check' (the configuration's commands), or an agent's name (it answers pass or fail"
+        " with reasons). A failed check fails the attempt, which is retried with the findings. Default: the"
+        " configuration's qa.default.",
+    )
     resume_session: str | None = Field(
         None, min_length=1, max_length=200,
         description="Id of an ended session to run again: tasks that succeeded keep their results, the rest re-run.",
@@ -252,12 +261,24 @@ class CoordinateOptions(BaseModel):
         parse_megabytes(value)
         return value
 
+    @field_validator("qa")
+    @classmethod
+    def _each_check_once(cls, value: list[str]) -> list[str]:
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"qa names {', '.join(repr(n) for n in twice)} more than once; name each check once")
+        return value
+
     @field_validator("working_directory")
     @classmethod
     def _a_usable_path(cls, value: str | None) -> str | None:
         if value is not None and "\x00" in value:
             raise ValueError(f"working_directory {value[:80]!r} holds a NUL byte, which no path can contain")
         return value
+
+    @property
+    def qa_checks(self) -> tuple[str, ...]:
+        return tuple(self.qa)
 
     @property
     def memory_limit_mb(self) -> float:

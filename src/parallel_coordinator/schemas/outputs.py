@@ -54,6 +54,19 @@ class ReplicaResult(BaseModel):
     attempts: int = 0
 
 
+class QaCheck(BaseModel):
+    """One QA check of the task's last attempt (options.qa)."""
+
+    check: str = Field(description="A built-in check (syntax_check, security_scan, ...) or the agent that checked.")
+    verdict: Literal["pass", "fail", "unchecked", "not_run"] = Field(
+        description="'fail' rejected the attempt (retried with the findings); 'unchecked': it could not tell (see"
+        " notes); 'not_run': not configured."
+    )
+    duration_s: float = 0.0
+    findings: list[str] = Field(default_factory=list, description="What is wrong, each with its file and line.")
+    notes: list[str] = Field(default_factory=list, description="What was not checked and why; tools not installed.")
+
+
 class TaskResult(BaseModel):
     task_id: str
     agent: str = Field(description="The agent that produced the final attempt.")
@@ -81,6 +94,9 @@ class TaskResult(BaseModel):
     flags: list[str] = Field(
         default_factory=list,
         description="Signs that the run claimed work it did not do (no_tool_use, no_change), each with its reason.",
+    )
+    qa: list[QaCheck] = Field(
+        default_factory=list, description="The last attempt's QA checks (options.qa): each one's verdict and duration.",
     )
     replicas: list[ReplicaResult] | None = Field(
         None, description="With count > 1: each replica's result; `output` is their merge (merge: all, vote, judge).",

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     worktree TEXT,
     output_json TEXT,
     flags TEXT,
+    qa TEXT,
     PRIMARY KEY (session_id, task_id)
 );
 CREATE TABLE IF NOT EXISTS attempts (
@@ -75,7 +76,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_finished ON attempts(finished_at);
 """
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 # Columns added after version 1, for state directories made by an earlier release.
 _MIGRATIONS = {
     2: [
@@ -109,6 +110,7 @@ _MIGRATIONS = {
         "ALTER TABLE tasks ADD COLUMN output_json TEXT",
         "ALTER TABLE tasks ADD COLUMN flags TEXT",
     ],
+    10: ["ALTER TABLE tasks ADD COLUMN qa TEXT"],
 }
 
 

@@ -61,6 +61,7 @@ class StoredTask:
     worktree: dict[str, Any] | None = None
     output_json: Any = None  # the output validated against the subtask's output_schema (JSON in the row)
     flags: list[str] = field(default_factory=list)
+    qa: list[dict[str, Any]] = field(default_factory=list)  # the last attempt's QA checks (JSON in the row)
 
     @property
     def kept(self) -> KeptOutput:
@@ -240,11 +241,12 @@ class Store:
                 worktree=json.loads(r[20]) if r[20] else None,
                 output_json=json.loads(r[21]) if r[21] is not None else None,
                 flags=json.loads(r[22]) if r[22] else [],
+                qa=json.loads(r[23]) if r[23] else [],
             )
             for r in self._db.execute(
                 "SELECT task_id, agent, description, dependencies, priority, status, output, error, attempts,"
                 " started_at, finished_at, input_tokens, output_tokens, cost_usd, spec, progress, message,"
-                " output_chars, output_path, output_cut, worktree, output_json, flags FROM tasks"
+                " output_chars, output_path, output_cut, worktree, output_json, flags, qa FROM tasks"
                 " WHERE session_id = ? ORDER BY position",
                 (session_id,),
             )
