@@ -211,8 +211,6 @@ def test_a_configured_executable_that_is_not_one_is_named(tmp_path: Path) -> Non
     assert find_codex({CODEX_BIN_ENV: str(FAKE_CODEX), "PATH": ""}) == str(FAKE_CODEX)
 
 
-@pytest.mark.xfail(strict=True, reason="flag_on treats anything but the boolean false as on: a quoted \"false\""
-                   " (or \"no\") keeps --skip-git-repo-check, silently")
 def test_a_skip_git_repo_check_that_is_not_a_boolean_is_refused_naming_it() -> None:
     agent = make_agent(extra={"skipGitRepoCheck": "false"})
     with pytest.raises(RunnerUnavailableError, match="skipGitRepoCheck 'false'"):

@@ -175,8 +175,6 @@ def test_a_configured_executable_that_is_not_one_is_named(tmp_path: Path) -> Non
         find_gemini({GEMINI_BIN_ENV: "/nowhere/gemini", "PATH": str(tmp_path)})
 
 
-@pytest.mark.xfail(strict=True, reason="env_passthrough 'GOOGLE_*' lets every GOOGLE_ secret of the server's"
-                   " environment through the secret filter, not only what the Gemini CLI logs in with")
 def test_a_gemini_agent_gets_its_own_login_but_not_the_servers_other_google_secrets() -> None:
     from parallel_coordinator.execution.environment import EnvironmentPolicy
 

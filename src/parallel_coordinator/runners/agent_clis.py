@@ -72,8 +72,15 @@ def chosen(agent: AgentSpec, key: str, choices: tuple[str, ...]) -> str | None:
 
 
 def flag_on(agent: AgentSpec, key: str) -> bool:
-    """An agent file's yes/no key that defaults to yes: only an explicit `false` turns it off."""
-    return agent.extra.get(key) is not False
+    """An agent file's yes/no key that defaults to yes; anything but true or false is refused, naming it
+    (a quoted "false" must not leave it on silently)."""
+    value = agent.extra.get(key, True)
+    if not isinstance(value, bool):
+        raise RunnerUnavailableError(
+            f"agent {agent.name!r}: {key} {value!r} is not true or false (unquoted);"
+            f" fix it in {agent.path or 'its file'}"
+        )
+    return value
 
 
 def model_of(agent: AgentSpec) -> str | None:

@@ -93,7 +93,10 @@ class GeminiRunner:
 
     kind = "gemini"
     # What gemini logs in with (GEMINI_API_KEY, GOOGLE_API_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...).
-    env_passthrough: tuple[str, ...] = ("GEMINI_*", "GOOGLE_*")
+    # What the Gemini CLI logs in with (an API key, Vertex AI's project and credentials), not every GOOGLE_ secret.
+    env_passthrough: tuple[str, ...] = (
+        "GEMINI_*", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_*", "GOOGLE_GENAI_*",
+    )
     output_is_stdout = False  # stdout is the event stream; the output is its assistant text
     batches = True  # each run pays a Node start-up of seconds: small tasks share one
     default_memory_mb = 300.0  # a Node process: a run on a loopback API stub peaked at 253 MB (0.61)
