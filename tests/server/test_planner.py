@@ -151,8 +151,6 @@ async def test_the_plan_shown_for_approval_is_the_plan_that_runs(
     assert len(asker.messages) == 1 and "1 agent run(s)" in asker.messages[0]
 
 
-@pytest.mark.xfail(strict=True, reason="the first call's body takes (drops) its plan from the approval cache; the"
-                   " approved second call plans again, and a planner need not plan the same twice")
 async def test_without_elicitation_the_plan_approved_by_a_second_call_is_the_plan_that_was_shown(
     coordinator: Coordinator, agents: AgentFactory, planner_answers: Any
 ) -> None:

@@ -173,3 +173,15 @@ async def test_the_default_threshold_comes_from_the_configuration(
     async with Client(create_server(coordinator=coordinator)) as client:
         answer = await client.call_tool("coordinate_task", call(44))
     assert (answer.structured_content or {})["approval_required"] is True
+
+
+async def test_a_plan_that_failed_is_not_remembered_for_the_next_call(
+    coordinator: Coordinator, agents: AgentFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PCOORD_CLAUDE_BIN", str(FAKE_CLAUDE))
+    async with Client(create_server(coordinator=coordinator)) as client:
+        first = await client.call_tool("coordinate_task", call(1))  # no reviewer agent yet
+        assert first.is_error and "unknown agent 'reviewer'" in first.content[0].text  # type: ignore[union-attr]
+        (agents.root / "reviewer.md").write_text(REVIEWER)
+        second = await client.call_tool("coordinate_task", call(1))
+    assert (second.structured_content or {})["status"] == "SUCCESS"

@@ -70,12 +70,13 @@ def _call_key(
 
 async def plan_of_call(
     coordinator: Coordinator, task_description: str, subtasks: list[Subtask] | None, strategy: Strategy,
-    options: CoordinateOptions, *, take: bool = False,
+    options: CoordinateOptions,
 ) -> CallPlan:
-    """The call's plan, made on first use and kept for the call's later rounds; `take` removes it (it runs)."""
+    """The call's plan, made on first use and kept for the call's later rounds and for the same call coming
+    back approved (forget_plan drops it)."""
     plans = _plans.setdefault(coordinator, OrderedDict())
     key = _call_key(task_description, subtasks, strategy, options)
-    found = plans.pop(key, None) if take else plans.get(key)
+    found = plans.get(key)
     if isinstance(found, Exception):
         raise found  # planning failed in an earlier round: the same error, not a second planner run
     if found is not None:
@@ -83,11 +84,9 @@ async def plan_of_call(
     try:
         plan = await _plan(coordinator, task_description, subtasks, strategy, options)
     except Exception as exc:
-        if not take:
-            _keep(plans, key, exc)
+        _keep(plans, key, exc)
         raise
-    if not take:
-        _keep(plans, key, plan)
+    _keep(plans, key, plan)
     return plan
 
 
@@ -140,3 +139,11 @@ def _can_be_asked(ctx: Context[Any, Any]) -> bool:
     capabilities = ctx.client_capabilities
     elicitation = capabilities.elicitation if capabilities is not None else None
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def forget_plan(
+    coordinator: Coordinator, task_description: str, subtasks: list[Subtask] | None, strategy: Strategy,
+    options: CoordinateOptions,
+) -> None:
+    """The call's plan is running (or cannot): the next identical call plans afresh."""
+    _plans.get(coordinator, OrderedDict()).pop(_call_key(task_description, subtasks, strategy, options), None)

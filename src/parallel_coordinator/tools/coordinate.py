@@ -13,7 +13,7 @@ from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.planning.strategies import Strategy
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
-from parallel_coordinator.tools._approval import LaunchApproval, approval_of_launch, plan_of_call
+from parallel_coordinator.tools._approval import LaunchApproval, approval_of_launch, forget_plan, plan_of_call
 from parallel_coordinator.tools._context import as_task, as_tool_errors, coordinator_of, principal
 from parallel_coordinator.tools._progress import follow
 from parallel_coordinator.views import approval_needed_result, coordination_result, dry_run_result
@@ -66,8 +66,14 @@ async def coordinate_task(
     coordinator = coordinator_of(ctx)
     options = coordinator.with_defaults(options)
     with as_tool_errors():
-        plan = await plan_of_call(coordinator, task_description, subtasks, strategy, options, take=True)
+        # Kept while it waits for approval, so that the same call coming back approved runs the plan shown.
+        try:
+            plan = await plan_of_call(coordinator, task_description, subtasks, strategy, options)
+        except Exception:
+            forget_plan(coordinator, task_description, subtasks, strategy, options)  # the next call plans afresh
+            raise
         if options.dry_run:
+            forget_plan(coordinator, task_description, subtasks, strategy, options)
             return dry_run_result(plan.planned.graph, plan.notes, plan.forecast)
         if coordinator.needs_approval(plan.forecast, options):
             threshold = options.approval_threshold_usd or 0.0
@@ -78,6 +84,7 @@ async def coordinate_task(
             if not approval.data.approve:
                 return approval_needed_result(plan.planned.graph, plan.notes, plan.forecast, threshold, declined=True)
             options = options.model_copy(update={"approved": True})
+        forget_plan(coordinator, task_description, subtasks, strategy, options)
         if options.resume_session is not None:
             session = await coordinator.start(
                 plan.description, plan.planned, options, resumed_from=options.resume_session, kept=plan.kept,
