@@ -61,3 +61,18 @@ def test_success_with_no_tool_call_or_an_unchanged_worktree_is_flagged_when_the_
     assert unverified_work("Fix the bug", has_tools=False, tool_uses=0, worktree=None) == []
     assert unverified_work("Fix the bug", has_tools=True, tool_uses=None, worktree=None) == []
     assert unverified_work("Explain the bug", has_tools=True, tool_uses=0, worktree={"files_changed": 0}) == []
+
+
+def test_a_ref_that_leads_nowhere_or_off_the_machine_is_refused_naming_it() -> None:
+    assert schema_error({"$defs": {"v": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/v"}}}) is None
+    dangling = schema_error({"$ref": "#/$defs/Verdikt"})
+    assert dangling is not None and "'#/$defs/Verdikt' that does not resolve" in dangling
+    remote = schema_error({"$ref": "https://example.com/schema.json"})
+    assert remote is not None and "never fetched" in remote
+
+
+def test_formats_are_checked() -> None:
+    schema = {"type": "object", "properties": {"mail": {"type": "string", "format": "email"}}}
+    assert check_output(schema, '{"mail": "a@example.com"}').accepted
+    refused = check_output(schema, '{"mail": "nope"}')
+    assert not refused.accepted and "is not a 'email'" in (refused.error or "")

@@ -13,8 +13,6 @@ from tests.conftest import AgentFactory
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.xfail(strict=True, reason="schema_error accepts a dangling $ref, then check_output raises jsonschema's"
-                   " referencing error inside the run loop: the coordinator's task group ends and the server with it")
 async def test_an_output_schema_with_a_dangling_ref_is_refused_naming_it_and_the_server_keeps_serving(
     settings: Settings, agents: AgentFactory
 ) -> None:

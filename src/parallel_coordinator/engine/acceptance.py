@@ -36,6 +36,7 @@ def asks_for_change(description: str) -> bool:
 class Acceptance:
     accepted: bool
     error: str | None = None  # why not, for the result and as the next attempt's feedback
+    retryable: bool = True  # False when another attempt cannot help
     output_json: Any = None
     flags: list[str] = field(default_factory=list)
 
@@ -60,8 +61,12 @@ def check_output(schema: dict[str, Any], output: str, structured: Any = None) ->
     value, error = (structured, None) if structured is not None else parse_json_output(output)
     if error is not None:
         return Acceptance(False, f"output_schema: {error}")
-    validator = validator_for(schema, default=Draft202012Validator)(schema)
-    problem = best_match(validator.iter_errors(value))
+    cls = validator_for(schema, default=Draft202012Validator)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)  # "format": "email" and the like are checked too
+    try:
+        problem = best_match(validator.iter_errors(value))
+    except Exception as exc:  # a schema that cannot be applied: the task's error, never the server's
+        return Acceptance(False, f"output_schema could not be applied: {exc}"[:_ERROR_CHARS], retryable=False)
     if problem is not None:
         where = "/".join(str(part) for part in problem.absolute_path) or "(the top level)"
         return Acceptance(False, f"output_schema: at {where}: {problem.message}"[:_ERROR_CHARS])

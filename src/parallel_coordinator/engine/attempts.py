@@ -275,10 +275,10 @@ def accept(
         node.description, has_tools=agent.tools is None or bool(agent.tools),
         tool_uses=result.details.get("tool_uses"), worktree=record.worktree,
     )
-    problem = None
+    problem, retryable = None, True
     if node.output_schema is not None:
         verdict = check_output(dict(node.output_schema), result.output, result.details.get("structured_output"))
-        problem, result.output_json = verdict.error, verdict.output_json
+        problem, result.output_json, retryable = verdict.error, verdict.output_json, verdict.retryable
     if problem is None and flags and fail_flagged:
         problem = "flagged (options.on_flagged is 'fail'): " + "; ".join(flags)
     if problem is None:
@@ -288,7 +288,7 @@ def accept(
         record.feedback = None
         return result, False
     record.feedback = problem
-    return replace(result, ok=False, error=problem, retryable=True, output_json=None), True
+    return replace(result, ok=False, error=problem, retryable=retryable, output_json=None), True
 
 
 def _smaller(a: int | None, b: int | None) -> int | None:

@@ -6,6 +6,7 @@ every running attempt's supervisor to kill its agent.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -24,10 +25,19 @@ from parallel_coordinator.engine.summary import error_summary
 from parallel_coordinator.engine.tasks import TaskRuns
 from parallel_coordinator.engine.warmup import PromptWarmup
 from parallel_coordinator.execution.backend import ExecutionBackend
+from parallel_coordinator.planning.graph import TaskNode
 from parallel_coordinator.planning.scheduler import TaskState
-from parallel_coordinator.runners.base import Runner
+from parallel_coordinator.runners.base import Runner, RunResult
+
+log = logging.getLogger(__name__)
 
 _UNKNOWN_RUNNER_NEED_MB = 50.0
+
+
+def batchable(node: TaskNode) -> bool:
+    """Whether a task may share a burst's run: not a replica (independent by design), not a merge (it runs
+    no agent, or a judge), not one whose output is checked against a schema (a shared answer has none)."""
+    return node.replica_of is None and node.merge is None and node.output_schema is None
 
 
 class SessionRuns:
@@ -104,11 +114,11 @@ class SessionRuns:
             if warmup is not None and runner is not None and runner.warms_prompt_cache:
                 warmup.started(agent.name, now)  # the first run of this agent holds back the others
             batch = [task_id]
-            if self._batches(session, agent.runner):
+            if self._batches(session, agent.runner) and batchable(session.graph.nodes[task_id]):
                 # Small tasks for the same agent share one run: one start-up and one system prompt.
                 same_agent = agent.name.__eq__
                 while len(batch) < BURST_BATCH_SIZE:
-                    more = scheduler.take_ready(same_agent)
+                    more = scheduler.take_ready(same_agent, batchable)
                     if more is None:
                         break
                     batch.append(more)
@@ -122,10 +132,24 @@ class SessionRuns:
                     state={"status": "running", "started_at": record.started_at},
                 ))
             if len(batch) == 1:
-                group.start_soon(self.tasks.run_task, session, task_id, True, name=f"task {session.id}/{task_id}")
+                group.start_soon(self._guarded, session, batch, self.tasks.run_task(session, task_id, True),
+                                 name=f"task {session.id}/{task_id}")
             else:
-                group.start_soon(self.tasks.run_batch, session, batch, True, name=f"batch {session.id}/{task_id}")
+                group.start_soon(self._guarded, session, batch, self.tasks.run_batch(session, batch, True),
+                                 name=f"batch {session.id}/{task_id}")
         return None
+
+    async def _guarded(self, session: Session, task_ids: list[str], run: Awaitable[None]) -> None:
+        """A task's run; a bug of ours in it fails its tasks, saying so, and never ends the server."""
+        try:
+            await run
+        except Exception as exc:
+            log.exception("task(s) %s of session %s failed inside Parallel Coordinator", task_ids, session.id)
+            for task_id in task_ids:
+                if session.scheduler.state[task_id] is TaskState.RUNNING:
+                    self.tasks.finish(session, task_id, RunResult(ok=False, retryable=False, error=(
+                        f"internal error in Parallel Coordinator ({exc!r}); this is a bug, please report it"
+                    )))
 
     def _batches(self, session: Session, runner_kind: str) -> bool:
         """Burst batching, where the runner gains by it; "quality" gives every task a run of its own."""

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
 
-from parallel_coordinator.planning.graph import TaskGraph
+from parallel_coordinator.planning.graph import TaskGraph, TaskNode
 
 
 class TaskState(StrEnum):
@@ -78,8 +78,12 @@ class Scheduler:
             self._queued.add(task_id)
             self._groups[self._group(task_id)] += 1
 
-    def take_ready(self, allowed: Callable[[str], bool] = lambda _agent: True) -> str | None:
-        """Pop the best ready task whose agent `allowed` accepts, and mark it running."""
+    def take_ready(
+        self, allowed: Callable[[str], bool] = lambda _agent: True,
+        node_allowed: Callable[[TaskNode], bool] | None = None,
+    ) -> str | None:
+        """Pop the best ready task whose agent `allowed` accepts (and the node itself `node_allowed`), and mark
+        it running."""
         passed_over: list[tuple[int, float, int, str]] = []
         chosen: str | None = None
         while self._ready:
@@ -87,7 +91,8 @@ class Scheduler:
             task_id = entry[3]
             if self.state[task_id] is not TaskState.PENDING:
                 continue
-            if allowed(self.graph.nodes[task_id].agent):
+            node = self.graph.nodes[task_id]
+            if (node_allowed is None or node_allowed(node)) and allowed(node.agent):
                 chosen = task_id
                 break
             passed_over.append(entry)

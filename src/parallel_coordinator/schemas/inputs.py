@@ -50,18 +50,46 @@ class RetryPolicy(BaseModel):
 
 
 def schema_error(schema: object) -> str | None:
-    """Why `schema` is not a usable JSON Schema, or None."""
+    """Why `schema` is not a usable JSON Schema, or None. Every `$ref` must resolve inside the schema itself:
+    one that leads nowhere (or to the network, which is never fetched) would fail only after the agent ran."""
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
+    from referencing import Registry, Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
 
     if not isinstance(schema, dict):
         return f"must be a JSON Schema object, got {type(schema).__name__}"
+    cls = validator_for(schema, default=Draft202012Validator)
     try:
-        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+        cls.check_schema(schema)
     except SchemaError as exc:
         return f"is not a valid JSON Schema: {exc.message[:600]}"
+    # A registry of this schema alone: what validation can reach, with no retrieval of anything else.
+    resource = Resource.from_contents(schema, default_specification=DRAFT202012)
+    resolver = Registry().with_resource("", resource).resolver(base_uri="")
+    for ref in _refs(schema):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            return f"has a $ref {ref!r} that does not resolve within the schema (remote schemas are never fetched)"
     return None
+
+
+def _refs(schema: object) -> list[str]:
+    found: list[str] = []
+    stack = [schema]
+    while stack:  # iterative: a deeply nested schema must not exhaust the recursion limit
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str):
+                found.append(ref)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 class JudgeMerge(BaseModel):
