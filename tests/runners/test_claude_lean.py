@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from parallel_coordinator.agents.spec import AgentSpec
+from parallel_coordinator.engine.attempts import with_files
 from parallel_coordinator.errors import RunnerUnavailableError
 from parallel_coordinator.runners.base import TaskRequest
 from parallel_coordinator.runners.claude import ClaudeRunner
@@ -50,7 +51,8 @@ class ClaudeHome:
         agent = AgentSpec(name="researcher", body="You research.", extra=extra)
         request = TaskRequest(session_id="s", task_id="t", description="d", task_description="d", context={},
                               working_directory=str(self.project))
-        return runner.invocation(agent, request).argv
+        # As the engine starts it: the invocation's files written to the attempt's folder, argv naming them.
+        return with_files(runner.invocation(agent, request), self.home / "attempt").argv
 
 
 def option(argv: list[str], name: str) -> str | None:
@@ -59,7 +61,7 @@ def option(argv: list[str], name: str) -> str | None:
 
 def servers_of(argv: list[str]) -> dict[str, Any]:
     given = option(argv, "--mcp-config")
-    return json.loads(given)["mcpServers"] if given else {}
+    return json.loads(Path(given).read_text())["mcpServers"] if given else {}
 
 
 @pytest.fixture
@@ -132,7 +134,7 @@ def test_claude_config_dir_holds_the_configuration_when_set(claude_home: ClaudeH
     agent = AgentSpec(name="researcher", extra={"mcpServers": ["github"]})
     request = TaskRequest(session_id="s", task_id="t", description="d", task_description="d", context={})
 
-    assert servers_of(runner.invocation(agent, request).argv) == {"github": GITHUB}
+    assert servers_of(with_files(runner.invocation(agent, request), tmp_path / "attempt").argv) == {"github": GITHUB}
 
 
 def test_an_unknown_server_is_an_error_that_names_it_and_the_closest_configured_one(claude_home: ClaudeHome) -> None:
@@ -191,11 +193,11 @@ def test_an_unknown_setting_source_is_an_error_naming_it_and_the_known_ones(clau
         claude_home.argv(settingSources=["user", "policy"])
 
 
-@pytest.mark.xfail(strict=True, reason="lean_flags passes the servers' configuration inline as --mcp-config JSON:"
-                   " a literal token in a server's env (what `claude mcp add -e` writes) is in the agent's argv,"
-                   " readable by every local user in /proc/PID/cmdline")
 def test_a_configured_servers_secrets_never_appear_in_the_agents_argv(claude_home: ClaudeHome) -> None:
     claude_home.user(github={**GITHUB, "env": {"GITHUB_TOKEN": "ghp_literalsecret123"}})
     argv = claude_home.argv(mcpServers=["github"])
     assert "--mcp-config" in argv
     assert not any("ghp_literalsecret123" in part for part in argv)
+    config = Path(option(argv, "--mcp-config") or "")
+    assert "ghp_literalsecret123" in config.read_text()  # the server still gets its token, from a file
+    assert config.stat().st_mode & 0o077 == 0  # that only its owner can read

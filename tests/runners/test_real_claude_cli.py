@@ -23,6 +23,7 @@ from typing import Any, ClassVar, cast
 import pytest
 
 from parallel_coordinator.agents.spec import AgentSpec
+from parallel_coordinator.engine.attempts import with_files
 from parallel_coordinator.runners.base import AttemptOutcome, Invocation, TaskRequest
 from parallel_coordinator.runners.claude import ClaudeRunner
 from parallel_coordinator.runners.claude_stream import ClaudeStreamReader
@@ -211,7 +212,8 @@ def lean_run(claude: Path, tmp_path: Path, env: dict[str, str], **extra: Any) ->
     agent = AGENT.model_copy(update={"extra": {**AGENT.extra, **extra}})
     runner = ClaudeRunner(str(claude), environ=env)
     request = TaskRequest(**{**REQUEST.__dict__, "working_directory": str(tmp_path)})
-    outcome, _ = run(runner.invocation(agent, request), tmp_path, env)
+    # As the engine starts it: the invocation's files (the MCP configuration) written to the attempt's folder.
+    outcome, _ = run(with_files(runner.invocation(agent, request), tmp_path / "attempt"), tmp_path, env)
     return outcome, runner.interpret(agent, outcome)
 
 

@@ -39,6 +39,7 @@ from parallel_coordinator.runners.models import DEFAULT_MODELS
 from parallel_coordinator.runners.progress import PREFIX_KEYS
 from parallel_coordinator.state.names import safe_name
 from parallel_coordinator.state.outputs import keep_file
+from parallel_coordinator.state.private_files import private_dir, write_private
 from parallel_coordinator.supervisor import SupervisorJob
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class Attempts:
                     ok=False, error=str(exc), retryable=False
                 )
             artefacts = self.artefacts(session.id, record.task_id, request.attempt)
+            invocation = with_files(invocation, artefacts)
             job = self.job(
                 runner, agent, invocation, request, artefacts, session.policy.memory_limit_mb,
                 session.policy.stall_timeout_s,
@@ -289,6 +291,19 @@ def accept(
         return result, False
     record.feedback = problem
     return replace(result, ok=False, error=problem, retryable=retryable, output_json=None), True
+
+
+def with_files(invocation: Invocation, folder: Path) -> Invocation:
+    """The invocation's files written owner-only into `folder`, and argv naming them by path (Invocation.files)."""
+    if not invocation.files:
+        return invocation
+    private_dir(folder)
+    argv = list(invocation.argv)
+    for name, content in invocation.files.items():
+        path = folder / safe_name(name)
+        write_private(path, content)
+        argv = [part.replace("{file:" + name + "}", str(path)) for part in argv]
+    return replace(invocation, argv=argv, files={})
 
 
 def _smaller(a: int | None, b: int | None) -> int | None:

@@ -53,6 +53,9 @@ class Invocation:
     stdin: bytes = b""
     env: dict[str, str] = field(default_factory=dict)
     stream: StreamKind = "command"
+    # Files the run needs that must not travel in argv (readable by every local user in /proc/PID/cmdline):
+    # written owner-only into the attempt's artefact folder, each `{file:NAME}` in argv replaced by its path.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 EndReason = Literal["exited", "timeout", "stalled", "cancelled", "memory", "budget", "spawn_failed", "lost"]

@@ -166,7 +166,8 @@ class ClaudeRunner:
         if agent.disallowed_tools:
             argv += ["--disallowedTools", ",".join(agent.disallowed_tools)]
         environ = os.environ if self._environ is None else self._environ
-        argv += lean_flags(agent, environ, agent_cwd(request.working_directory))
+        flags, files = lean_flags(agent, environ, agent_cwd(request.working_directory))
+        argv += flags
         argv += ["--max-turns", str(self._max_turns_for(agent))]
         budget = agent.extra.get("maxBudgetUsd")
         if isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0:
@@ -177,7 +178,7 @@ class ClaudeRunner:
         effort = agent.extra.get("effort")
         if isinstance(effort, str) and effort.strip():
             argv += ["--effort", effort.strip()]
-        return Invocation(argv=argv, stdin=build_prompt(request).encode("utf-8"), stream="claude")
+        return Invocation(argv=argv, stdin=build_prompt(request).encode("utf-8"), stream="claude", files=files)
 
     def interpret(self, agent: AgentSpec, outcome: AttemptOutcome) -> RunResult:
         final = outcome.final_event

@@ -27,19 +27,25 @@ _OUR_NAMES = {"pcoord", "parallel-coordinator", "parallel_coordinator"}
 _CACHED_FILES = 16  # Claude Code configuration files read (a few: the user's, one per project)
 
 
-def lean_flags(agent: AgentSpec, environ: Mapping[str, str], cwd: Path) -> list[str]:
-    """The flags of a lean launch: only the agent's MCP servers, its setting sources, a machine-free system prompt.
+MCP_CONFIG_FILE = "mcp-config.json"
+
+
+def lean_flags(agent: AgentSpec, environ: Mapping[str, str], cwd: Path) -> tuple[list[str], dict[str, bytes]]:
+    """The flags of a lean launch: only the agent's MCP servers, its setting sources, a machine-free system prompt;
+    and the files they name (the MCP configuration, see Invocation.files).
 
     `--exclude-dynamic-system-prompt-sections` moves the working directory, memory paths and git
     status from the system prompt into the first message: runs in different directories (worktrees)
     then share one system prompt, and one prompt cache.
     """
-    flags = ["--strict-mcp-config"]
+    flags, files = ["--strict-mcp-config"], {}
     servers = mcp_servers(agent, environ, cwd)
     if servers:
-        flags += ["--mcp-config", json.dumps({"mcpServers": servers}, separators=(",", ":"))]
+        # A file, not an argument: a server's configuration may hold a literal token (`claude mcp add -e`).
+        files[MCP_CONFIG_FILE] = json.dumps({"mcpServers": servers}, separators=(",", ":")).encode()
+        flags += ["--mcp-config", "{file:" + MCP_CONFIG_FILE + "}"]
     flags += ["--setting-sources", ",".join(setting_sources(agent)), "--exclude-dynamic-system-prompt-sections"]
-    return flags
+    return flags, files
 
 
 def setting_sources(agent: AgentSpec) -> tuple[str, ...]:
