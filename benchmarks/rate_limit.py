@@ -47,6 +47,7 @@ LIMITED_CLAUDE = HERE / "limited_claude"
 LIMITER = HERE / "_limiter.py"
 FLAGS = ["-p", "--output-format", "stream-json", "--verbose"]  # what a naive script runs
 INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")  # every prompt token
+FIRST_RESPONSE_S = 0.15  # the fake API's time to a first token (scaled like the limiter's minute)
 WORKER = "---\nname: worker\ndescription: benchmark claude agent\n---\nYou do one small task.\n"
 
 
@@ -102,7 +103,11 @@ def limiter(root: Path, name: str, limits: Limits, retry_after: bool = True) -> 
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         yield {
             "FAKE_CLAUDE_LIMITER": str(sock), "FAKE_CLAUDE_LIMITER_LOG": str(log),
-            "FAKE_CLAUDE_LIMITER_HOLD_S": str(limits.run_s),
+            # The API's prompt cache, fresh each round (the fake's model of it): a run's first response
+            # takes FIRST_RESPONSE_S, and only then can other runs read the prefix it wrote. The slot is
+            # held that much less, so that a run still takes run_s in all.
+            "FAKE_CLAUDE_CACHE_DIR": str(root / f"{name}.cache"), "FAKE_CLAUDE_FIRST_RESPONSE_S": str(FIRST_RESPONSE_S),
+            "FAKE_CLAUDE_LIMITER_HOLD_S": str(max(limits.run_s - FIRST_RESPONSE_S, 0.0)),
             # A refused run reports one retry (with the limiter's Retry-After) and ends: the CLI gave up.
             "CLAUDE_CODE_MAX_RETRIES": "1" if retry_after else "0",
         }
@@ -138,12 +143,16 @@ def naive(root: Path, limits: Limits, tasks: int, claude: Path, number: int) -> 
         return finish(env, time.monotonic() - started, tasks - ok, worst=1 if ok < tasks else 0)
 
 
-def ours(root: Path, limits: Limits, tasks: int, claude: Path, number: int, retry_after: bool = True) -> Round:
-    """One session of `tasks` claude tasks through the engine, a fresh coordinator (so a fresh throttle)."""
+def ours(
+    root: Path, limits: Limits, tasks: int, claude: Path, number: int, retry_after: bool = True, warmup: bool = True,
+) -> Round:
+    """One session of `tasks` claude tasks through the engine, a fresh coordinator (so a fresh throttle);
+    `warmup`: the prompt-cache warm-up (options.cache_warmup)."""
     agents = root / "agents"
     agents.mkdir(exist_ok=True)
     (agents / "worker.md").write_text(WORKER)
-    with limiter(root, f"ours{number}{'' if retry_after else '-blind'}", limits, retry_after) as env:
+    name = f"ours{number}{'' if retry_after else '-blind'}{'' if warmup else '-cold'}"
+    with limiter(root, name, limits, retry_after) as env:
         saved = {key: os.environ.get(key) for key in [*env, "PCOORD_CLAUDE_BIN"]}
         os.environ.update(env, PCOORD_CLAUDE_BIN=str(claude))  # agents inherit the server's environment
         settings = Settings(
@@ -159,7 +168,9 @@ def ours(root: Path, limits: Limits, tasks: int, claude: Path, number: int, retr
 
         async def main() -> None:
             async with Coordinator(settings) as coordinator:
-                options = CoordinateOptions(max_agents=tasks, wait_seconds=0, reuse_results="off")
+                options = CoordinateOptions(
+                    max_agents=tasks, wait_seconds=0, reuse_results="off", cache_warmup=warmup, approved=True,
+                )
                 plan = coordinator.plan(subtasks, options)
                 started = time.monotonic()
                 session = await coordinator.start("rate limits", plan, options)
@@ -190,6 +201,8 @@ def figures(bound: float) -> dict[str, Callable[[list[Round]], float]]:
         "429s": lambda done: median(r.refused for r in done),
         "most 429s a task": lambda done: max(r.worst for r in done),
         "input tokens": lambda done: median(sum(r.tokens(key) for key in INPUT_KEYS) for r in done),
+        "cache-creation tokens": lambda done: median(r.tokens("cache_creation_input_tokens") for r in done),
+        "cache-read tokens": lambda done: median(r.tokens("cache_read_input_tokens") for r in done),
     }
 
 
@@ -216,6 +229,7 @@ def main() -> None:
         "Parallel Coordinator": lambda n: ours(root, limits, args.tasks, claude, n),
         "naive fan-out": lambda n: naive(root, limits, args.tasks, claude, n),
     }
+    alternatives["ours, no cache warm-up"] = lambda n: ours(root, limits, args.tasks, claude, n, warmup=False)
     if args.without_retry_after:
         alternatives["ours, no Retry-After"] = lambda n: ours(root, limits, args.tasks, claude, n, retry_after=False)
     rounds: dict[str, list[Round]] = {name: [] for name in alternatives}
