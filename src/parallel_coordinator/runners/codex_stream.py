@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from parallel_coordinator.runners.progress import Progress, parse_progress_line
-from parallel_coordinator.runners.stream_text import clip, count, parse_event, tool_label
+from parallel_coordinator.runners.progress import Progress
+from parallel_coordinator.runners.stream_text import JsonlStreamReader, clip, count, tool_label
 
 STREAM = "codex"
 _KEPT_ERRORS = 20  # the first fatal errors and warnings kept; a run retrying for hours must not grow this
@@ -21,12 +21,11 @@ _KEPT_FILES = 200
 _RATE_LIMITED = re.compile(r"\b429\b|too many requests|usage limit|quota exceeded|rate.?limit", re.IGNORECASE)
 
 
-class CodexStreamReader:
+class CodexStreamReader(JsonlStreamReader):
     """Fed each line of a `codex exec --json` run; `final_event()` is its summary (see `summary()`)."""
 
     def __init__(self) -> None:
-        self._events = 0
-        self._non_json_lines = 0
+        super().__init__()
         self._thread_id: str | None = None
         self._turns = 0
         self._completed = False
@@ -44,21 +43,6 @@ class CodexStreamReader:
         self._files_changed: list[str] = []
 
     # -- StreamReader protocol -------------------------------------------------------------
-
-    def on_stdout_line(self, line: str) -> Progress | None:
-        event = parse_event(line)
-        if event is None:
-            if line.strip():
-                self._non_json_lines += 1
-            return None
-        self._events += 1
-        return self._on_event(event)
-
-    def on_stderr_line(self, line: str) -> Progress | None:
-        return parse_progress_line(line)  # codex's stderr is its log; a wrapper's JSON progress still counts
-
-    def final_event(self) -> dict[str, Any] | None:
-        return self.summary() if self._events else None
 
     def tokens_used(self) -> int | None:
         """Input (cached included) plus output tokens: codex reports them once, when its turn completes."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from parallel_coordinator.runners.progress import Progress, parse_progress_line
-from parallel_coordinator.runners.stream_text import clip, count, parse_event, tool_label
+from parallel_coordinator.runners.progress import Progress
+from parallel_coordinator.runners.stream_text import JsonlStreamReader, clip, count, tool_label
 
 STREAM = "gemini"
 _TEXT_LIMIT = 4 * 1024 * 1024  # characters of answer kept, as the supervisor's stdout cap: no unbounded growth
@@ -20,15 +20,14 @@ _KEPT_WARNINGS = 20
 _RATE_LIMITED = re.compile(r"\b429\b|RESOURCE_EXHAUSTED|quota|rate.?limit", re.IGNORECASE)
 
 
-class GeminiStreamReader:
+class GeminiStreamReader(JsonlStreamReader):
     """Fed each line of a `gemini -o stream-json` run; `final_event()` is its summary (see `summary()`).
 
     The answer is the assistant text after the last tool call, as the CLI's own `-o json` answer is.
     """
 
     def __init__(self) -> None:
-        self._events = 0
-        self._non_json_lines = 0
+        super().__init__()
         self._session_id: str | None = None
         self._model: str | None = None
         self._result: dict[str, Any] | None = None
@@ -43,21 +42,6 @@ class GeminiStreamReader:
         self._rate_limited = False
 
     # -- StreamReader protocol -------------------------------------------------------------
-
-    def on_stdout_line(self, line: str) -> Progress | None:
-        event = parse_event(line)
-        if event is None:
-            if line.strip():
-                self._non_json_lines += 1
-            return None
-        self._events += 1
-        return self._on_event(event)
-
-    def on_stderr_line(self, line: str) -> Progress | None:
-        return parse_progress_line(line)  # gemini's stderr is its log; a wrapper's JSON progress still counts
-
-    def final_event(self) -> dict[str, Any] | None:
-        return self.summary() if self._events else None
 
     def tokens_used(self) -> int | None:
         """Every token of the run (prompt, answer, thoughts, tools): gemini reports them in its result."""
