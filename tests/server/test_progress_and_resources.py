@@ -87,6 +87,17 @@ async def test_a_long_output_is_cut_and_its_uri_returns_the_whole_text(client: C
     assert len(text) == task["output_chars"] == len("line of text ") * 20_000 + 1
 
 
+async def test_a_task_id_holding_a_percent_escape_is_read_back_as_itself(client: Client) -> None:
+    result = await client.call_tool("coordinate_task", {
+        "task_description": "ids", "subtasks": [{"id": "50%41", "description": "x", "agent_type": "echo"}],
+        "options": {"wait_seconds": 60},
+    })
+    assert result.structured_content is not None
+    task = result.structured_content["results"][0]
+    whole = await client.read_resource(task["output_uri"])  # decoded once: '50%41', not '50A'
+    assert whole.contents[0].text.startswith("50%41 done")  # type: ignore[union-attr]
+
+
 async def test_the_total_cap_keeps_many_results_small(client: Client, agents: AgentFactory) -> None:
     agents.script("verbose", "print('z' * 5_000)")
     result = await client.call_tool("coordinate_task", {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import time
 from typing import Any
-from urllib.parse import unquote
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -73,7 +72,7 @@ def register_resources(server: MCPServer[Any]) -> None:
     )
     async def task_resource(session_id: str, task_id: str, ctx: Context[Any, Any]) -> str:
         coordinator = coordinator_of(ctx)
-        task = unquote(task_id)
+        task = task_id  # the template's match has decoded it already: a second decoding would change '%41' to 'A'
         try:
             found = coordinator.get(session_id, principal())
         except UnknownSessionError as exc:
