@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -215,3 +216,12 @@ def test_a_skip_git_repo_check_that_is_not_a_boolean_is_refused_naming_it() -> N
     agent = make_agent(extra={"skipGitRepoCheck": "false"})
     with pytest.raises(RunnerUnavailableError, match="skipGitRepoCheck 'false'"):
         CodexRunner("/bin/true").invocation(agent, make_request())
+
+
+def test_limit_words_in_the_log_of_a_run_that_finished_do_not_slow_the_runner(
+    runner: CodexRunner, tmp_path: Path
+) -> None:
+    _, outcome, _ = run_fake(runner, tmp_path)
+    logged = dataclasses.replace(outcome, stderr_tail="note: the README explains rate limits, 429s and quota")
+    result = runner.interpret(make_agent(), logged)
+    assert result.ok and result.rate_limited is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -186,3 +187,12 @@ def test_a_gemini_agent_gets_its_own_login_but_not_the_servers_other_google_secr
     env = EnvironmentPolicy().agent_environment(GeminiRunner.env_passthrough, environ=environ, depth=0)
     assert {"GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS"} <= env.keys()
     assert "GOOGLE_CLIENT_SECRET" not in env and "GOOGLE_OAUTH_ACCESS_TOKEN" not in env
+
+
+def test_limit_words_in_the_log_of_a_run_that_finished_do_not_slow_the_runner(
+    runner: GeminiRunner, tmp_path: Path
+) -> None:
+    _, outcome, _ = run_fake(runner, tmp_path)
+    logged = dataclasses.replace(outcome, stderr_tail="note: the README explains rate limits, 429s and quota")
+    result = runner.interpret(make_agent(), logged)
+    assert result.ok and result.rate_limited is False

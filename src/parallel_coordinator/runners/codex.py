@@ -141,12 +141,13 @@ class CodexRunner:
                         "last_reconnect", "usage")
         }
         failure = FAILURES.classify("\n".join(_failure_texts(summary, outcome)))
-        rate_limited = bool(summary.get("rate_limited")) or failure == "rate_limit"
+        finished = summary.get("completed") and not summary.get("failure")
+        # The stream's own word counts always; limit words in a log count only for a run that did not finish.
+        rate_limited = bool(summary.get("rate_limited")) or (failure == "rate_limit" and not finished)
         accounting: dict[str, Any] = {
             "input_tokens": _int(usage.get("input_tokens")), "output_tokens": _int(usage.get("output_tokens")),
             "rate_limited": rate_limited, "details": details,
         }
-        finished = summary.get("completed") and not summary.get("failure")
         if finished and (outcome.reason == "budget" or (outcome.reason == "exited" and outcome.exit_code == 0)):
             if outcome.reason == "budget":  # the usage arrives with the turn's end: the work was done
                 details["token_budget_passed"] = True

@@ -136,14 +136,15 @@ class GeminiRunner:
         failure = FAILURES.classify("\n".join(_failure_texts(result, outcome)))
         if outcome.reason == "exited" and outcome.exit_code in (_EXIT_LOGIN, _EXIT_UNTRUSTED) and failure is None:
             failure = "login" if outcome.exit_code == _EXIT_LOGIN else "untrusted"
-        rate_limited = bool(summary.get("rate_limited")) or failure == "rate_limit"
+        finished = result.get("status") == "success"
+        # The stream's own word counts always; limit words in a log count only for a run that did not finish.
+        rate_limited = bool(summary.get("rate_limited")) or (failure == "rate_limit" and not finished)
         accounting: dict[str, Any] = {
             "input_tokens": input_tokens, "output_tokens": output_tokens, "rate_limited": rate_limited,
             "details": details,
         }
         answer = summary.get("answer")
         answer = answer if isinstance(answer, str) else ""
-        finished = result.get("status") == "success"
         if finished and (outcome.reason == "budget" or (outcome.reason == "exited" and outcome.exit_code == 0)):
             if outcome.reason == "budget":  # the usage arrives with the result: the work was done
                 details["token_budget_passed"] = True
