@@ -72,3 +72,47 @@ def test_a_users_agent_overrides_the_bundled_one_of_the_same_name_and_the_listin
 
     table = pcoord("agents", env=env, cwd=tmp_path).stdout
     assert "your own agents override the bundled loc-counter" in table
+
+
+def test_init_writes_a_command_agent_that_is_listed_and_runs_at_once(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    env = fresh(tmp_path)
+    written = pcoord("init", "--runner", "command", "--name", "greeter", env=env, cwd=project)
+    assert written.returncode == 0, written.stderr
+    agent_dir = project / ".claude" / "agents"
+    assert f"wrote {agent_dir / 'greeter.md'}" in written.stdout and "no Claude needed" in written.stdout
+    assert (agent_dir / "greeter.py").is_file()
+
+    listing = json.loads(pcoord("agents", "--json", env=env, cwd=project).stdout)
+    assert [(a["name"], a["runner"], a["source"]) for a in listing["agents"]] == [("greeter", "command", "project")]
+    assert listing["diagnostics"] == []
+
+    plan = project / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "greet twice",
+        "subtasks": [{"id": "a", "agent_type": "greeter", "description": "say hello"},
+                     {"id": "b", "agent_type": "greeter", "description": "answer", "dependencies": ["a"]}],
+    }))
+    done = pcoord("run", str(plan), "--json", env=env, cwd=project)
+    assert done.returncode == 0, done.stderr
+    outputs = [r["output"].strip() for r in json.loads(done.stdout)["results"]]
+    assert outputs == ["task a: say hello", "task b: answer\nafter a: task a: say hello"]
+
+
+def test_init_writes_a_claude_agent_and_never_overwrites_an_existing_file(tmp_path: Path) -> None:
+    env = fresh(tmp_path)
+    assert pcoord("init", env=env, cwd=tmp_path).returncode == 0
+    agent_file = tmp_path / ".claude" / "agents" / "first-agent.md"
+    listing = json.loads(pcoord("agents", "--json", env=env, cwd=tmp_path).stdout)
+    assert [(a["name"], a["runner"], a["tools"]) for a in listing["agents"]] == [
+        ("first-agent", "claude", ["Read", "Grep", "Glob"])
+    ]
+    agent_file.write_text(agent_file.read_text() + "my edits\n")
+    again = pcoord("init", env=env, cwd=tmp_path)
+    assert again.returncode == 1
+    assert str(agent_file) in " ".join(again.stderr.split()) and "already exists" in again.stderr
+    assert agent_file.read_text().endswith("my edits\n")
+
+    refused = pcoord("init", "--name", "../escape", env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and "'../escape'" in refused.stderr
