@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "agents":
             return list_agents(args.json)
+        if args.command == "init":
+            from parallel_coordinator.cli._init import init_agent
+
+            return init_agent(args.runner, args.name)
         if args.command == "run":
             return run_plan(args.plan, args.json)
         if args.command == "plan":

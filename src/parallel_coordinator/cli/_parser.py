@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     agents = commands.add_parser("agents", help="list the agents found and every file skipped or repaired")
     agents.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    init = commands.add_parser(
+        "init", help="write a first agent file into ./.claude/agents, ready to edit (never over an existing one)"
+    )
+    init.add_argument(
+        "--runner", choices=["claude", "command"], default="claude",
+        help="claude (default: needs a logged-in `claude`) or command (a Python script beside it; no Claude needed)",
+    )
+    init.add_argument(
+        "--name", default=None, help="the agent's name and file name (default: first-agent, or first-command-agent)"
+    )
+
     run = commands.add_parser("run", help="run a plan file (YAML or JSON) with live progress")
     run.add_argument("plan", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
