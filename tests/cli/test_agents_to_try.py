@@ -116,3 +116,9 @@ def test_init_writes_a_claude_agent_and_never_overwrites_an_existing_file(tmp_pa
 
     refused = pcoord("init", "--name", "../escape", env=env, cwd=tmp_path)
     assert refused.returncode == 1 and "'../escape'" in refused.stderr
+
+
+def test_a_bundled_agents_setting_that_is_neither_on_nor_off_is_refused_naming_it(tmp_path: Path) -> None:
+    done = pcoord("agents", env=fresh(tmp_path, PCOORD_BUNDLED_AGENTS="ye"))
+    assert done.returncode != 0
+    assert "PCOORD_BUNDLED_AGENTS='ye' is neither on nor off" in " ".join(done.stderr.split())

@@ -27,7 +27,7 @@ from parallel_coordinator.agents.spec import (
     RunnerKind,
     SourceKind,
 )
-from parallel_coordinator.errors import AgentFileError
+from parallel_coordinator.errors import AgentFileError, ConfigError, shortened
 
 MAX_AGENT_FILE_BYTES = 1024 * 1024
 AGENT_DIRS_ENV = "PCOORD_AGENT_DIRS"
@@ -35,6 +35,7 @@ AGENT_DIRS_ENV = "PCOORD_AGENT_DIRS"
 BUNDLED_AGENTS_ENV = "PCOORD_BUNDLED_AGENTS"
 BUNDLED_AGENTS_DIR = Path(__file__).parent / "bundled"
 _ON = frozenset({"1", "true", "yes", "on"})
+_OFF = frozenset({"", "0", "false", "no", "off"})
 # Linux's MAX_ARG_STRLEN: exec refuses a longer argument (E2BIG), so such an agent could never start.
 MAX_ARG_BYTES = 128 * 1024 - 1
 # The runners that pass the body as one argument (gemini's travels on stdin, a command's is unused).
@@ -327,7 +328,16 @@ def parse_agent_file(
 
 
 def bundled_agents_on() -> bool:
-    return os.environ.get(BUNDLED_AGENTS_ENV, "").strip().lower() in _ON
+    """PCOORD_BUNDLED_AGENTS: on or off; any other value is refused, naming it (a typo must not mean off)."""
+    value = os.environ.get(BUNDLED_AGENTS_ENV, "").strip().lower()
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ConfigError(
+        f"{BUNDLED_AGENTS_ENV}={shortened(os.environ[BUNDLED_AGENTS_ENV])} is neither on nor off:"
+        " set it to 1 to use the bundled agents, or 0 (or unset it) not to"
+    )
 
 
 def default_agent_dirs(cwd: Path | None = None) -> list[tuple[Path, SourceKind]]:
