@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "agents":
             return list_agents(args.json)
         if args.command == "run":
-            return run_plan(args.plan, args.json)
+            return run_plan(args.plan, args.json, args.output)
         if args.command == "plan":
             return show_plan(args.task, args.json)
         if args.command == "status":

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a plan file (YAML or JSON) with live progress")
     run.add_argument("plan", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument("--output", type=Path, default=None, metavar="DIR",
+                     help="write every task's whole output to DIR/<task>.txt (and the synthesis to DIR/_synthesis.txt)")
 
     plan = commands.add_parser(
         "plan", help="plan a task (or check a plan file) without running it; prints a plan file for `pcoord run`"

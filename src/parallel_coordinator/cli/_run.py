@@ -13,6 +13,7 @@ from rich.live import Live
 
 from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from parallel_coordinator.cli._plans import PlanFile, load_plan, print_plan
+from parallel_coordinator.cli._results import check_output_dir, print_result, write_outputs
 from parallel_coordinator.cli._state import effective_settings
 from parallel_coordinator.errors import ApprovalRequiredError
 from parallel_coordinator.planning.forecast import Forecast
@@ -21,12 +22,14 @@ from parallel_coordinator.planning.graph import TaskGraph
 _REDRAW_S = 0.25  # the live view's redraws: 4 a second is live to the eye and costs little at 2,000 tasks
 
 
-def run_plan(path: Path, as_json: bool) -> int:
+def run_plan(path: Path, as_json: bool, output: Path | None = None) -> int:
+    if output is not None:
+        check_output_dir(output)  # before anything runs: a typo must not cost a whole run
     plan = load_plan(path)
-    return anyio.run(_run_plan, plan, as_json)
+    return anyio.run(_run_plan, plan, as_json, output)
 
 
-async def _run_plan(plan: PlanFile, as_json: bool) -> int:
+async def _run_plan(plan: PlanFile, as_json: bool, output: Path | None) -> int:
     from parallel_coordinator.cli.liveview import render_status, stderr_console
     from parallel_coordinator.engine.coordinator import Coordinator
     from parallel_coordinator.views import coordination_result, progress_status
@@ -85,11 +88,14 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
                         await changed.wait()
                 live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
             group.cancel_scope.cancel()
-        result = coordination_result(coordinator.snapshot(session), settings.result_chars, settings.total_result_chars)
+        snap = coordinator.snapshot(session)
+        result = coordination_result(snap, settings.result_chars, settings.total_result_chars)
+        if output is not None:
+            write_outputs(snap, output, snap.synthesis or result.synthesis)
     if as_json:
         print(result.model_dump_json(indent=2))
     else:
-        print_result(result)
+        print_result(result, snap, output)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "SUCCESS" else EXIT_FAILED
@@ -124,16 +130,3 @@ def confirmed_on_terminal(expected: Forecast, threshold_usd: float) -> bool:
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
-
-
-def print_result(result: Any) -> None:
-    console = Console()
-    console.print(f"[bold]{result.status}[/bold] session {result.session_id} in {result.execution_time_s:.2f} s")
-    for task in result.results:
-        style = "green" if task.status == "succeeded" else "red"
-        console.print(f"[{style}]{task.status:>10}[/{style}] {task.task_id} ({task.agent})")
-        if task.error:
-            console.print(f"           {task.error.splitlines()[0] if task.error else ''}", style="dim")
-    if result.error_summary:
-        console.print(result.error_summary, style="yellow")
-
