@@ -73,3 +73,13 @@ def test_run_refuses_an_output_that_is_a_file_and_runs_nothing(tmp_path: Path, a
     assert f"--output '{taken}' exists and is not a directory" in " ".join(done.stderr.split())
     assert taken.read_text() == "mine\n"
     assert not (tmp_path / "state" / "state.db").exists()
+
+
+def test_run_dash_reads_the_plan_from_stdin(tmp_path: Path, agents: AgentFactory) -> None:
+    plan = {"task_description": "from a pipe", "subtasks": [{"id": "a", "description": "x", "agent_type": "echo"}]}
+    done = pcoord("run", "-", "--json", env=environment(tmp_path, agents), input=json.dumps(plan))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["output"].strip() == "a done"
+    bad = pcoord("run", "-", env=environment(tmp_path, agents), input="task_description: [unclosed\n")
+    assert bad.returncode == 1
+    assert "the plan on stdin is not valid YAML" in bad.stderr

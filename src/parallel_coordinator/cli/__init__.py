@@ -17,7 +17,13 @@ from parallel_coordinator.cli._parser import build_parser
 from parallel_coordinator.cli._plans import show_plan
 from parallel_coordinator.cli._run import run_plan
 from parallel_coordinator.cli._serve import serve
-from parallel_coordinator.cli._sessions import collect_garbage, show_status, watch_session, write_session_report
+from parallel_coordinator.cli._sessions import (
+    cancel_session,
+    collect_garbage,
+    show_status,
+    watch_session,
+    write_session_report,
+)
 from parallel_coordinator.errors import CoordinatorError
 
 __all__ = ["main"]
@@ -43,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             return show_status(args.session, args.json)
         if args.command == "watch":
             return watch_session(args.session)
+        if args.command == "cancel":
+            return cancel_session(args.session)
         if args.command == "metrics":
             return show_metrics(args.json)
         if args.command == "report":

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     agents.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     run = commands.add_parser("run", help="run a plan file (YAML or JSON) with live progress")
-    run.add_argument("plan", type=Path)
+    run.add_argument("plan", type=Path, help="the plan file, or - to read the plan (YAML or JSON) from stdin")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("--output", type=Path, default=None, metavar="DIR",
                      help="write every task's whole output to DIR/<task>.txt (and the synthesis to DIR/_synthesis.txt)")
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser("watch", help="follow a session live (it may run in another `pcoord serve`)")
     watch.add_argument("session")
+
+    cancel = commands.add_parser(
+        "cancel", help="cancel a running session and kill its agents, whichever process on this state directory runs it"
+    )
+    cancel.add_argument("session", help="the session id (`pcoord status` lists the recent sessions)")
 
     metrics = commands.add_parser("metrics", help="machine health and figures over recent agent runs")
     metrics.add_argument("--json", action="store_true", help="print get_performance_metrics's JSON")
