@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,12 @@ def test_cancel_stops_a_session_run_by_another_process_and_kills_its_agents(
         store = Store(tmp_path / "state" / "state.db")
         ((session_id, _, _, _),) = store.recent_sessions()
         store.close()
-        cancelled = pcoord("cancel", session_id, env=env)
-        stdout, stderr = run.communicate(timeout=60)
+        try:
+            cancelled = pcoord("cancel", session_id, env=env)
+            stdout, stderr = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:  # the cancel did not reach it: Ctrl-C kills the agent, not leaving it behind
+                run.send_signal(signal.SIGINT)
     assert cancelled.returncode == 0, cancelled.stderr
     assert cancelled.stdout.startswith(f"CANCELLED session {session_id}: 1 task(s) cancelled")
     assert run.returncode == 1, stderr
