@@ -83,3 +83,22 @@ def test_run_dash_reads_the_plan_from_stdin(tmp_path: Path, agents: AgentFactory
     bad = pcoord("run", "-", env=environment(tmp_path, agents), input="task_description: [unclosed\n")
     assert bad.returncode == 1
     assert "the plan on stdin is not valid YAML" in bad.stderr
+
+
+def test_run_into_a_pipe_prints_a_plain_line_per_task_start_and_end_not_a_bar(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "two steps",
+        "subtasks": [{"id": "a", "description": "x", "agent_type": "echo"},
+                     {"id": "b", "description": "y", "agent_type": "failer", "dependencies": ["a"]}],
+        "options": {"retry_attempts": 1},
+    }))
+    done = pcoord("run", str(plan), env=environment(tmp_path, agents))
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert "━" not in done.stderr and "session " not in done.stderr  # no rich bar, no header
+    assert [line.split(" in ")[0] for line in lines if line.startswith("succeeded")] == ["succeeded a (echo)"]
+    assert any(line.startswith("failed b (failer) in ") and ": exited with status 3" in line for line in lines)
+    assert lines.index("started b (failer)") > lines.index(next(x for x in lines if x.startswith("succeeded a")))

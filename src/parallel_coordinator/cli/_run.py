@@ -18,6 +18,7 @@ from parallel_coordinator.cli._state import effective_settings
 from parallel_coordinator.errors import ApprovalRequiredError
 from parallel_coordinator.planning.forecast import Forecast
 from parallel_coordinator.planning.graph import TaskGraph
+from parallel_coordinator.planning.scheduler import TaskState
 
 _REDRAW_S = 0.25  # the live view's redraws: 4 a second is live to the eye and costs little at 2,000 tasks
 
@@ -30,7 +31,7 @@ def run_plan(path: Path, as_json: bool, output: Path | None = None) -> int:
 
 
 async def _run_plan(plan: PlanFile, as_json: bool, output: Path | None) -> int:
-    from parallel_coordinator.cli.liveview import render_status, stderr_console
+    from parallel_coordinator.cli.liveview import logs_above_live, render_status, stderr_console, task_lines
     from parallel_coordinator.engine.coordinator import Coordinator
     from parallel_coordinator.views import coordination_result, progress_status
 
@@ -77,16 +78,28 @@ async def _run_plan(plan: PlanFile, as_json: bool, output: Path | None) -> int:
                 return progress_status(coordinator.snapshot(session, estimate=False), 0, 0, with_metrics=False)
 
             console = stderr_console()
-            # Drawn only here, never by rich's own refresh thread: a render of 64 agent lines costs ~15 ms of
-            # CPU the agents' shards could use. The agent lines fit the terminal (the rest are counted).
-            with Live(console=console, auto_refresh=False, transient=False) as live:
-                while not session.done.is_set():
+            if not console.is_terminal:
+                # A pipe or a log file: plain lines as tasks start and end, not a bar wrapped at 80 columns.
+                seen: dict[str, TaskState] = {}
+                while True:
                     changed = session.changed
-                    live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
-                    await anyio.sleep(_REDRAW_S)  # at most this often, however fast tasks end
+                    for line in task_lines(coordinator.snapshot(session, estimate=False).tasks, seen):
+                        print(line, file=sys.stderr, flush=True)
+                    if session.done.is_set():
+                        break
                     with anyio.move_on_after(1.0):
                         await changed.wait()
-                live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
+            else:
+                # Drawn only here, never by rich's own refresh thread: a render of 64 agent lines costs ~15 ms of
+                # CPU the agents' shards could use. The agent lines fit the terminal (the rest are counted).
+                with Live(console=console, auto_refresh=False, transient=False) as live, logs_above_live():
+                    while not session.done.is_set():
+                        changed = session.changed
+                        live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
+                        await anyio.sleep(_REDRAW_S)  # at most this often, however fast tasks end
+                        with anyio.move_on_after(1.0):
+                            await changed.wait()
+                    live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
             group.cancel_scope.cancel()
         snap = coordinator.snapshot(session)
         result = coordination_result(snap, settings.result_chars, settings.total_result_chars)
