@@ -102,3 +102,24 @@ def test_run_into_a_pipe_prints_a_plain_line_per_task_start_and_end_not_a_bar(
     assert [line.split(" in ")[0] for line in lines if line.startswith("succeeded")] == ["succeeded a (echo)"]
     assert any(line.startswith("failed b (failer) in ") and ": exited with status 3" in line for line in lines)
     assert lines.index("started b (failer)") > lines.index(next(x for x in lines if x.startswith("succeeded a")))
+
+
+def test_a_bad_plan_file_is_told_in_plain_words_naming_each_key(tmp_path: Path, agents: AgentFactory) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("task_descripton: x\nsubtasks: [{id: a, description: x, dependencies: a}]\n")
+    done = pcoord("run", str(plan), env={**environment(tmp_path, agents), "COLUMNS": "300"})
+    assert done.returncode == 1
+    assert "task_description: required, and missing" in done.stderr
+    assert "task_descripton: unknown key (a plan file's keys are task_description, subtasks" in done.stderr
+    assert "subtasks[0].dependencies: input should be a valid list (got 'a')" in done.stderr
+    assert "pydantic" not in done.stderr and "errors.pydantic.dev" not in done.stderr
+
+
+def test_help_explains_every_flag_and_the_plan_files_format(tmp_path: Path, agents: AgentFactory) -> None:
+    serve = pcoord("serve", "--help", env={**environment(tmp_path, agents), "COLUMNS": "300"}).stdout
+    assert "stdio (default: a client starts the server) or http" in serve
+    assert "HOST           with --transport http: the address to bind (default 127.0.0.1)" in serve
+    assert "PORT           with --transport http: the port (default 8765)" in serve
+    run = pcoord("run", "--help", env={**environment(tmp_path, agents), "COLUMNS": "300"}).stdout
+    assert "task_description:" in run and "agent_type:" in run and "dependencies:" in run
+    assert "- to read the plan" in run

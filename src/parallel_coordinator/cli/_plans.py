@@ -50,7 +50,32 @@ def load_plan(path: Path) -> PlanFile:
     try:
         return PlanFile.model_validate(data)
     except ValidationError as exc:
-        raise CoordinatorError(f"{where} does not fit coordinate_task's input:\n{exc}") from exc
+        raise CoordinatorError(f"{where} does not fit coordinate_task's input:\n{plain_errors(exc)}\n"
+                               "`pcoord run --help` shows the plan file's format") from exc
+
+
+_SHOWN_ERRORS = 10  # a plan of 2,000 bad tasks gets the first few problems, and the count of the rest
+
+
+def plain_errors(exc: ValidationError) -> str:
+    """Each problem as `key.path: what is wrong (got VALUE)`, without pydantic's type names and URLs."""
+    lines = []
+    problems = exc.errors(include_url=False)
+    for problem in problems[:_SHOWN_ERRORS]:
+        key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"]).lstrip(".")
+        if problem["type"] == "extra_forbidden":
+            known = ", ".join(PlanFile.model_fields) if len(problem["loc"]) == 1 else None
+            text = "unknown key" + (f" (a plan file's keys are {known})" if known else "; check its spelling")
+        elif problem["type"] == "missing":
+            text = "required, and missing"
+        else:
+            got = repr(problem["input"])
+            got = got if len(got) <= 60 else f"{got[:60]}... ({len(got):,} characters)"
+            text = f"{problem['msg'][0].lower()}{problem['msg'][1:]} (got {got})"
+        lines.append(f"  {key or 'the plan'}: {text}")
+    if len(problems) > _SHOWN_ERRORS:
+        lines.append(f"  ... and {len(problems) - _SHOWN_ERRORS} more")
+    return "\n".join(lines)
 
 
 def show_plan(task: str, as_json: bool) -> int:
