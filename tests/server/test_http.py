@@ -310,5 +310,6 @@ def test_a_generated_token_is_printed_once_with_the_client_configuration(tmp_pat
     said = first_start()
     token = (tmp_path / "state" / "http-token").read_text().strip()
     assert f'"Authorization": "Bearer {token}"' in said
+    assert "Warning" not in said, said  # a newcomer's first start shows no library deprecation warnings
     assert f'"url": "http://127.0.0.1:{port}/mcp"' in said
     assert token not in first_start()  # printed on the first start only

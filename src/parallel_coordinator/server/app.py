@@ -72,7 +72,12 @@ def create_server(
     if verifier is not None:
         if base_url is None:
             raise ValueError("an HTTP server with tokens needs its base URL for the auth metadata")
-        auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(f"{base_url}/mcp"))
+        # Our tokens are shared secrets with no audience claim: the verifier itself decides (a resource
+        # check would refuse every one of them), and saying so keeps the SDK's warning off the console.
+        auth = AuthSettings(
+            issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(f"{base_url}/mcp"),
+            validate_token_resource=False,
+        )
     server: MCPServer[Coordinator] = MCPServer(
         "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan,
         subscriptions=bus, token_verifier=verifier, auth=auth, extensions=[TasksExtension()], tools=all_tools(),
