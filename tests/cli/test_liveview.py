@@ -3,7 +3,19 @@ to the terminal."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
+import re
+import selectors
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
+import yaml
 from rich.console import Console
 
 from parallel_coordinator.cli.liveview import render_status
@@ -14,6 +26,8 @@ from parallel_coordinator.schemas.outputs import (
     ProgressStatus,
     SpendFigures,
 )
+from tests.cli.test_cli import environment
+from tests.conftest import AgentFactory
 
 
 def rendered(status: ProgressStatus) -> str:
@@ -93,3 +107,68 @@ def test_a_log_line_during_the_live_view_is_printed_through_it_not_across_it(
     assert "a log line mid-run" in screen.getvalue()  # drawn by rich, above the view
     stderr = capsys.readouterr().err
     assert "a log line mid-run" not in stderr and "after the live view" in stderr  # the handler is given back
+
+
+def test_the_live_bar_splits_pending_tasks_into_ready_and_waiting_on_dependencies_and_shows_the_eta() -> None:
+    in_ninety_seconds = datetime.fromtimestamp(time.time() + 90.4, UTC).isoformat()
+    status = ProgressStatus(
+        session_id="s1", status="RUNNING", total_tasks=8, completed=1, in_progress=2, failed=0, pending=5,
+        cancelled=0, skipped=0, ready=2, estimated_completion=in_ninety_seconds,
+        queue_reason="all 2 of the session's agent slots are busy (max_agents)",
+    )
+    text = rendered(status)
+    assert "5 pending (2 ready, 3 on dependencies)" in text
+    assert re.search(r"ETA 1m (29|30)s", text), text
+    assert "waiting: all 2 of the session's agent slots are busy (max_agents)" in text
+
+
+def test_an_ended_session_or_one_without_an_estimate_shows_no_eta() -> None:
+    soon = datetime.fromtimestamp(time.time() + 30, UTC).isoformat()
+    ended = ProgressStatus(session_id="s1", status="SUCCESS", total_tasks=1, completed=1, in_progress=0, failed=0,
+                           pending=0, cancelled=0, skipped=0, estimated_completion=soon)
+    unknown = ended.model_copy(update={"status": "RUNNING", "estimated_completion": None})
+    assert "ETA" not in rendered(ended) and "ETA" not in rendered(unknown)
+
+
+def test_run_on_a_terminal_shows_the_eta_and_why_pending_tasks_wait(tmp_path: Path, agents: AgentFactory) -> None:
+    gate = tmp_path / "gate"
+    agents.script("gated", f"""
+        import os, time
+        while not os.path.exists({str(gate)!r}):
+            time.sleep(0.02)
+        print("done")
+    """)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "three at one slot",
+        "subtasks": [{"id": "a", "description": "x", "agent_type": "gated"},
+                     {"id": "b", "description": "y", "agent_type": "gated"},
+                     {"id": "c", "description": "z", "agent_type": "gated", "dependencies": ["a"]}],
+        "options": {"max_agents": 1},
+    }))
+    controller, terminal = pty.openpty()  # rich draws the live view only on a terminal
+    env = {**os.environ, **environment(tmp_path, agents), "COLUMNS": "220", "LINES": "40", "TERM": "xterm"}
+    with subprocess.Popen([sys.executable, "-m", "parallel_coordinator", "run", str(plan)], env=env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal) as run:
+        os.close(terminal)
+        screen, shown, deadline = "", False, time.monotonic() + 60
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(controller, selectors.EVENT_READ)
+                # Read the terminal until the view shows all three, then until the run ends (a terminal nobody
+                # reads would fill and stall the run).
+                while run.poll() is None:
+                    assert time.monotonic() < deadline, screen[-2000:]
+                    if selector.select(timeout=0.5):
+                        with contextlib.suppress(OSError):  # EIO: the run closed its end
+                            screen += os.read(controller, 65536).decode(errors="replace")
+                    if not shown and ("ETA" in screen and "2 pending (1 ready, 1 on dependencies)" in screen
+                                      and "all 1 of the session's agent slots are busy" in screen):
+                        shown = True
+                        gate.touch()
+        finally:
+            gate.touch()  # however the test ends, the agents end and the run with them
+            os.close(controller)
+        assert shown, screen[-2000:]
+        out = run.stdout.read() if run.stdout else b""
+    assert run.returncode == 0 and "succeeded" in out.decode()

@@ -364,3 +364,31 @@ async def test_what_an_agent_was_seen_to_take_sets_the_critical_path_order(
     assert session.graph.remaining_path("s") == 30.0
     first, second = sorted(session.tasks.values(), key=lambda r: r.started_at or 0.0)
     assert (first.task_id, second.task_id) == ("s", "q")
+
+
+async def test_a_ready_task_held_by_a_full_session_or_a_busy_agent_says_which_limit_holds_it(
+    coordinator: Coordinator, agents: AgentFactory, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    waits_for_gate = f"""
+        import os, time
+        while not os.path.exists({str(gate)!r}):
+            time.sleep(0.02)
+    """
+    agents.script("gated", waits_for_gate)
+    agents.script("gated_one", waits_for_gate, max_concurrent=1)
+    async def started(subtasks: list[Subtask], **opts: object):  # type: ignore[no-untyped-def]
+        return await coordinator.start("test", coordinator.plan(subtasks, options(**opts)), options(**opts))
+
+    full = await started([Subtask(id=f"f{i}", description="x", agent_type="gated") for i in range(3)], max_agents=2)
+    busy = await started([Subtask(id=f"b{i}", description="x", agent_type="gated_one") for i in range(2)])
+    await wait_until(full, lambda: len(full.running()) == 2 and full.queue_reason is not None)
+    assert full.queue_reason == "all 2 of the session's agent slots are busy (max_agents)"
+    assert coordinator.snapshot(full).ready == 1
+    await wait_until(busy, lambda: len(busy.running()) == 1 and busy.queue_reason is not None)
+    assert busy.queue_reason == "agent 'gated_one' runs 1 at once, its max_concurrent"
+    gate.touch()
+    for session in (full, busy):
+        with anyio.fail_after(30):
+            await session.done.wait()
+        assert session.status == "SUCCESS" and session.queue_reason is None

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from rich.console import Console, Group, RenderableType
 from rich.progress_bar import ProgressBar
@@ -28,7 +30,7 @@ def render_status(status: ProgressStatus, max_rows: int | None = None) -> Render
         Text(
             f"{done}/{status.total_tasks} done · {status.in_progress - len(status.waiting_on_twins)} running"
             + (f" · {len(status.waiting_on_twins)} waiting for a twin" if status.waiting_on_twins else "")
-            + f" · {status.failed} failed · {status.pending} pending"
+            + f" · {status.failed} failed · {pending_text(status)}" + eta_text(status)
         ),
     )
     agents = Table.grid(padding=(0, 2))
@@ -55,6 +57,23 @@ def render_status(status: ProgressStatus, max_rows: int | None = None) -> Render
     if len(shown) < len(active_agents):
         parts.append(Text(f"  … and {len(active_agents) - len(shown)} more running", style="dim"))
     return Group(*parts)
+
+
+def pending_text(status: ProgressStatus) -> str:
+    """'5 pending (2 ready, 3 on dependencies)': why the rest wait is the first thing a user asks."""
+    text = f"{status.pending} pending"
+    if status.ready is not None and status.pending:
+        text += f" ({status.ready} ready, {status.pending - status.ready} on dependencies)"
+    return text
+
+
+def eta_text(status: ProgressStatus) -> str:
+    """' · ETA 1m 20s' from the estimate, when there is one and the session still runs."""
+    if status.status != "RUNNING" or status.estimated_completion is None:
+        return ""
+    left = max(datetime.fromisoformat(status.estimated_completion).timestamp() - time.time(), 0.0)
+    minutes, seconds = divmod(round(left), 60)
+    return f" · ETA {minutes}m {seconds:02d}s" if minutes else f" · ETA {seconds}s"
 
 
 def spend_line(status: ProgressStatus) -> str | None:

@@ -38,6 +38,7 @@ class SessionView:
     forecast: dict[str, Any] | None = None  # planning/forecast.py's figures, as made at the start
     spent: dict[str, Any] | None = None  # engine/budget.py's: so far, or at the end
     budget: dict[str, Any] | None = None  # options.budget, the caps that were set
+    ready: int | None = None  # pending tasks with every dependency ended: known for a live session only
 
     @property
     def last_activity(self) -> float:
@@ -64,6 +65,7 @@ def view_of_live(session: Session, estimator: DurationEstimator | None = None) -
         live=True, forecast=session.forecast.as_dict() if session.forecast is not None else None,
         spent=session.spend.as_dict((session.finished_at or time.time()) - session.created_at),
         budget=policy.budget.model_dump(exclude_none=True) if policy.budget is not None else None,
+        ready=session.scheduler.ready_count(),
     )
 
 

@@ -108,7 +108,8 @@ class SessionRuns:
             )
             if task_id is None:
                 throttled = self.slots.throttle_reason({a.runner for a in session.agents.values()})
-                return throttled or (warmup.reason(now) if warmup is not None else None)
+                held = (session.agents[agent] for agent, _ in scheduler.ready_groups() if agent in session.agents)
+                return throttled or (warmup.reason(now) if warmup is not None else None) or self.slots.busy_reason(held)
             agent = session.agents[session.tasks[task_id].agent]
             runner = self.runners.get(agent.runner)
             if warmup is not None and runner is not None and runner.warms_prompt_cache:
@@ -137,6 +138,8 @@ class SessionRuns:
             else:
                 group.start_soon(self._guarded, session, batch, self.tasks.run_batch(session, batch, True),
                                  name=f"batch {session.id}/{task_id}")
+        if scheduler.ready_count():
+            return f"all {session.policy.max_agents} of the session's agent slots are busy (max_agents)"
         return None
 
     async def _guarded(self, session: Session, task_ids: list[str], run: Awaitable[None]) -> None:

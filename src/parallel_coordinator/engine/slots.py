@@ -83,6 +83,13 @@ class Slots:
                 )
         return None
 
+    def busy_reason(self, agents: Iterable[AgentSpec]) -> str | None:
+        """Why these agents' ready tasks wait, when it is their own max_concurrent: the first such agent."""
+        for agent in agents:
+            if agent.max_concurrent is not None and self.running[agent.name] >= agent.max_concurrent:
+                return f"agent {agent.name!r} runs {self.running[agent.name]} at once, its max_concurrent"
+        return None
+
     def resume_in(self, runners: Iterable[str]) -> float:
         """Seconds until the first of these runners' paused throttles takes new runs again; inf if none is paused."""
         pauses = [self.throttles[r].pause_left() for r in set(runners) if r in self.throttles]

@@ -182,7 +182,12 @@ class ProgressStatus(BaseModel):
         " result it will reuse.",
     )
     queue_reason: str | None = Field(
-        None, description="Why ready tasks are waiting to start (CPU, memory or a rate limit), if they are."
+        None, description="Why ready tasks are waiting to start (the session's or an agent's concurrency limit,"
+        " CPU, memory, a rate limit, a prompt-cache warm-up), if they are."
+    )
+    ready: int | None = Field(
+        None, description="Of the pending tasks, those whose dependencies have all ended (they wait only for a"
+        " start, see queue_reason); the rest wait on dependencies. Null for a session not held by this server.",
     )
     estimated_completion: str | None = Field(None, description="ISO 8601 estimate, or null when unknown.")
     performance_metrics: SessionMetrics = Field(default_factory=SessionMetrics)

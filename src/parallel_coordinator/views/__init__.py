@@ -308,6 +308,7 @@ def progress_status(
         agents_active=active,
         waiting_on_twins=twins,
         queue_reason=snap.queue_reason,
+        ready=snap.ready if not ended else None,
         estimated_completion=iso(eta),
         performance_metrics=session_metrics(snap) if with_metrics else SessionMetrics(),
         results=results,
