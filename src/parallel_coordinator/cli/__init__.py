@@ -11,7 +11,7 @@ import sys
 
 from rich.console import Console
 
-from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_USAGE
+from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from parallel_coordinator.cli._inventory import list_agents, show_config, show_metrics
 from parallel_coordinator.cli._parser import build_parser
 from parallel_coordinator.cli._plans import show_plan
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plan":
             return show_plan(args.task, args.json)
         if args.command == "status":
-            return show_status(args.session, args.json)
+            return show_status(args.session, args.json, args.ids)
         if args.command == "watch":
             return watch_session(args.session)
         if args.command == "cancel":
@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             return show_config(args.json)
         if args.command == "gc":
             return collect_garbage(args.dry_run, args.json)
+        if args.command == "completion":
+            import shtab
+
+            print(shtab.complete(build_parser(), shell=args.shell))
+            return EXIT_OK
         if args.command == "demo":
             from parallel_coordinator.cli.demo import run_demo
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import shtab
+
 from parallel_coordinator import __version__
+
+# A session argument completes to the recent sessions' ids, asked of pcoord itself at completion time.
+SESSION_IDS = shtab.cmd("pcoord status --ids 2>/dev/null")
+COMPLETION_SHELLS = ("bash", "zsh")
 
 PLAN_FORMAT = """\
 a plan file has coordinate_task's fields (YAML, or JSON):
@@ -66,35 +72,49 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a plan file (YAML or JSON) with live progress", epilog=PLAN_FORMAT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("plan", type=Path, help="the plan file, or - to read the plan (YAML or JSON) from stdin")
+    run.add_argument(
+        "plan", type=Path, help="the plan file, or - to read the plan (YAML or JSON) from stdin"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
     run.add_argument("--json", action="store_true", help="print the result as JSON")
-    run.add_argument("--output", type=Path, default=None, metavar="DIR",
-                     help="write every task's whole output to DIR/<task>.txt (and the synthesis to DIR/_synthesis.txt)")
+    run.add_argument(
+        "--output", type=Path, default=None, metavar="DIR",
+        help="write every task's whole output to DIR/<task>.txt (and the synthesis to DIR/_synthesis.txt)",
+    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
 
     plan = commands.add_parser(
         "plan", help="plan a task (or check a plan file) without running it; prints a plan file for `pcoord run`"
     )
-    plan.add_argument("task", help="a plan file (YAML or JSON), or the task itself in plain words")
+    plan.add_argument(
+        "task", help="a plan file (YAML or JSON), or the task itself in plain words"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
     plan.add_argument("--json", action="store_true", help="print JSON instead of YAML")
 
     status = commands.add_parser("status", help="a session's state (without SESSION: the recent sessions)")
-    status.add_argument("session", nargs="?")
+    status.add_argument(
+        "session", nargs="?", help="the session id (default: list the recent sessions)"
+    ).complete = SESSION_IDS  # type: ignore[attr-defined]
     status.add_argument("--json", action="store_true", help="print get_progress_status's JSON")
+    status.add_argument("--ids", action="store_true",
+                        help="print only the recent sessions' ids, newest first, one per line (scripts, completion)")
 
     watch = commands.add_parser("watch", help="follow a session live (it may run in another `pcoord serve`)")
-    watch.add_argument("session")
+    watch.add_argument("session", help="the session id").complete = SESSION_IDS  # type: ignore[attr-defined]
 
     cancel = commands.add_parser(
         "cancel", help="cancel a running session and kill its agents, whichever process on this state directory runs it"
     )
-    cancel.add_argument("session", help="the session id (`pcoord status` lists the recent sessions)")
+    cancel.add_argument(
+        "session", help="the session id (`pcoord status` lists the recent sessions)"
+    ).complete = SESSION_IDS  # type: ignore[attr-defined]
 
     metrics = commands.add_parser("metrics", help="machine health and figures over recent agent runs")
     metrics.add_argument("--json", action="store_true", help="print get_performance_metrics's JSON")
 
     report = commands.add_parser("report", help="write a self-contained HTML report of a session")
-    report.add_argument("session")
-    report.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: state dir)")
+    report.add_argument("session", help="the session id").complete = SESSION_IDS  # type: ignore[attr-defined]
+    report.add_argument(
+        "-o", "--output", type=Path, default=None, help="file to write (default: state dir)"
+    ).complete = shtab.FILE  # type: ignore[attr-defined]
 
     config = commands.add_parser("config", help="the effective settings and where each came from")
     config.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -106,5 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--json", action="store_true", help="print JSON instead of plain words")
 
     demo = commands.add_parser("demo", help="a real parallel run on bundled agents, through the MCP server")
-    demo.add_argument("--target", type=Path, default=None, help="source tree to analyse (default: here)")
+    demo.add_argument(
+        "--target", type=Path, default=None, help="source tree to analyse (default: here)"
+    ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script for bash or zsh",
+        description="Print a completion script. bash: add `eval \"$(pcoord completion bash)\"` to ~/.bashrc. "
+        "zsh: `pcoord completion zsh > \"${fpath[1]}/_pcoord\"`, then start a new shell.",
+    )
+    completion.add_argument("shell", choices=COMPLETION_SHELLS, help="the shell to complete in: bash or zsh")
     return parser

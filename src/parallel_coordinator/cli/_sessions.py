@@ -36,9 +36,13 @@ def status_table(status: ProgressStatus) -> Table:
     return table
 
 
-def show_status(session_id: str | None, as_json: bool) -> int:
+def show_status(session_id: str | None, as_json: bool, ids_only: bool = False) -> int:
     store = open_store()
     try:
+        if ids_only:
+            for listed_id, *_ in store.recent_sessions():
+                print(listed_id)
+            return EXIT_OK
         if session_id is None:
             return list_sessions(store, as_json)
         status = stored_status(store, session_id)
