@@ -77,6 +77,22 @@ async def test_a_handshake_era_stdio_client_is_told_when_its_session_changes(
             assert await next_uri(updates.received, lambda uri: uri == task_uri) == [task_uri]
 
 
+async def test_a_running_answer_over_stdio_says_a_one_shot_client_ends_the_session_and_how_to_follow_it(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    gated_agent(agents, tmp_path / "gate")
+    async with Client(server_params(tmp_path / "state", agents.root)) as client:
+        started = await client.call_tool("coordinate_task", {
+            "task_description": "left running", "subtasks": [{"id": "a", "description": "x", "agent_type": "gated"}],
+            "options": {"wait_seconds": 0},
+        })
+        assert started.structured_content is not None and started.structured_content["status"] == "RUNNING"
+        step = started.structured_content["next_step"]
+        assert "get_progress_status" in step and "the MCP Inspector's CLI" in step
+        assert "pcoord serve --transport http" in step
+        (tmp_path / "gate").touch()
+
+
 def test_stdout_carries_nothing_but_protocol_messages(tmp_path: Path, agents: AgentFactory) -> None:
     messages = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {

@@ -95,6 +95,7 @@ async def test_without_waiting_the_call_returns_running_with_a_way_to_follow(
                          options={"wait_seconds": 0})
     assert started["status"] == "RUNNING"
     assert "get_progress_status" in started["next_step"]
+    assert "over stdio" not in started["next_step"]  # in memory, the session outlives no client process
     session = coordinator.sessions[started["session_id"]]
     await wait_until(session, lambda: session.tasks["h"].progress is not None)
 

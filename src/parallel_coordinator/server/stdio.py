@@ -21,6 +21,8 @@ from mcp.shared.message import SessionMessage
 from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import ValidationError
 
+from parallel_coordinator.tools._context import over_stdio
+
 log = logging.getLogger(__name__)
 
 # Past this size a bad line's id is not looked for: parsing it again would hold the event loop.
@@ -40,6 +42,7 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
     """What `server.run("stdio")` does, with unreadable lines answered instead of dropped."""
     # The SDK's own in-memory client reaches the protocol server the same way (mcp/client/_memory.py).
     protocol = server._lowlevel_server
+    over_stdio.set(True)  # the tasks started below, the handlers among them, inherit it
     async with stdio_server() as (read_stream, write_stream):
         await protocol.run(
             AnsweringUnreadableLines(read_stream, write_stream), write_stream,

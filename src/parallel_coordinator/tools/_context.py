@@ -27,6 +27,15 @@ def coordinator_of(ctx: Context[Any, Any] | None) -> Coordinator:
 # Set while coordinate_task runs as an MCP task: it starts the session and returns without waiting.
 as_task: contextvars.ContextVar[bool] = contextvars.ContextVar("pcoord_as_task", default=False)
 
+# Set by server/stdio.py for everything it serves: there, a session lives only as long as the client's process.
+over_stdio: contextvars.ContextVar[bool] = contextvars.ContextVar("pcoord_over_stdio", default=False)
+
+ONE_SHOT_CLIENTS = (
+    "; over stdio this session lives as long as this server, which ends when the client that started it exits:"
+    " a client that starts a server for each call (the MCP Inspector's CLI) ends the session with it."
+    " To follow a long session from such a client, serve over HTTP (`pcoord serve --transport http`)"
+)
+
 
 def principal() -> str | None:
     """The HTTP client (its token's name) making this request; None on stdio and in memory."""

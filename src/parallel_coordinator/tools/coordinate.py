@@ -14,7 +14,14 @@ from parallel_coordinator.planning.strategies import Strategy
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.schemas.outputs import CoordinationResult
 from parallel_coordinator.tools._approval import LaunchApproval, approval_of_launch, forget_plan, plan_of_call
-from parallel_coordinator.tools._context import as_task, as_tool_errors, coordinator_of, principal
+from parallel_coordinator.tools._context import (
+    ONE_SHOT_CLIENTS,
+    as_task,
+    as_tool_errors,
+    coordinator_of,
+    over_stdio,
+    principal,
+)
 from parallel_coordinator.tools._progress import follow
 from parallel_coordinator.views import approval_needed_result, coordination_result, dry_run_result
 
@@ -100,7 +107,10 @@ async def coordinate_task(
         if not as_task.get():
             await follow(session, coordinator.events, ctx, options.wait_seconds, options.progress_update_interval)
         caps = result_caps(coordinator, options.result_chars, options.total_result_chars)
-        return coordination_result(coordinator.snapshot(session), *caps)
+        result = coordination_result(coordinator.snapshot(session), *caps)
+        if result.next_step is not None and over_stdio.get():
+            result.next_step += ONE_SHOT_CLIENTS
+        return result
 
 
 def result_caps(coordinator: Coordinator, result_chars: int | None, total_chars: int | None) -> tuple[int, int]:
