@@ -185,7 +185,8 @@ def test_a_broken_plugin_entry_is_a_diagnostic_that_says_how_to_fix_it(
         path.rename(path.with_name("moved"))
     layout.write_installed()
     if breakage == "not-a-boolean":
-        layout.settings_file().write_text(json.dumps({"enabledPlugins": {"review-kit@tools": "yes", "other@tools": True}}))
+        enabled = {"review-kit@tools": "yes", "other@tools": True}
+        layout.settings_file().write_text(json.dumps({"enabledPlugins": enabled}))
     if breakage == "plugins-not-an-object":
         layout.installed_file.write_text(json.dumps({"version": 2, "plugins": []}))
 
@@ -245,7 +246,8 @@ def test_a_plan_may_name_a_plugin_agent_and_its_bare_name_is_suggested(layout: L
     layout.install("pr-review-toolkit@tools", agents={"code-reviewer.md": agent_text("code-reviewer")})
     catalog = discover_agents()
 
-    plan = build_plan([Subtask(id="t1", description="review", agent_type="pr-review-toolkit:code-reviewer")], 1, catalog)
+    named = Subtask(id="t1", description="review", agent_type="pr-review-toolkit:code-reviewer")
+    plan = build_plan([named], 1, catalog)
     assert list(plan.agents) == ["pr-review-toolkit:code-reviewer"]
 
     with pytest.raises(UnknownAgentError, match=r"did you mean 'pr-review-toolkit:code-reviewer'\?"):
