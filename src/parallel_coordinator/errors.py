@@ -41,7 +41,13 @@ def shortened(value: str, keep: int = 40) -> str:
 
 
 def _closest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    known = list(known)
+    # A plugin's agent is PLUGIN:AGENT: the bare AGENT (or a near miss of it) points at it, however long PLUGIN is.
+    by_last_part = {entry.rpartition(":")[2]: entry for entry in sorted(known, reverse=True) if ":" in entry}
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close and by_last_part and ":" not in name:
+        bare = difflib.get_close_matches(name, list(by_last_part), n=1, cutoff=0.6)
+        close = [by_last_part[bare[0]]] if bare else []
     return close[0] if close else None
 
 

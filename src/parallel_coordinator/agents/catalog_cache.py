@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from parallel_coordinator.agents.discovery import default_agent_dirs, parse_agent_file
+from parallel_coordinator.agents.plugins import PluginSources, default_plugins, plugin_named, with_plugin_dirs
 from parallel_coordinator.agents.scan import MAX_DEPTH, MAX_ENTRIES, Scan, Stamp, scan_agent_dirs, stamp_of
 from parallel_coordinator.agents.spec import AgentCatalog, AgentSpec, Diagnostic, SourceKind
 
@@ -43,6 +44,7 @@ class _Cached:
     dirs: _Dirs
     started_ns: int
     scan: Scan
+    plugin_inputs: dict[str, Stamp]  # the settings and installed-plugins files read: a change means a rescan
 
 
 def _trusted(stamp: Stamp, started_ns: int) -> bool:
@@ -51,7 +53,8 @@ def _trusted(stamp: Stamp, started_ns: int) -> bool:
 
 
 class CatalogCache:
-    """The catalogue of `dirs` (default_agent_dirs(), looked up at each read, when None), kept fresh.
+    """The catalogue of `dirs` (when None: default_agent_dirs() and the enabled plugins', looked up at each read),
+    kept fresh.
 
     `parses` counts agent files parsed and `scans` the walks of the directories, for tests and benchmarks.
     """
@@ -93,7 +96,9 @@ class CatalogCache:
             )
 
     def _changed(self, cached: _Cached) -> bool:
-        stamps = itertools.chain(cached.scan.directories.items(), cached.scan.files.items())
+        stamps = itertools.chain(
+            cached.scan.directories.items(), cached.scan.files.items(), cached.plugin_inputs.items()
+        )
         return any(
             not _trusted(stamp, cached.started_ns) or stamp_of(path) != stamp for path, stamp in stamps
         )
@@ -101,6 +106,8 @@ class CatalogCache:
     def _rescan(self, dirs: _Dirs) -> _Cached:
         started_ns = time.time_ns()
         seen: set[tuple[Path, SourceKind, Path]] = set()
+        plugins = default_plugins() if self._dirs is None else PluginSources()
+        by_dir = plugins.by_dir()
 
         def parse(
             path: Path, source: SourceKind, root: Path, stamp: Stamp
@@ -108,14 +115,16 @@ class CatalogCache:
             key = (path, source, root)
             seen.add(key)
             before = self._parsed.get(key)
-            if before is not None and before.trusted and before.stamp == stamp:
-                return before.spec, before.diagnostics
-            self.parses += 1
-            spec, diagnostics = parse_agent_file(path, source=source, root=root)
-            self._parsed[key] = _Parsed(stamp, _trusted(stamp, started_ns), spec, diagnostics)
-            return spec, diagnostics
+            if before is None or not before.trusted or before.stamp != stamp:
+                self.parses += 1
+                spec, diagnostics = parse_agent_file(path, source=source, root=root)
+                before = self._parsed[key] = _Parsed(stamp, _trusted(stamp, started_ns), spec, diagnostics)
+            return plugin_named(before.spec, root, by_dir), before.diagnostics
 
-        scan = scan_agent_dirs(dirs, parse, max_entries=self._max_entries, max_depth=self._max_depth)
+        scan = scan_agent_dirs(
+            with_plugin_dirs(list(dirs), plugins), parse, max_entries=self._max_entries, max_depth=self._max_depth
+        )
+        scan.catalog.diagnostics[:0] = plugins.diagnostics
         self.scans += 1
         self._parsed = {key: parsed for key, parsed in self._parsed.items() if key in seen}
-        return _Cached(dirs, started_ns, scan)
+        return _Cached(dirs, started_ns, scan, plugins.inputs)

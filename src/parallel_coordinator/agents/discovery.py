@@ -18,7 +18,8 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from parallel_coordinator.agents.frontmatter import read_front_matter
-from parallel_coordinator.agents.scan import scan_agent_dirs
+from parallel_coordinator.agents.plugins import PluginSources, default_plugins, plugin_named, with_plugin_dirs
+from parallel_coordinator.agents.scan import Stamp, scan_agent_dirs
 from parallel_coordinator.agents.spec import (
     AgentCatalog,
     AgentSpec,
@@ -242,7 +243,9 @@ def _read_agent_bytes(path: Path) -> bytes:
     return raw
 
 
-def _name(data: dict[str, Any]) -> str:
+def _name(data: dict[str, Any], fallback: str | None) -> str:
+    if "name" not in data and fallback:
+        return fallback
     if "name" not in data:
         raise AgentFileError("no 'name' in the front matter (Claude Code identifies agents by name)")
     name = data["name"]
@@ -256,7 +259,9 @@ def _name(data: dict[str, Any]) -> str:
 def parse_agent_file(
     path: Path, *, source: SourceKind, root: Path
 ) -> tuple[AgentSpec | None, list[Diagnostic]]:
-    """Read one agent file: the spec (None when the file is skipped) and its diagnostics."""
+    """Read one agent file: the spec (None when the file is skipped) and its diagnostics.
+
+    A plugin's agent without a `name` is named for its file, as Claude Code names it; an own agent needs one."""
     where = str(path)
     repairs: list[str] = []
     try:
@@ -265,7 +270,7 @@ def parse_agent_file(
         except OSError as exc:
             raise AgentFileError(f"cannot read the file: {exc.strerror or exc}") from None
         repairs = list(front.repairs)
-        name = _name(front.data)
+        name = _name(front.data, path.stem if source == "plugin" else None)
     except AgentFileError as exc:
         context = f" ({'; '.join(repairs)})" if repairs else ""
         return None, [Diagnostic(path=where, problem=f"skipped: {exc}{context}")]
@@ -361,9 +366,15 @@ def default_agent_dirs(cwd: Path | None = None) -> list[tuple[Path, SourceKind]]
 
 
 def discover_agents(dirs: Sequence[tuple[Path, SourceKind]] | None = None) -> AgentCatalog:
-    """Scan the agent directories (default_agent_dirs() when None), within scan.py's bounds, parsing
-    every file; later sources win a name clash. The server reads through CatalogCache instead."""
-    return scan_agent_dirs(
-        default_agent_dirs() if dirs is None else dirs,
-        lambda path, source, root, _stamp: parse_agent_file(path, source=source, root=root),
-    ).catalog
+    """Scan the agent directories (when None: default_agent_dirs() and the enabled Claude Code plugins'), within
+    scan.py's bounds, parsing every file; later sources win a name clash. The server reads through CatalogCache."""
+    plugins = default_plugins() if dirs is None else PluginSources()
+    by_dir = plugins.by_dir()
+
+    def parse(path: Path, source: SourceKind, root: Path, _stamp: Stamp) -> tuple[AgentSpec | None, list[Diagnostic]]:
+        spec, diagnostics = parse_agent_file(path, source=source, root=root)
+        return plugin_named(spec, root, by_dir), diagnostics
+
+    catalog = scan_agent_dirs(with_plugin_dirs(default_agent_dirs(), plugins) if dirs is None else dirs, parse).catalog
+    catalog.diagnostics[:0] = plugins.diagnostics
+    return catalog

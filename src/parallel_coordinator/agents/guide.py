@@ -14,6 +14,7 @@ from parallel_coordinator.agents.spec import AgentCatalog, SourceKind
 _WHY = {
     "user": "user", "project": "project",
     "env": f"env, from {AGENT_DIRS_ENV}", "bundled": f"bundled, {BUNDLED_AGENTS_ENV}",
+    "plugin": "an enabled Claude Code plugin's",
 }
 
 
@@ -48,6 +49,7 @@ def empty_catalog_help(catalog: AgentCatalog) -> str | None:
         "then the system prompt: `---` / `name: NAME` / `description: what it does` / `---` / the prompt.",
         "Or let `pcoord init` write one into ./.claude/agents (a claude agent, which needs a logged-in `claude`);",
         "`pcoord init --runner command` writes one that runs a script beside it, without Claude.",
+        "The agents of enabled Claude Code plugins are found too (`claude plugin install NAME@MARKETPLACE`).",
         f"Try the bundled offline agents (no Claude needed): set {BUNDLED_AGENTS_ENV}=1, e.g.",
         f"`{BUNDLED_AGENTS_ENV}=1 pcoord agents`, or run `pcoord demo`.",
     ])

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Priority = Literal["critical", "high", "medium", "low"]
 RunnerKind = Literal["claude", "command", "codex", "gemini"]
-SourceKind = Literal["user", "project", "env", "bundled"]
+SourceKind = Literal["user", "project", "env", "bundled", "plugin"]
 
 
 class AgentSpec(BaseModel):
@@ -46,6 +46,8 @@ class AgentSpec(BaseModel):
     path: Path | None = None
     source: SourceKind = "user"
     root: Path | None = None
+    # The Claude Code plugin (NAME@MARKETPLACE) an agent of source "plugin" comes from.
+    plugin: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -28,7 +28,7 @@ def list_agents(as_json: bool) -> int:
                 {
                     "name": a.name, "description": a.description, "runner": a.runner, "model": a.model,
                     "tools": a.tools, "source": a.source, "path": str(a.path) if a.path else None,
-                    "max_concurrent": a.max_concurrent, "priority": a.priority,
+                    "max_concurrent": a.max_concurrent, "priority": a.priority, "plugin": a.plugin,
                 }
                 for a in sorted(catalog.agents.values(), key=lambda a: a.name)
             ],
@@ -57,7 +57,8 @@ def _print_agents(console: Console, catalog: AgentCatalog) -> None:
     for column in ("name", "runner", "model", "source", "path"):
         table.add_column(column)
     for agent in sorted(catalog.agents.values(), key=lambda a: a.name):
-        table.add_row(agent.name, agent.runner, agent.model or "-", agent.source, str(agent.path or ""))
+        source = f"plugin {agent.plugin}" if agent.plugin else agent.source
+        table.add_row(agent.name, agent.runner, agent.model or "-", source, str(agent.path or ""))
     console.print(table)
     from parallel_coordinator.agents.discovery import BUNDLED_AGENTS_DIR
 

@@ -292,6 +292,7 @@ class AgentInfo(BaseModel):
     max_concurrent: int | None
     priority: str
     path: str | None = None
+    plugin: str | None = Field(None, description="With source 'plugin': the Claude Code plugin, NAME@MARKETPLACE.")
 
 
 class DiagnosticInfo(BaseModel):

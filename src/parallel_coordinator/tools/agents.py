@@ -11,8 +11,9 @@ from parallel_coordinator.schemas.outputs import AgentInfo, AgentListing, Diagno
 from parallel_coordinator.tools._context import coordinator_of
 
 DESCRIPTION = """\
-List the agents this server can run (from ~/.claude/agents, ./.claude/agents and PCOORD_AGENT_DIRS):
-name, description, runner, model, tools, source and concurrency limit. Use the names as
+List the agents this server can run (from ~/.claude/agents, ./.claude/agents, PCOORD_AGENT_DIRS and enabled
+Claude Code plugins, whose agents are named PLUGIN:AGENT): name, description, runner, model, tools, source
+(with `plugin` NAME@MARKETPLACE for a plugin's) and concurrency limit. Use the names as
 `agent_type` in coordinate_task. `diagnostics` lists agent files that were skipped or repaired;
 `help`, set when there are no agents, says where the server looked and how to add one."""
 
@@ -24,7 +25,7 @@ async def list_agents(ctx: Context[Any, Any] | None = None) -> AgentListing:
             AgentInfo(
                 name=a.name, description=a.description, runner=a.runner, model=a.model, tools=a.tools,
                 source=a.source, max_concurrent=a.max_concurrent, priority=a.priority,
-                path=str(a.path) if a.path else None,
+                path=str(a.path) if a.path else None, plugin=a.plugin,
             )
             for a in sorted(catalog.agents.values(), key=lambda a: a.name)
         ],
