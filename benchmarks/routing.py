@@ -72,7 +72,9 @@ def catalogue(agents: list[AgentSpec], size: int) -> list[AgentSpec]:
     ]
 
 
-def cost(make: Callable[[list[AgentSpec]], _Ranker], agents: list[AgentSpec], queries: list[str]) -> tuple[float, float]:
+def cost(
+    make: Callable[[list[AgentSpec]], _Ranker], agents: list[AgentSpec], queries: list[str]
+) -> tuple[float, float]:
     """Median milliseconds to build the index, and to rank one query, over three rounds."""
     builds, ranks = [], []
     for _ in range(3):
@@ -95,7 +97,10 @@ def main() -> None:
         raise SystemExit(f"the VoltAgent corpus is not at {CORPUS}: it lives in ../shared beside the repository")
     agents = list(discover_agents([(CORPUS, "user")]).agents.values())
     routers: dict[str, Callable[[list[AgentSpec]], _Ranker]] = {"before": BaselineRouter, "now": Router}
-    sets = {f"evaluation set ({len(evaluation_set())} tasks)": evaluation_set(), f"test table ({len(test_table())} tasks)": test_table()}
+    sets = {
+        f"evaluation set ({len(evaluation_set())} tasks)": evaluation_set(),
+        f"test table ({len(test_table())} tasks)": test_table(),
+    }
     header("routing accuracy", agents=len(agents))
     rows = []
     missed: dict[str, list[str]] = {}
