@@ -3,6 +3,7 @@ to the terminal."""
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from parallel_coordinator.cli.liveview import render_status
@@ -64,3 +65,31 @@ def test_a_session_that_spends_nothing_and_has_no_budget_shows_no_spend_line() -
         cancelled=0, skipped=0, spent=SpendFigures(tokens=0, usd=0, seconds=1),
     )
     assert "spent" not in rendered(status)
+
+
+def test_a_log_line_during_the_live_view_is_printed_through_it_not_across_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+    import logging
+    import sys
+
+    from rich.live import Live
+
+    from parallel_coordinator.cli.liveview import logs_above_live
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    handler = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with Live("the live view", console=console, auto_refresh=False) as live, logs_above_live():
+            live.refresh()
+            logging.getLogger("parallel_coordinator.test").warning("a log line mid-run")
+        logging.getLogger("parallel_coordinator.test").warning("after the live view")
+    finally:
+        root.removeHandler(handler)
+    assert "a log line mid-run" in screen.getvalue()  # drawn by rich, above the view
+    stderr = capsys.readouterr().err
+    assert "a log line mid-run" not in stderr and "after the live view" in stderr  # the handler is given back

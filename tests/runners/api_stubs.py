@@ -95,8 +95,9 @@ class GeminiAPI(_Stub):
 
 
 @contextlib.contextmanager
-def serving(kind: type[_Stub], status: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A stub of `kind` answering `status`, on a free loopback port: yields its base URL and the requests it got."""
+def serving(kind: type[BaseHTTPRequestHandler], status: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A stub of `kind` (a handler with `status` and `requests` class attributes) answering `status`, on a free
+    loopback port: yields its base URL and the requests it got."""
     handler = cast(type[_Stub], type(kind.__name__, (kind,), {"status": status, "requests": []}))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -11,14 +11,12 @@ import json
 import os
 import re
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import pytest
 
@@ -28,6 +26,7 @@ from parallel_coordinator.runners.base import AttemptOutcome, Invocation, TaskRe
 from parallel_coordinator.runners.claude import ClaudeRunner
 from parallel_coordinator.runners.claude_stream import ClaudeStreamReader
 from parallel_coordinator.runners.streams import Progress
+from tests.runners.api_stubs import serving
 
 PINNED_VERSION = "2.1.330"
 FAKE_CLAUDE = Path(__file__).resolve().parents[1] / "fakes" / "claude"
@@ -355,18 +354,8 @@ class _StubAPI(BaseHTTPRequestHandler):
         event("message_stop", {"type": "message_stop"})
 
 
-@contextlib.contextmanager
-def stub_api(status: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    handler = cast(type[_StubAPI], type("StubAPI", (_StubAPI,), {"status": status, "requests": []}))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+def stub_api(status: int) -> contextlib.AbstractContextManager[tuple[str, list[dict[str, Any]]]]:
+    return serving(_StubAPI, status)
 
 
 def test_a_successful_real_run_reads_as_ok_with_tokens_and_tool_progress(

@@ -88,7 +88,9 @@ class CatalogCache:
                 cached = self._cached = self._rescan(dirs)
             catalog = cached.scan.catalog
             # Callers may change their copy (the coordinator applies agent_pool overrides).
-            return AgentCatalog(agents=dict(catalog.agents), diagnostics=list(catalog.diagnostics))
+            return AgentCatalog(
+                agents=dict(catalog.agents), diagnostics=list(catalog.diagnostics), searched=list(catalog.searched)
+            )
 
     def _changed(self, cached: _Cached) -> bool:
         stamps = itertools.chain(cached.scan.directories.items(), cached.scan.files.items())

@@ -27,10 +27,15 @@ from parallel_coordinator.agents.spec import (
     RunnerKind,
     SourceKind,
 )
-from parallel_coordinator.errors import AgentFileError
+from parallel_coordinator.errors import AgentFileError, ConfigError, shortened
 
 MAX_AGENT_FILE_BYTES = 1024 * 1024
 AGENT_DIRS_ENV = "PCOORD_AGENT_DIRS"
+# Opt-in, not default: offline analysers in every listing would take routed subtasks from a user's own collection.
+BUNDLED_AGENTS_ENV = "PCOORD_BUNDLED_AGENTS"
+BUNDLED_AGENTS_DIR = Path(__file__).parent / "bundled"
+_ON = frozenset({"1", "true", "yes", "on"})
+_OFF = frozenset({"", "0", "false", "no", "off"})
 # Linux's MAX_ARG_STRLEN: exec refuses a longer argument (E2BIG), so such an agent could never start.
 MAX_ARG_BYTES = 128 * 1024 - 1
 # The runners that pass the body as one argument (gemini's travels on stdin, a command's is unused).
@@ -322,14 +327,29 @@ def parse_agent_file(
     return spec, diagnostics
 
 
+def bundled_agents_on() -> bool:
+    """PCOORD_BUNDLED_AGENTS: on or off; any other value is refused, naming it (a typo must not mean off)."""
+    value = os.environ.get(BUNDLED_AGENTS_ENV, "").strip().lower()
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ConfigError(
+        f"{BUNDLED_AGENTS_ENV}={shortened(os.environ[BUNDLED_AGENTS_ENV])} is neither on nor off:"
+        " set it to 1 to use the bundled agents, or 0 (or unset it) not to"
+    )
+
+
 def default_agent_dirs(cwd: Path | None = None) -> list[tuple[Path, SourceKind]]:
-    """Where agents are looked for, lowest precedence first: user, project, then PCOORD_AGENT_DIRS.
+    """Where agents are looked for, lowest precedence first: the bundled agents (only with
+    PCOORD_BUNDLED_AGENTS=1, and below everything so a user's agent of the same name wins), user,
+    project, then PCOORD_AGENT_DIRS.
 
     The project directory and relative PCOORD_AGENT_DIRS entries are taken from `cwd` (default: the
     working directory).
     """
     base = cwd if cwd is not None else Path.cwd()
-    dirs: list[tuple[Path, SourceKind]] = []
+    dirs: list[tuple[Path, SourceKind]] = [(BUNDLED_AGENTS_DIR, "bundled")] if bundled_agents_on() else []
     # No HOME and no passwd entry: there is no user directory to scan.
     with contextlib.suppress(RuntimeError):
         dirs.append((Path.home() / ".claude" / "agents", "user"))

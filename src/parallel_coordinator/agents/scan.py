@@ -156,7 +156,7 @@ def scan_agent_dirs(
     max_depth: int = MAX_DEPTH,
 ) -> Scan:
     """Walk each (root, source), lowest precedence first, parse what is found; later sources win a name clash."""
-    scan = Scan(AgentCatalog())
+    scan = Scan(AgentCatalog(searched=list(dirs)))
     candidates: list[tuple[str, Stamp, SourceKind, Path]] = []
     for root, source in dirs:
         for path, stamp in _walk_root(root, scan, max_entries=max_entries, max_depth=max_depth):

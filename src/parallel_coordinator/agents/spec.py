@@ -61,10 +61,12 @@ class Diagnostic(BaseModel):
 
 @dataclass
 class AgentCatalog:
-    """The agents found, by name, and a diagnostic for every file skipped, repaired or shadowed."""
+    """The agents found, by name, a diagnostic for every file skipped, repaired or shadowed, and the
+    directories searched (lowest precedence first), so an empty catalog can say where it looked."""
 
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    searched: list[tuple[Path, SourceKind]] = field(default_factory=list)
 
     def get(self, name: str) -> AgentSpec | None:
         return self.agents.get(name)

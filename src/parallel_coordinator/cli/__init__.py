@@ -17,7 +17,13 @@ from parallel_coordinator.cli._parser import build_parser
 from parallel_coordinator.cli._plans import show_plan
 from parallel_coordinator.cli._run import run_plan
 from parallel_coordinator.cli._serve import serve
-from parallel_coordinator.cli._sessions import collect_garbage, show_status, watch_session, write_session_report
+from parallel_coordinator.cli._sessions import (
+    cancel_session,
+    collect_garbage,
+    show_status,
+    watch_session,
+    write_session_report,
+)
 from parallel_coordinator.errors import CoordinatorError
 
 __all__ = ["main"]
@@ -35,14 +41,20 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "agents":
             return list_agents(args.json)
+        if args.command == "init":
+            from parallel_coordinator.cli._init import init_agent
+
+            return init_agent(args.runner, args.name)
         if args.command == "run":
-            return run_plan(args.plan, args.json)
+            return run_plan(args.plan, args.json, args.output)
         if args.command == "plan":
             return show_plan(args.task, args.json)
         if args.command == "status":
             return show_status(args.session, args.json)
         if args.command == "watch":
             return watch_session(args.session)
+        if args.command == "cancel":
+            return cancel_session(args.session)
         if args.command == "metrics":
             return show_metrics(args.json)
         if args.command == "report":

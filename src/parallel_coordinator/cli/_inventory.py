@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -10,11 +12,16 @@ from rich.table import Table
 from parallel_coordinator.cli._exits import EXIT_OK
 from parallel_coordinator.cli._state import effective_settings, open_store
 
+if TYPE_CHECKING:
+    from parallel_coordinator.agents import AgentCatalog
+
 
 def list_agents(as_json: bool) -> int:
     from parallel_coordinator.agents import discover_agents
+    from parallel_coordinator.agents.guide import empty_catalog_help
 
     catalog = discover_agents()
+    help_text = empty_catalog_help(catalog)
     if as_json:
         print(json.dumps({
             "agents": [
@@ -26,15 +33,15 @@ def list_agents(as_json: bool) -> int:
                 for a in sorted(catalog.agents.values(), key=lambda a: a.name)
             ],
             "diagnostics": [{"path": d.path, "problem": d.problem} for d in catalog.diagnostics],
+            "searched": [{"path": str(path), "source": source} for path, source in catalog.searched],
+            "help": help_text,
         }, indent=2))
         return EXIT_OK
     console = Console()
-    table = Table(title=f"{len(catalog.agents)} agents")
-    for column in ("name", "runner", "model", "source", "path"):
-        table.add_column(column)
-    for agent in sorted(catalog.agents.values(), key=lambda a: a.name):
-        table.add_row(agent.name, agent.runner, agent.model or "-", agent.source, str(agent.path or ""))
-    console.print(table)
+    if help_text is not None:
+        console.print(help_text, highlight=False, markup=False, soft_wrap=True)
+    else:
+        _print_agents(console, catalog)
     if catalog.diagnostics:
         diagnostics = Table(title=f"{len(catalog.diagnostics)} files skipped or repaired")
         diagnostics.add_column("path")
@@ -43,6 +50,25 @@ def list_agents(as_json: bool) -> int:
             diagnostics.add_row(diagnostic.path, diagnostic.problem)
         console.print(diagnostics)
     return EXIT_OK
+
+
+def _print_agents(console: Console, catalog: AgentCatalog) -> None:
+    table = Table(title=f"{len(catalog.agents)} agents")
+    for column in ("name", "runner", "model", "source", "path"):
+        table.add_column(column)
+    for agent in sorted(catalog.agents.values(), key=lambda a: a.name):
+        table.add_row(agent.name, agent.runner, agent.model or "-", agent.source, str(agent.path or ""))
+    console.print(table)
+    from parallel_coordinator.agents.discovery import BUNDLED_AGENTS_DIR
+
+    overridden = sorted(
+        Path(d.path).stem for d in catalog.diagnostics
+        if d.problem.startswith("shadowed:") and Path(d.path).parent == BUNDLED_AGENTS_DIR
+    )
+    if overridden:
+        console.print(
+            f"your own agents override the bundled {', '.join(overridden)} (same name; see below)", highlight=False
+        )
 
 
 def show_metrics(as_json: bool) -> int:

@@ -7,6 +7,18 @@ from pathlib import Path
 
 from parallel_coordinator import __version__
 
+PLAN_FORMAT = """\
+a plan file has coordinate_task's fields (YAML, or JSON):
+  task_description: Review the service          # required
+  strategy: auto                                # optional: auto, parallel, pipeline, hybrid, burst
+  subtasks:                                     # optional: without them the planner splits the task
+    - id: lint                                  # unique in the plan
+      description: Lint src/                    # what the agent is told
+      agent_type: code-reviewer                 # an agent of `pcoord agents` (optional: routed if left out)
+      dependencies: []                          # ids whose outputs it receives
+  options: {max_agents: 4, dry_run: false}      # optional: coordinate_task's options
+exit status: 0 SUCCESS, 1 PARTIAL or FAILED, 130 interrupted (Ctrl-C cancels and kills the agents)"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -17,9 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
-    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio",
+                       help="stdio (default: a client starts the server) or http (streamable HTTP at /mcp)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="with --transport http: the address to bind (default %(default)s)")
+    serve.add_argument("--port", type=int, default=8765, help="with --transport http: the port (default %(default)s)")
     serve.add_argument(
         "--backend", choices=["local", "dask"], default=None,
         help="where agents run: the local process pool (default) or a Dask cluster",
@@ -37,9 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     agents = commands.add_parser("agents", help="list the agents found and every file skipped or repaired")
     agents.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    run = commands.add_parser("run", help="run a plan file (YAML or JSON) with live progress")
-    run.add_argument("plan", type=Path)
+    init = commands.add_parser(
+        "init", help="write a first agent file into ./.claude/agents, ready to edit (never over an existing one)"
+    )
+    init.add_argument(
+        "--runner", choices=["claude", "command"], default="claude",
+        help="claude (default: needs a logged-in `claude`) or command (a Python script beside it; no Claude needed)",
+    )
+    init.add_argument(
+        "--name", default=None, help="the agent's name and file name (default: first-agent, or first-command-agent)"
+    )
+
+    run = commands.add_parser(
+        "run", help="run a plan file (YAML or JSON) with live progress", epilog=PLAN_FORMAT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("plan", type=Path, help="the plan file, or - to read the plan (YAML or JSON) from stdin")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument("--output", type=Path, default=None, metavar="DIR",
+                     help="write every task's whole output to DIR/<task>.txt (and the synthesis to DIR/_synthesis.txt)")
 
     plan = commands.add_parser(
         "plan", help="plan a task (or check a plan file) without running it; prints a plan file for `pcoord run`"
@@ -53,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser("watch", help="follow a session live (it may run in another `pcoord serve`)")
     watch.add_argument("session")
+
+    cancel = commands.add_parser(
+        "cancel", help="cancel a running session and kill its agents, whichever process on this state directory runs it"
+    )
+    cancel.add_argument("session", help="the session id (`pcoord status` lists the recent sessions)")
 
     metrics = commands.add_parser("metrics", help="machine health and figures over recent agent runs")
     metrics.add_argument("--json", action="store_true", help="print get_performance_metrics's JSON")

@@ -13,21 +13,25 @@ from rich.live import Live
 
 from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from parallel_coordinator.cli._plans import PlanFile, load_plan, print_plan
+from parallel_coordinator.cli._results import check_output_dir, print_result, write_outputs
 from parallel_coordinator.cli._state import effective_settings
 from parallel_coordinator.errors import ApprovalRequiredError
 from parallel_coordinator.planning.forecast import Forecast
 from parallel_coordinator.planning.graph import TaskGraph
+from parallel_coordinator.planning.scheduler import TaskState
 
 _REDRAW_S = 0.25  # the live view's redraws: 4 a second is live to the eye and costs little at 2,000 tasks
 
 
-def run_plan(path: Path, as_json: bool) -> int:
+def run_plan(path: Path, as_json: bool, output: Path | None = None) -> int:
+    if output is not None:
+        check_output_dir(output)  # before anything runs: a typo must not cost a whole run
     plan = load_plan(path)
-    return anyio.run(_run_plan, plan, as_json)
+    return anyio.run(_run_plan, plan, as_json, output)
 
 
-async def _run_plan(plan: PlanFile, as_json: bool) -> int:
-    from parallel_coordinator.cli.liveview import render_status, stderr_console
+async def _run_plan(plan: PlanFile, as_json: bool, output: Path | None) -> int:
+    from parallel_coordinator.cli.liveview import logs_above_live, render_status, stderr_console, task_lines
     from parallel_coordinator.engine.coordinator import Coordinator
     from parallel_coordinator.views import coordination_result, progress_status
 
@@ -74,22 +78,37 @@ async def _run_plan(plan: PlanFile, as_json: bool) -> int:
                 return progress_status(coordinator.snapshot(session, estimate=False), 0, 0, with_metrics=False)
 
             console = stderr_console()
-            # Drawn only here, never by rich's own refresh thread: a render of 64 agent lines costs ~15 ms of
-            # CPU the agents' shards could use. The agent lines fit the terminal (the rest are counted).
-            with Live(console=console, auto_refresh=False, transient=False) as live:
-                while not session.done.is_set():
+            if not console.is_terminal:
+                # A pipe or a log file: plain lines as tasks start and end, not a bar wrapped at 80 columns.
+                seen: dict[str, TaskState] = {}
+                while True:
                     changed = session.changed
-                    live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
-                    await anyio.sleep(_REDRAW_S)  # at most this often, however fast tasks end
+                    for line in task_lines(coordinator.snapshot(session, estimate=False).tasks, seen):
+                        print(line, file=sys.stderr, flush=True)
+                    if session.done.is_set():
+                        break
                     with anyio.move_on_after(1.0):
                         await changed.wait()
-                live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
+            else:
+                # Drawn only here, never by rich's own refresh thread: a render of 64 agent lines costs ~15 ms of
+                # CPU the agents' shards could use. The agent lines fit the terminal (the rest are counted).
+                with Live(console=console, auto_refresh=False, transient=False) as live, logs_above_live():
+                    while not session.done.is_set():
+                        changed = session.changed
+                        live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
+                        await anyio.sleep(_REDRAW_S)  # at most this often, however fast tasks end
+                        with anyio.move_on_after(1.0):
+                            await changed.wait()
+                    live.update(render_status(status(), max_rows=max(console.height - 4, 1)), refresh=True)
             group.cancel_scope.cancel()
-        result = coordination_result(coordinator.snapshot(session), settings.result_chars, settings.total_result_chars)
+        snap = coordinator.snapshot(session)
+        result = coordination_result(snap, settings.result_chars, settings.total_result_chars)
+        if output is not None:
+            write_outputs(snap, output, snap.synthesis or result.synthesis)
     if as_json:
         print(result.model_dump_json(indent=2))
     else:
-        print_result(result)
+        print_result(result, snap, output)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "SUCCESS" else EXIT_FAILED
@@ -124,16 +143,3 @@ def confirmed_on_terminal(expected: Forecast, threshold_usd: float) -> bool:
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
-
-
-def print_result(result: Any) -> None:
-    console = Console()
-    console.print(f"[bold]{result.status}[/bold] session {result.session_id} in {result.execution_time_s:.2f} s")
-    for task in result.results:
-        style = "green" if task.status == "succeeded" else "red"
-        console.print(f"[{style}]{task.status:>10}[/{style}] {task.task_id} ({task.agent})")
-        if task.error:
-            console.print(f"           {task.error.splitlines()[0] if task.error else ''}", style="dim")
-    if result.error_summary:
-        console.print(result.error_summary, style="yellow")
-

@@ -1,4 +1,4 @@
-"""Commands on stored sessions: status, watch, report, and gc (the retention limits applied now)."""
+"""Commands on stored sessions: status, watch, cancel, report, and gc (the retention limits applied now)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from parallel_coordinator.cli._state import effective_settings, open_store, stored_status
+from parallel_coordinator.errors import CoordinatorError, shortened
 from parallel_coordinator.schemas.outputs import ProgressStatus
 from parallel_coordinator.state.store import Store
 from parallel_coordinator.views import iso
@@ -122,6 +123,31 @@ def status_line(status: ProgressStatus) -> str:
     return f"{status.status} {done}/{status.total_tasks} done, {status.in_progress} running" + (
         f": {running}" if running else ""
     )
+
+
+def cancel_session(session_id: str) -> int:
+    """Cancel a session whichever process runs it on this state directory: its owner is asked through the store."""
+    import anyio
+
+    from parallel_coordinator.engine.cancel import cancel_elsewhere
+
+    store = open_store()
+    try:
+        stored = store.load_session(session_id)
+        if stored is None:
+            raise CoordinatorError(
+                f"unknown session {shortened(session_id)} in {str(effective_settings().state_dir)!r}:"
+                " `pcoord status` lists the recent sessions"
+            )
+        if stored.status != "RUNNING":
+            print(f"session {session_id} had already ended: {stored.status}; nothing to cancel")
+            return EXIT_OK
+        outcome = anyio.run(cancel_elsewhere, store, session_id)
+    finally:
+        store.close()
+    print(f"{outcome.status} session {session_id}: {outcome.cancelled_tasks} task(s) cancelled,"
+          f" {outcome.killed_processes} process(es) killed" + (f"; {outcome.note}" if outcome.note else ""))
+    return EXIT_FAILED if outcome.status == "RUNNING" else EXIT_OK
 
 
 def write_session_report(session_id: str, output: Path | None) -> int:

@@ -1,12 +1,20 @@
-"""The terminal's live view of a session: an overall bar and one line per active agent (rich, on stderr)."""
+"""The terminal's live view of a session: an overall bar and one line per active agent (rich, on stderr);
+on a pipe, one plain line per task start and end instead."""
 
 from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console, Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from parallel_coordinator.engine.session import TaskRecord
+from parallel_coordinator.planning.scheduler import FINAL_STATES, TaskState
 from parallel_coordinator.schemas.outputs import ProgressStatus
 
 
@@ -67,3 +75,35 @@ def spend_line(status: ProgressStatus) -> str | None:
 def stderr_console() -> Console:
     # stdout may be a protocol wire or a pipe the user reads results from: the live view uses stderr.
     return Console(stderr=True)
+
+
+def task_lines(tasks: dict[str, TaskRecord], seen: dict[str, TaskState]) -> list[str]:
+    """A plain line for each task that started or ended since `seen` (updated): what a pipe or a log gets."""
+    lines = []
+    for task_id, record in tasks.items():
+        state = record.status
+        if seen.get(task_id, TaskState.PENDING) == state:
+            continue
+        seen[task_id] = state
+        if state is TaskState.RUNNING:
+            lines.append(f"started {task_id} ({record.agent})")
+        elif state in FINAL_STATES:
+            ran = record.started_at and record.finished_at
+            took = f" in {(record.finished_at or 0) - (record.started_at or 0):.2f} s" if ran else ""
+            error = f": {record.error.splitlines()[0][:200]}" if record.error and record.error.strip() else ""
+            lines.append(f"{state.value} {task_id} ({record.agent}){took}{error}")
+    return lines
+
+
+@contextmanager
+def logs_above_live() -> Iterator[None]:
+    """While a rich Live runs (it has put a proxy on sys.stderr), log handlers write through that proxy, so a
+    log line is printed above the live view instead of tearing it."""
+    handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    previous = [h.setStream(sys.stderr) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, previous, strict=True):
+            if stream is not None:
+                handler.setStream(stream)

@@ -297,6 +297,8 @@ class DiagnosticInfo(BaseModel):
 class AgentListing(BaseModel):
     agents: list[AgentInfo]
     diagnostics: list[DiagnosticInfo]
+    # Set only when no agent was found: where the server looked and how to add or try one.
+    help: str | None = None
 
 
 JsonDict = dict[str, Any]
