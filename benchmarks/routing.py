@@ -1,11 +1,13 @@
-"""Routing: top-1 and top-3 accuracy of the router before issue 16 and now, side by side, over the VoltAgent collection.
+"""Routing: top-1 and top-3 accuracy of our router and of the candidates measured against it, side by side.
 
-Two sets of subtasks: the held-out evaluation set (benchmarks/routing_tasks.yaml) and the table of
-tests/planning/test_routing.py. A task counts as a hit when an acceptable agent is first (top-1) or
-among the first three (top-3). Then the cost: building the index and routing one subtask, over the
-collection and over a catalogue of N agents made of its files repeated under new names.
+Over the VoltAgent collection, by split of benchmarks/routing_tasks.yaml: `tune` (the only rows
+weights were chosen on, with the table of tests/planning/test_routing.py), `held-out` and `fresh`
+(never tuned on). A task counts as a hit when an acceptable agent is first (top-1) or among the
+first three (top-3). Then the cost: building the index and routing one subtask, over the collection
+and over a catalogue of N agents made of its files repeated under new names. The bm25s rows need
+`pip install -e '.[bench]'`; without it they are left out, with a word on stderr.
 
-Run: .venv/bin/python benchmarks/routing.py [--agents 5000] [--misses] (~10 s on 2 cores)
+Run: .venv/bin/python benchmarks/routing.py [--agents 5000] [--misses] (~1 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,9 +44,10 @@ class _Ranker(Protocol):
 Case = tuple[str, frozenset[str]]
 
 
-def evaluation_set() -> list[Case]:
+def evaluation_set(split: str | None = None) -> list[Case]:
+    """The tasks of routing_tasks.yaml, all of them or those of one split (tune, held-out, fresh)."""
     rows: list[dict[str, Any]] = yaml.safe_load(TASKS.read_text())
-    return [(row["task"], frozenset(row["acceptable"])) for row in rows]
+    return [(row["task"], frozenset(row["acceptable"])) for row in rows if split in (None, row["split"])]
 
 
 def test_table() -> list[Case]:
@@ -88,6 +92,25 @@ def cost(
     return median(builds) * 1000, median(ranks) * 1000
 
 
+def routers() -> dict[str, Callable[[list[AgentSpec]], _Ranker]]:
+    found: dict[str, Callable[[list[AgentSpec]], _Ranker]] = {
+        "before: hand-written BM25 (frozen copy)": BaselineRouter,
+        "now: hand-written BM25 (planning/routing.py)": Router,
+    }
+    try:
+        from _routing_candidates import FieldsApart, LibraryDefaults
+    except ImportError as missing:
+        sys.stderr.write(f"bm25s rows left out ({missing}): pip install -e '.[bench]'\n")
+        return found
+    found["bm25s + PyStemmer, as the library comes"] = LibraryDefaults
+    found["bm25s, fields apart, Snowball, tuned"] = FieldsApart
+    found["  same, compound words split"] = partial(FieldsApart, words="compound")
+    found["  same, + declared expertise field (0.5)"] = partial(
+        FieldsApart, weights={"name": 2.0, "description": 1.0, "expertise": 0.5, "prompt": 1.5}
+    )
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=5000, help="catalogue size for the cost rows")
@@ -96,27 +119,34 @@ def main() -> None:
     if not CORPUS.is_dir():
         raise SystemExit(f"the VoltAgent corpus is not at {CORPUS}: it lives in ../shared beside the repository")
     agents = list(discover_agents([(CORPUS, "user")]).agents.values())
-    routers: dict[str, Callable[[list[AgentSpec]], _Ranker]] = {"before": BaselineRouter, "now": Router}
+    candidates = routers()
     sets = {
-        f"evaluation set ({len(evaluation_set())} tasks)": evaluation_set(),
-        f"test table ({len(test_table())} tasks)": test_table(),
+        "tune": evaluation_set("tune"),
+        "test table": test_table(),
+        "held-out": evaluation_set("held-out"),
+        "fresh": evaluation_set("fresh"),
     }
-    header("routing accuracy", agents=len(agents))
+    sets["held-out + fresh"] = sets["held-out"] + sets["fresh"]
+    header("routing accuracy, top-1 / top-3", agents=len(agents), tasks=len(evaluation_set()) + len(test_table()))
     rows = []
     missed: dict[str, list[str]] = {}
-    for set_name, cases in sets.items():
-        for router_name, make in routers.items():
-            misses = missed.setdefault(f"{router_name}, {set_name}", [])
-            top1, top3 = accuracy(make(agents), cases, misses)
-            rows.append([set_name, router_name, f"{top1:.0%}", f"{top3:.0%}"])
-    table(["tasks", "router", "top-1", "top-3"], rows)
+    for router_name, make in candidates.items():
+        router = make(agents)
+        row = [router_name]
+        for set_name, cases in sets.items():
+            misses = missed.setdefault(f"{router_name.strip()}, {set_name}", [])
+            top1, top3 = accuracy(router, cases, misses)
+            row.append(f"{top1:.0%} / {top3:.0%}")
+        rows.append(row)
+    table(["router", *(f"{name} ({len(cases)})" for name, cases in sets.items())], rows)
     if args.misses:
         for name, lines in missed.items():
-            sys.stderr.write(f"\nmissed at top-1, {name}:\n" + "\n".join(lines) + "\n")
+            if lines and not name.endswith("held-out + fresh"):
+                sys.stderr.write(f"\nmissed at top-1, {name}:\n" + "\n".join(lines) + "\n")
     queries = [task for task, _ in evaluation_set()][:20]
     rows = []
     for size_name, pool in (("collection", agents), (f"{args.agents} agents", catalogue(agents, args.agents))):
-        for router_name, make in routers.items():
+        for router_name, make in candidates.items():
             build, rank = cost(make, pool, queries)
             rows.append([size_name, router_name, f"{build:.1f}", f"{rank:.2f}"])
     header("routing cost, median of 3 rounds", queries=len(queries))
