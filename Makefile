@@ -49,6 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py --rounds 5
 	$(BIN)/python benchmarks/cancel_latency.py 3 64 256
 	$(BIN)/python benchmarks/discovery.py --agents 5000 --calls 10
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/routing.py --agents 5000
 	$(BIN)/python benchmarks/soak.py --sessions 20 --tasks 60 --mb 4
 	$(BIN)/python benchmarks/memory.py --agents 64 256
 	$(BIN)/python benchmarks/flood.py 5 3 8

@@ -273,6 +273,27 @@ def test_a_subtask_is_routed_to_the_agent_a_person_would_pick(
     assert route.reason.startswith(f"routed to {route.agent}: matched ")
 
 
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Kubernetes manifests privilege escalation",
+        pytest.param(
+            "Review the Kubernetes manifests for privilege escalation risks",
+            # ad-security-reviewer's description says "privilege escalation risks" word for word; no lexical
+            # variant measured in benchmarks/routing.py gets this one right (docs/benchmarks.md, Routing).
+            marks=pytest.mark.xfail(strict=True, reason="known miss of lexical routing"),
+        ),
+    ],
+)
+def test_the_issues_kubernetes_security_subtask_goes_to_the_kubernetes_specialist(
+    router: Router, description: str
+) -> None:
+    route = router.best(description)
+    assert route is not None
+    assert route.agent == "kubernetes-specialist", router.rank(description)[:3]
+    assert "'kubernetes'" in route.reason
+
+
 def test_routing_the_same_subtask_twice_gives_the_same_ranking(agents: list[AgentSpec]) -> None:
     description = "Write Terraform modules for the VPC and subnets"
     first = Router(agents).rank(description)
