@@ -6,13 +6,23 @@ Everything outside the engine (tools, resources, MCP tasks, the CLI) reads sessi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from parallel_coordinator.engine.session import AttemptInfo, Session, SessionStatus, TaskRecord
 from parallel_coordinator.planning.estimates import DurationEstimator, remaining_seconds
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.state.store import StoredSession
+
+
+class PlannedTask(Protocol):
+    """What the plan says of a task, whichever source: a live graph's node or a stored task."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def dependencies(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class SessionView:
     forecast: dict[str, Any] | None = None  # planning/forecast.py's figures, as made at the start
     spent: dict[str, Any] | None = None  # engine/budget.py's: so far, or at the end
     budget: dict[str, Any] | None = None  # options.budget, the caps that were set
+    task_description: str = ""
+    plan: Mapping[str, PlannedTask] = field(default_factory=dict)  # task id -> its description and dependencies
 
     @property
     def last_activity(self) -> float:
@@ -64,6 +76,7 @@ def view_of_live(session: Session, estimator: DurationEstimator | None = None) -
         live=True, forecast=session.forecast.as_dict() if session.forecast is not None else None,
         spent=session.spend.as_dict((session.finished_at or time.time()) - session.created_at),
         budget=policy.budget.model_dump(exclude_none=True) if policy.budget is not None else None,
+        task_description=session.task_description, plan=session.graph.nodes,
     )
 
 
@@ -96,6 +109,7 @@ def view_of_stored(session: StoredSession) -> SessionView:
         peak_parallelism=session.peak_parallelism, expected_remaining_s=None, owner=session.owner,
         resumed_from=session.resumed_from, synthesis=session.synthesis, notes=session.notes,
         forecast=session.forecast, spent=session.spend, budget=_budget_of(session.options),
+        task_description=session.task_description, plan={t.task_id: t for t in session.tasks},
     )
 
 
