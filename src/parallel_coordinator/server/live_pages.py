@@ -52,7 +52,7 @@ def _page(title: str, top: str, scripts: list[str], *, connect: str) -> tuple[st
 
 
 _DASHBOARD_TOP = """<div class="sessions">
-<p class="kicker">Parallel Coordinator · dashboard <span id="connection" class="connection">connecting…</span></p>
+<p class="kicker">Parallel Coordinator · dashboard · <span id="connection" class="connection">connecting…</span></p>
 <table><thead><tr><th scope="col">Status</th><th scope="col">Session</th><th scope="col">Started</th>
 <th scope="col">Task</th></tr></thead><tbody id="sessions"></tbody></table>
 </div>

@@ -48,7 +48,7 @@
     badge.className = "badge session-" + snap.status_class;
     var done = snap.total_tasks - snap.counts.pending - snap.counts.running;
     find(root, "elapsed").textContent = duration(snap.elapsed_s) + (snap.status === "RUNNING" ? " so far" : "");
-    find(root, "progress").textContent = done + " of " + snap.total_tasks + " done \u00b7 " + snap.counts.running +
+    find(root, "progress").textContent = done + " of " + snap.total_tasks + " ended \u00b7 " + snap.counts.running +
       " running \u00b7 " + snap.counts.pending + " pending";
     find(root, "outcomes").textContent = ["succeeded", "failed", "skipped", "cancelled", "interrupted"]
       .filter(function (s) { return snap.counts[s]; }).map(function (s) { return snap.counts[s] + " " + s; })
@@ -160,7 +160,7 @@
   }
 
   function tasks(snap) {
-    var body = el("tbody");
+    var body = document.createDocumentFragment();  // rows for the table's own tbody
     snap.tasks.forEach(function (task) {
       var tr = el("tr", {"data-task": task.task_id, "data-status": task.status});
       tr.appendChild(el("td", {"class": "id", title: task.description || ""}, task.task_id));
