@@ -17,7 +17,7 @@ from parallel_coordinator import __version__
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.server.completions import register_completions
-from parallel_coordinator.server.dashboard import Dashboard
+from parallel_coordinator.server.dashboard import Dashboard, Stopping
 from parallel_coordinator.server.dashboard_auth import DashboardAuth
 from parallel_coordinator.server.http import StaticTokenVerifier
 from parallel_coordinator.server.prometheus import exposition
@@ -43,6 +43,7 @@ def create_server(
     prometheus: bool = False,
     subscriptions: ResourceSubscriptions | None = None,
     dashboard_sees_all: bool = False,
+    stopping: Stopping | None = None,
 ) -> MCPServer[Coordinator]:
     """A server that owns a Coordinator for its lifetime, or serves one the caller already runs.
 
@@ -50,7 +51,8 @@ def create_server(
     token, and each client sees only its own sessions; `prometheus` adds /metrics. `subscriptions`,
     already running, is the caller's to keep past this server's lifespan (it owns the update bus).
     With tokens, /dashboard serves the live dashboard behind them; `dashboard_sees_all` shows it every
-    session of the state directory (`pcoord dashboard`), not only the principal's own.
+    session of the state directory (`pcoord dashboard`), not only the principal's own; its event streams
+    end once `stopping` is set (http_serving.py sets it on Ctrl-C).
     """
     hub = subscriptions if subscriptions is not None else ResourceSubscriptions()
     bus = hub.bus
@@ -88,7 +90,7 @@ def create_server(
     register_completions(server)
     if tokens:
         dashboard = Dashboard(lambda: running[-1] if running else None, DashboardAuth(tokens),
-                              see_all=dashboard_sees_all)
+                              see_all=dashboard_sees_all, stopping=stopping)
         for route in dashboard.routes():  # custom routes bypass the SDK's auth: the dashboard checks its own
             server.custom_route(route.path, methods=sorted(route.methods or ()))(route.endpoint)
     if prometheus:

@@ -57,6 +57,16 @@ class _RedactTokens(logging.Filter):
         return True
 
 
+class Stopping:
+    """Set when the HTTP server is asked to stop, so that event streams end by themselves before it cuts them."""
+
+    def __init__(self) -> None:
+        self.is_set = False
+
+    def set(self) -> None:
+        self.is_set = True
+
+
 def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -65,8 +75,12 @@ class Dashboard:
     """The dashboard's routes around the running coordinator; `see_all` shows every session of the state
     directory (`pcoord dashboard`, a local viewer), otherwise each principal sees its own."""
 
-    def __init__(self, coordinator: Callable[[], Coordinator | None], auth: DashboardAuth, *, see_all: bool) -> None:
+    def __init__(
+        self, coordinator: Callable[[], Coordinator | None], auth: DashboardAuth, *, see_all: bool,
+        stopping: Stopping | None = None,
+    ) -> None:
         self._coordinator, self._auth, self._see_all = coordinator, auth, see_all
+        self._stopping = stopping or Stopping()
         self.streams = 0
         access = logging.getLogger("uvicorn.access")
         if not any(isinstance(f, _RedactTokens) for f in access.filters):
@@ -125,7 +139,7 @@ class Dashboard:
         try:
             yield "retry: 2000\n\n"
             listed, ended_sent = "", False
-            while True:
+            while not self._stopping.is_set:  # looked at at least once a second (_RECHECK_S)
                 sessions = self._sessions(coordinator, scope)
                 if sessions != listed:
                     listed = sessions
