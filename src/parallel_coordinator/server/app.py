@@ -20,12 +20,14 @@ from parallel_coordinator.server.completions import register_completions
 from parallel_coordinator.server.dashboard import Dashboard, Stopping
 from parallel_coordinator.server.dashboard_auth import DashboardAuth
 from parallel_coordinator.server.http import StaticTokenVerifier
+from parallel_coordinator.server.live_pages import session_app
 from parallel_coordinator.server.prometheus import exposition
 from parallel_coordinator.server.prompts import register_prompts
 from parallel_coordinator.server.resources import announce_updates, register_resources
 from parallel_coordinator.server.subscriptions import ResourceSubscriptions, register_subscriptions
 from parallel_coordinator.server.tasks import TasksExtension
 from parallel_coordinator.tools import all_tools
+from parallel_coordinator.tools.session_view import SESSION_VIEW_URI
 from parallel_coordinator.views import performance_metrics
 
 INSTRUCTIONS = """\
@@ -82,7 +84,8 @@ def create_server(
         auth = AuthSettings(issuer_url=AnyHttpUrl(base_url), resource_server_url=AnyHttpUrl(f"{base_url}/mcp"))
     server: MCPServer[Coordinator] = MCPServer(
         "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan,
-        subscriptions=bus, token_verifier=verifier, auth=auth, extensions=[TasksExtension()], tools=all_tools(),
+        subscriptions=bus, token_verifier=verifier, auth=auth, tools=all_tools(),
+        extensions=[TasksExtension(), session_app(SESSION_VIEW_URI)],  # MCP tasks; the session view as an MCP App
     )
     register_resources(server)
     register_subscriptions(server, hub)

@@ -12,6 +12,8 @@ import hashlib
 from functools import cache
 from importlib.resources import files
 
+from mcp.server.apps import Apps
+
 _STATIC = "parallel_coordinator.server"
 _REPORT = "parallel_coordinator.report"
 
@@ -72,3 +74,14 @@ def app_page() -> str:
     scripts = [_asset(_STATIC, "session_view.js"), _asset(_STATIC, "mcp_app.js")]
     top = '<p class="app-state" id="app-state">waiting for the host…</p>\n'
     return _page("Parallel Coordinator · session", top, scripts, connect="'none'")[0]
+
+
+def session_app(uri: str) -> Apps:
+    """The MCP Apps extension with the session view as its one `ui://` resource (text/html;profile=mcp-app)."""
+    apps = Apps()
+    apps.add_html_resource(
+        uri, app_page(), name="session view", title="Parallel Coordinator session",
+        description="A coordinate_task session drawn live: timeline, dependency graph, progress, queue, spend, cancel.",
+        prefers_border=True,
+    )
+    return apps
