@@ -30,4 +30,5 @@ async def test_the_tool_annotations_a_client_sees_are_pinned(coordinator: Coordi
         "get_performance_metrics": (True, None, None),
         "list_agents": (True, None, None),
         "list_sessions": (True, None, None),
+        "get_session_view": (True, None, None),
     }

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 TOOLS = {
     "coordinate_task", "get_progress_status", "cancel_execution", "get_performance_metrics", "list_agents",
-    "list_sessions",
+    "list_sessions", "get_session_view",
 }
 
 
@@ -162,6 +162,7 @@ VALID_CALLS: dict[str, dict[str, Any]] = {
     "get_performance_metrics": {},
     "list_agents": {},
     "list_sessions": {},
+    "get_session_view": {"session_id": "missing"},
 }
 
 

@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             return watch_session(args.session)
         if args.command == "cancel":
             return cancel_session(args.session)
+        if args.command == "dashboard":
+            from parallel_coordinator.cli._dashboard import open_dashboard
+
+            return open_dashboard(args.port, not args.no_browser)
         if args.command == "metrics":
             return show_metrics(args.json)
         if args.command == "report":

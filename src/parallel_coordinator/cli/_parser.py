@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         "session", help="the session id (`pcoord status` lists the recent sessions)"
     ).complete = SESSION_IDS  # type: ignore[attr-defined]
 
+    dashboard = commands.add_parser(
+        "dashboard", help="open the live dashboard of this state directory's sessions in the browser (a local server)"
+    )
+    dashboard.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (default: a free one)")
+    dashboard.add_argument("--no-browser", action="store_true", help="print the address, open no browser")
+
     metrics = commands.add_parser("metrics", help="machine health and figures over recent agent runs")
     metrics.add_argument("--json", action="store_true", help="print get_performance_metrics's JSON")
 

@@ -76,8 +76,11 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
             "type": "http", "url": f"{base_url}/mcp", "headers": {"Authorization": f"Bearer {token}"}}}}
         errors.print(f"generated a bearer token (kept in {settings.state_dir}); client configuration:", highlight=False)
         print(json.dumps(config, indent=2), file=sys.stderr)
-    server = create_server(settings, tokens=tokens, base_url=base_url, prometheus=args.prometheus)
-    server.run(
-        "streamable-http", host=args.host, port=args.port, max_request_body_size=settings.max_request_bytes
-    )
+    from parallel_coordinator.server.dashboard import Stopping
+    from parallel_coordinator.server.http_serving import serve_http_app
+
+    stopping = Stopping()
+    server = create_server(settings, tokens=tokens, base_url=base_url, prometheus=args.prometheus, stopping=stopping)
+    serve_http_app(server, host=args.host, port=args.port, max_request_bytes=settings.max_request_bytes,
+                   stopping=stopping)
     return EXIT_OK

@@ -6,13 +6,23 @@ Everything outside the engine (tools, resources, MCP tasks, the CLI) reads sessi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from parallel_coordinator.engine.session import AttemptInfo, Session, SessionStatus, TaskRecord
 from parallel_coordinator.planning.estimates import DurationEstimator, remaining_seconds
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.state.store import StoredSession
+
+
+class PlannedTask(Protocol):
+    """What the plan says of a task, whichever source: a live graph's node or a stored task."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def dependencies(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,8 @@ class SessionView:
     spent: dict[str, Any] | None = None  # engine/budget.py's: so far, or at the end
     budget: dict[str, Any] | None = None  # options.budget, the caps that were set
     ready: int | None = None  # pending tasks with every dependency ended: known for a live session only
+    task_description: str = ""
+    plan: Mapping[str, PlannedTask] = field(default_factory=dict)  # task id -> its description and dependencies
 
     @property
     def last_activity(self) -> float:
@@ -66,6 +78,7 @@ def view_of_live(session: Session, estimator: DurationEstimator | None = None) -
         spent=session.spend.as_dict((session.finished_at or time.time()) - session.created_at),
         budget=policy.budget.model_dump(exclude_none=True) if policy.budget is not None else None,
         ready=session.scheduler.ready_count(),
+        task_description=session.task_description, plan=session.graph.nodes,
     )
 
 
@@ -98,6 +111,7 @@ def view_of_stored(session: StoredSession) -> SessionView:
         peak_parallelism=session.peak_parallelism, expected_remaining_s=None, owner=session.owner,
         resumed_from=session.resumed_from, synthesis=session.synthesis, notes=session.notes,
         forecast=session.forecast, spent=session.spend, budget=_budget_of(session.options),
+        task_description=session.task_description, plan={t.task_id: t for t in session.tasks},
     )
 
 

@@ -4,8 +4,7 @@ Everything is inline (CSS, SVG, a little JS) and a Content-Security-Policy forbi
 file opens from disk offline. Every piece of user text passes through `_text.esc`.
 """
 
-from parallel_coordinator.report._graph import graph_layers
 from parallel_coordinator.report._page import render_report, write_report
-from parallel_coordinator.report._timeline import assign_lanes, attempt_outcome
+from parallel_coordinator.views._layout import assign_lanes, attempt_outcome, graph_layers
 
 __all__ = ["assign_lanes", "attempt_outcome", "graph_layers", "render_report", "write_report"]

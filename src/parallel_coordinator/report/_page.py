@@ -15,10 +15,11 @@ from parallel_coordinator.engine.figures import peak_parallelism
 from parallel_coordinator.errors import UnknownSessionError
 from parallel_coordinator.report._graph import graph_svg
 from parallel_coordinator.report._tables import legend, metrics_table, task_table
-from parallel_coordinator.report._text import cap, clock, css_name, duration, esc
+from parallel_coordinator.report._text import cap, clock, duration, esc
 from parallel_coordinator.report._timeline import bars_of, timeline_svg
 from parallel_coordinator.state.private_files import private_dir, write_private
 from parallel_coordinator.state.store import Store, StoredSession
+from parallel_coordinator.views._layout import css_name
 
 
 @cache

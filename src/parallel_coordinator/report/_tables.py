@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from parallel_coordinator.engine.figures import attempt_figures
 from parallel_coordinator.engine.read_model import view_of_stored
 from parallel_coordinator.errors import first_line
-from parallel_coordinator.report._text import cap, css_name, duration, esc
+from parallel_coordinator.report._text import cap, duration, esc
 from parallel_coordinator.state.store import StoredSession
 from parallel_coordinator.views import session_metrics
+from parallel_coordinator.views._layout import css_name
 
 
 def metrics_table(stored: StoredSession, peak: int) -> str:

@@ -1,4 +1,4 @@
-"""Text for the page: escaping user text, CSS-safe names, and how times, durations and errors read."""
+"""Text for the page: escaping user text, and how times, durations and errors read."""
 
 from __future__ import annotations
 
@@ -7,17 +7,11 @@ import re
 from datetime import UTC, datetime
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CLASS_UNSAFE = re.compile(r"[^a-z0-9_-]")
 
 
 def esc(text: object) -> str:
     """Escape for HTML text and attribute values alike; control characters would make the page invalid."""
     return html.escape(_CONTROL.sub("\ufffd", str(text)), quote=True)
-
-
-def css_name(value: str) -> str:
-    """A status or outcome as part of a CSS class name."""
-    return _CLASS_UNSAFE.sub("_", value.lower()) or "unknown"
 
 
 def cap(text: str, limit: int) -> str:

@@ -17,13 +17,17 @@ from parallel_coordinator import __version__
 from parallel_coordinator.config.settings import Settings
 from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.server.completions import register_completions
+from parallel_coordinator.server.dashboard import Dashboard, Stopping
+from parallel_coordinator.server.dashboard_auth import DashboardAuth
 from parallel_coordinator.server.http import StaticTokenVerifier
+from parallel_coordinator.server.live_pages import session_app
 from parallel_coordinator.server.prometheus import exposition
 from parallel_coordinator.server.prompts import register_prompts
 from parallel_coordinator.server.resources import announce_updates, register_resources
 from parallel_coordinator.server.subscriptions import ResourceSubscriptions, register_subscriptions
 from parallel_coordinator.server.tasks import TasksExtension
 from parallel_coordinator.tools import all_tools
+from parallel_coordinator.tools.session_view import SESSION_VIEW_URI
 from parallel_coordinator.views import performance_metrics
 
 INSTRUCTIONS = """\
@@ -40,12 +44,17 @@ def create_server(
     base_url: str | None = None,
     prometheus: bool = False,
     subscriptions: ResourceSubscriptions | None = None,
+    dashboard_sees_all: bool = False,
+    stopping: Stopping | None = None,
 ) -> MCPServer[Coordinator]:
     """A server that owns a Coordinator for its lifetime, or serves one the caller already runs.
 
     With `tokens` (HTTP: principal name -> token), every request must carry one of them as a bearer
     token, and each client sees only its own sessions; `prometheus` adds /metrics. `subscriptions`,
     already running, is the caller's to keep past this server's lifespan (it owns the update bus).
+    With tokens, /dashboard serves the live dashboard behind them; `dashboard_sees_all` shows it every
+    session of the state directory (`pcoord dashboard`), not only the principal's own; its event streams
+    end once `stopping` is set (http_serving.py sets it on Ctrl-C).
     """
     hub = subscriptions if subscriptions is not None else ResourceSubscriptions()
     bus = hub.bus
@@ -80,12 +89,18 @@ def create_server(
         )
     server: MCPServer[Coordinator] = MCPServer(
         "parallel-coordinator", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan,
-        subscriptions=bus, token_verifier=verifier, auth=auth, extensions=[TasksExtension()], tools=all_tools(),
+        subscriptions=bus, token_verifier=verifier, auth=auth, tools=all_tools(),
+        extensions=[TasksExtension(), session_app(SESSION_VIEW_URI)],  # MCP tasks; the session view as an MCP App
     )
     register_resources(server)
     register_subscriptions(server, hub)
     register_prompts(server)
     register_completions(server)
+    if tokens:
+        dashboard = Dashboard(lambda: running[-1] if running else None, DashboardAuth(tokens),
+                              see_all=dashboard_sees_all, stopping=stopping)
+        for route in dashboard.routes():  # custom routes bypass the SDK's auth: the dashboard checks its own
+            server.custom_route(route.path, methods=sorted(route.methods or ()))(route.endpoint)
     if prometheus:
 
         @server.custom_route("/metrics", methods=["GET"])  # type: ignore[untyped-decorator]

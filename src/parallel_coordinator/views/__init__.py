@@ -48,14 +48,18 @@ from parallel_coordinator.schemas.outputs import (
 )
 from parallel_coordinator.state.outputs import read_output
 from parallel_coordinator.state.store import Store
+from parallel_coordinator.views._live import MAX_LIVE_ATTEMPTS, MAX_LIVE_TASKS, live_snapshot
 from parallel_coordinator.views._plans import approval_needed_result, dry_run_result, planned_tasks
 
 __all__ = [
+    "MAX_LIVE_ATTEMPTS",
+    "MAX_LIVE_TASKS",
     "MAX_RESULT_ENTRIES",
     "approval_needed_result",
     "coordination_result",
     "dry_run_result",
     "iso",
+    "live_snapshot",
     "performance_metrics",
     "planned_tasks",
     "progress_status",

@@ -1,0 +1,53 @@
+"""`pcoord dashboard`: the live dashboard for a stdio user, on a local HTTP server over the state directory.
+
+It serves every session of the state directory: the ones stored, and the ones other servers on it
+(a stdio `pcoord serve`, `pcoord run`) are running, read from the store as they write it and
+cancelled through it, as `pcoord cancel` does. A fresh token each time, on 127.0.0.1 and a free port.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import sys
+import webbrowser
+
+from parallel_coordinator.cli._exits import EXIT_OK
+from parallel_coordinator.cli._state import effective_settings
+
+log = logging.getLogger(__name__)
+
+_HOST = "127.0.0.1"
+
+
+def open_dashboard(port: int, open_browser: bool) -> int:
+    from parallel_coordinator.execution.environment import scrub_server_credentials
+    from parallel_coordinator.server import create_server
+    from parallel_coordinator.server.dashboard import Stopping
+    from parallel_coordinator.server.http_serving import serve_http_app
+
+    settings = effective_settings()
+    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    bound.bind((_HOST, port))  # port 0: the system picks a free one
+    bound.listen(128)  # from now on a browser's connection waits in the backlog until the server accepts it
+    port = bound.getsockname()[1]
+    token = secrets.token_urlsafe(32)  # this run's only: it dies with the process
+    scrub_server_credentials()
+    base_url = f"http://{_HOST}:{port}"
+    stopping = Stopping()
+    server = create_server(settings, tokens={"dashboard": token}, base_url=base_url, dashboard_sees_all=True,
+                           stopping=stopping)
+    url = f"{base_url}/dashboard?token={token}"
+    print(f"dashboard of {settings.state_dir}: {url}", flush=True)
+    print("(the address carries this run's token: share it only with whom may cancel your sessions;"
+          " Ctrl-C stops the dashboard)", file=sys.stderr, flush=True)
+    if open_browser and not webbrowser.open(url):
+        log.warning("no browser could be opened here: open the address above yourself")
+    try:
+        serve_http_app(server, host=_HOST, port=port, max_request_bytes=settings.max_request_bytes,
+                       stopping=stopping, bound=bound)
+    finally:
+        bound.close()
+    return EXIT_OK

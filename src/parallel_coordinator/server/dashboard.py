@@ -1,0 +1,192 @@
+"""`GET /dashboard` on the HTTP transport: the page, its stream of snapshots (server-sent events), and cancel.
+
+The stream sends the session list and the chosen session's snapshot (views.live_snapshot) when they
+change: woken by the coordinator's events, at most four times a second, and once a second besides
+for what no event announces (a session another server on this state directory runs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from parallel_coordinator.engine.coordinator import Coordinator
+from parallel_coordinator.engine.events import SessionEvent
+from parallel_coordinator.errors import UnknownSessionError
+from parallel_coordinator.server.dashboard_auth import COOKIE, DashboardAuth, same_origin_change
+from parallel_coordinator.server.live_pages import dashboard_page
+from parallel_coordinator.views import live_snapshot
+from parallel_coordinator.views._layout import css_name
+
+log = logging.getLogger(__name__)
+
+MAX_STREAMS = 16  # open dashboards at once, per server: each costs a snapshot per change
+_MIN_GAP_S = 0.25  # events are coalesced: at most four sends a second per stream
+_RECHECK_S = 1.0  # what no event announces (the store's list, another server's session) is read this often
+_SESSIONS_LISTED = 50
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+_UNAUTHORIZED = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Token needed</title></head>
+<body><h1>The dashboard needs the server's bearer token</h1>
+<p>Open <code>/dashboard?token=&lt;token&gt;</code> once, with the same token as <code>/mcp</code>
+(<code>PCOORD_TOKEN</code>, or the one <code>pcoord serve --transport http</code> generated and kept in the
+state directory): the browser then keeps a cookie and the address loses the token.
+With a stdio server, <code>pcoord dashboard</code> opens a dashboard for you.</p></body></html>"""
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+
+class _RedactTokens(logging.Filter):
+    """The access log shows `/dashboard?token=…` without the token: a log is read by more people than the URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1…", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+class Stopping:
+    """Set when the HTTP server is asked to stop, so that event streams end by themselves before it cuts them."""
+
+    def __init__(self) -> None:
+        self.is_set = False
+
+    def set(self) -> None:
+        self.is_set = True
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class Dashboard:
+    """The dashboard's routes around the running coordinator; `see_all` shows every session of the state
+    directory (`pcoord dashboard`, a local viewer), otherwise each principal sees its own."""
+
+    def __init__(
+        self, coordinator: Callable[[], Coordinator | None], auth: DashboardAuth, *, see_all: bool,
+        stopping: Stopping | None = None,
+    ) -> None:
+        self._coordinator, self._auth, self._see_all = coordinator, auth, see_all
+        self._stopping = stopping or Stopping()
+        self.streams = 0
+        access = logging.getLogger("uvicorn.access")
+        if not any(isinstance(f, _RedactTokens) for f in access.filters):
+            access.addFilter(_RedactTokens())
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/dashboard", self.page, methods=["GET"]),
+            Route("/dashboard/events", self.events, methods=["GET"]),
+            Route("/dashboard/sessions/{session_id}/cancel", self.cancel, methods=["POST"]),
+        ]
+
+    def _scope(self, principal: str) -> str | None:
+        return None if self._see_all else principal
+
+    async def page(self, request: Request) -> Response:
+        token = request.query_params.get("token")
+        if token is not None:
+            name = self._auth.by_token(token)
+            if name is None:
+                return HTMLResponse(_UNAUTHORIZED, 401, headers={**_SECURITY_HEADERS, "WWW-Authenticate": "Bearer"})
+            # Once: the token leaves the address bar (and the history) for a cookie scripts cannot read.
+            rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+            answer = RedirectResponse("/dashboard" + (f"?{rest}" if rest else ""), 303, headers=_SECURITY_HEADERS)
+            answer.set_cookie(COOKIE, self._auth.cookie_for(name), path="/dashboard", httponly=True,
+                              samesite="strict", secure=request.url.scheme == "https")
+            return answer
+        if self._auth.principal(request) is None:
+            return HTMLResponse(_UNAUTHORIZED, 401, headers={**_SECURITY_HEADERS, "WWW-Authenticate": "Bearer"})
+        html, policy = dashboard_page()
+        return HTMLResponse(html, headers={**_SECURITY_HEADERS, "Content-Security-Policy": policy})
+
+    async def events(self, request: Request) -> Response:
+        principal = self._auth.principal(request)
+        if principal is None:
+            return JSONResponse({"error": "bearer token or dashboard cookie required"}, 401, headers=_SECURITY_HEADERS)
+        coordinator = self._coordinator()
+        if coordinator is None:
+            return JSONResponse({"error": "the coordinator is not running yet"}, 503, headers=_SECURITY_HEADERS)
+        if self.streams >= MAX_STREAMS:
+            return JSONResponse({"error": f"{MAX_STREAMS} dashboards are open on this server, the most at once;"
+                                 " close one"}, 503, headers=_SECURITY_HEADERS)
+        session_id = request.query_params.get("session") or None
+        body = self._stream(coordinator, self._scope(principal), session_id)
+        return StreamingResponse(body, media_type="text/event-stream",
+                                 headers={**_SECURITY_HEADERS, "X-Accel-Buffering": "no"})
+
+    async def _stream(self, coordinator: Coordinator, scope: str | None, session_id: str | None) -> AsyncIterator[str]:
+        self.streams += 1
+        wake = [anyio.Event()]
+
+        def changed(_: SessionEvent) -> None:
+            wake[0].set()
+
+        unsubscribe = coordinator.events.subscribe(changed)
+        try:
+            yield "retry: 2000\n\n"
+            listed, ended_sent = "", False
+            while not self._stopping.is_set:  # looked at at least once a second (_RECHECK_S)
+                sessions = self._sessions(coordinator, scope)
+                if sessions != listed:
+                    listed = sessions
+                    yield f"event: sessions\ndata: {sessions}\n\n"
+                if session_id is not None and not ended_sent:
+                    try:
+                        view = coordinator.get(session_id, scope)
+                    except UnknownSessionError as exc:
+                        yield _sse("problem", {"message": str(exc)})
+                        session_id = None
+                    else:
+                        ended_sent = view.status != "RUNNING"  # an ended session is sent once: it changes no more
+                        yield _sse("snapshot", live_snapshot(view))
+                with anyio.move_on_after(_RECHECK_S):
+                    await wake[0].wait()
+                wake[0] = anyio.Event()
+                await anyio.sleep(_MIN_GAP_S)
+        finally:
+            unsubscribe()
+            self.streams -= 1
+
+    def _sessions(self, coordinator: Coordinator, scope: str | None) -> str:
+        rows = []
+        for sid, status, text, created in coordinator.list_sessions(scope, _SESSIONS_LISTED):
+            live = coordinator.sessions.get(sid)
+            current = live.status if live is not None else status  # the store may lag a live session by a write
+            rows.append({"session_id": sid, "status": current, "status_class": css_name(current),
+                         "created_at": created, "task_description": text[:200], "live": live is not None})
+        return json.dumps({"sessions": rows}, separators=(",", ":"))
+
+    async def cancel(self, request: Request) -> Response:
+        principal = self._auth.principal(request)
+        if principal is None:
+            return JSONResponse({"error": "bearer token or dashboard cookie required"}, 401, headers=_SECURITY_HEADERS)
+        if not same_origin_change(request):
+            return JSONResponse({"error": "a cancel must come from the dashboard page itself"}, 403,
+                                headers=_SECURITY_HEADERS)
+        coordinator = self._coordinator()
+        if coordinator is None:
+            return JSONResponse({"error": "the coordinator is not running yet"}, 503, headers=_SECURITY_HEADERS)
+        session_id = request.path_params["session_id"]
+        try:
+            outcome = await coordinator.cancel(session_id, self._scope(principal))
+        except UnknownSessionError as exc:
+            return JSONResponse({"error": str(exc)}, 404, headers=_SECURITY_HEADERS)
+        log.info("session %s cancelled from the dashboard", session_id)
+        return JSONResponse({
+            "session_id": outcome.session_id, "status": outcome.status, "cancelled_tasks": outcome.cancelled_tasks,
+            "killed_processes": outcome.killed_processes, "note": outcome.note,
+        }, headers=_SECURITY_HEADERS)
