@@ -88,7 +88,7 @@ async def test_a_ready_task_waits_for_the_sessions_agent_slots_and_says_so(
     ], options), options)
     await wait_until(session, lambda: session.tasks["first"].status is TaskState.RUNNING)
     snapshot = live_snapshot(coordinator.snapshot(session))
-    assert by_id(snapshot, "second")["waiting"] == "all 1 of the session's agent slots are busy"
+    assert by_id(snapshot, "second")["waiting"] == "all 1 of the session's agent slots are busy (max_agents)"
     await coordinator.cancel(session.id)
     cancelled = live_snapshot(coordinator.get(session.id))
     assert cancelled["status"] == "CANCELLED" and by_id(cancelled, "second")["waiting"] is None

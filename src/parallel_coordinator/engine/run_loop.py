@@ -139,7 +139,7 @@ class SessionRuns:
                 group.start_soon(self._guarded, session, batch, self.tasks.run_batch(session, batch, True),
                                  name=f"batch {session.id}/{task_id}")
         if scheduler.ready_count():
-            return f"all {session.policy.max_agents} of the session's agent slots are busy (max_agents)"
+            return self.slots.session_full_reason(session.policy.max_agents)
         return None
 
     async def _guarded(self, session: Session, task_ids: list[str], run: Awaitable[None]) -> None:

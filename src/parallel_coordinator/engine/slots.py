@@ -83,6 +83,11 @@ class Slots:
                 )
         return None
 
+    @staticmethod
+    def session_full_reason(max_agents: int) -> str:
+        """Why a session's ready tasks wait while its max_agents runs go (the engine and the views say it alike)."""
+        return f"all {max_agents} of the session's agent slots are busy (max_agents)"
+
     def busy_reason(self, agents: Iterable[AgentSpec]) -> str | None:
         """Why these agents' ready tasks wait, when it is their own max_concurrent: the first such agent."""
         for agent in agents:

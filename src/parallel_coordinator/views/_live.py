@@ -13,6 +13,7 @@ from typing import Any
 
 from parallel_coordinator.engine.read_model import SessionView
 from parallel_coordinator.engine.session import AttemptInfo, TaskRecord
+from parallel_coordinator.engine.slots import Slots
 from parallel_coordinator.errors import first_line
 from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.views._layout import (
@@ -75,7 +76,7 @@ def waiting_reason(view: SessionView, record: TaskRecord, running: int) -> str |
     if view.queue_reason:
         return view.queue_reason  # the engine's own word: a limit (max_agents, max_concurrent), CPU, memory, a pause
     if running >= view.max_agents:
-        return f"all {view.max_agents} of the session's agent slots are busy"
+        return Slots.session_full_reason(view.max_agents)
     return "ready: waiting for a free run of its agent (its max_concurrent) or of the server's pool"
 
 
