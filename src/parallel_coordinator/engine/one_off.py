@@ -159,7 +159,8 @@ class OneOffRuns:
         for task_id, problem in problems.items():
             routed[task_id] = lexical(asked[task_id][0], f"not re-ranked: {problem}")
         spent = f" (${result.cost_usd:.4f})" if result.cost_usd is not None else ""
-        return routed, [f"{reranker.name} re-ranked {len(asked)} routed subtask(s) in one run{spent}"]
+        taken = f"{reranker.name} re-ranked {len(asked)} routed subtask(s) in one run{spent}"
+        return routed, [taken + (f"; {len(problems)} kept the lexical pick" if problems else "")]
 
     @staticmethod
     def _kept(

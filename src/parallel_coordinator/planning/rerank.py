@@ -101,7 +101,7 @@ def read_choices(
 
     Raises PlanError when the answer as a whole is unusable (no JSON, no choices list).
     """
-    data = json_of_answer(answer, structured, what="choices")
+    data = json_of_answer(answer, structured, what="list of choices")
     items = data.get("choices") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise PlanError(f"the planner's answer has no choices list: {str(data)[:200]!r}")
