@@ -160,22 +160,18 @@ async def test_without_a_planner_the_lexical_pick_stands_and_says_why(
 
 
 async def test_a_subtask_that_names_its_agent_is_never_re_ranked(server: Coordinator, planner: Any) -> None:
-    queued = planner(choices(("oom", "kubernetes-specialist"), ("named", "kubernetes-specialist")))
+    both = choices(("oom", "kubernetes-specialist"), ("named", "kubernetes-specialist"))
+    queued = planner(both, both)
     agents, _ = await prepare(
         server, Subtask(id="oom", description=OOM),
         Subtask(id="named", description=OOM, agent_type="payment-integration"),
     )
     assert agents == {"oom": "kubernetes-specialist", "named": "payment-integration"}
     assert "'named'" not in queued.last_request()
-
-
-async def test_a_plan_whose_subtasks_all_name_their_agents_starts_no_planner_run(
-    server: Coordinator, planner: Any
-) -> None:
-    queued = planner(choices(("oom", "kubernetes-specialist")))
-    agents, notes = await prepare(server, Subtask(id="oom", description=OOM, agent_type="payment-integration"))
-    assert agents == {"oom": "payment-integration"} and notes == []
-    assert not queued.record.exists()
+    # A plan whose subtasks all name their agents starts no planner run at all.
+    agents, notes = await prepare(server, Subtask(id="named", description=OOM, agent_type="payment-integration"))
+    assert agents == {"named": "payment-integration"} and notes == []
+    assert queued.runs_left() == 1
 
 
 async def test_one_planner_run_re_ranks_every_routed_subtask_of_a_plan(server: Coordinator, planner: Any) -> None:
