@@ -173,6 +173,7 @@ async def test_a_dry_run_shows_the_plan_with_the_planners_re_rank_of_its_routed_
     content = (await plan_and_run(client, dry_run=True)).structured_content
     assert content is not None
     assert [(t["task_id"], t["agent"]) for t in content["plan"]] == [("audit", "failer")]
-    assert any(note.startswith("routed to failer by the planner from echo, failer: it fits") for note in content["notes"])
+    expected = "routed to failer by the planner from echo, failer: it fits"
+    assert any(note.startswith(expected) for note in content["notes"]), content["notes"]
     assert "## Subtask 'audit'" in json.loads(record.read_text())["stdin"]
     assert coordinator.sessions == {}
