@@ -17,7 +17,7 @@ from parallel_coordinator.errors import PlanError
 from parallel_coordinator.planning.planner import json_of_answer
 from parallel_coordinator.planning.routing import Route
 
-CANDIDATES = 5  # the lexical top 5 held the right agent for 93% of the held-out tasks (docs/benchmarks.md)
+CANDIDATES = 5  # the lexical top 5 hold an acceptable agent for 95% of held-out tasks (top 1: 79%; benchmarks.md)
 MAX_SUBTASKS = 20  # re-ranked in one run; the rest of a larger plan keep the lexical pick, and say so
 DESCRIPTION_CHARS = 1_000  # of each subtask's description in the request (the whole may be 100,000)
 SUMMARY_CHARS = 200  # of each candidate's description's first line, as the decomposition's request has it
