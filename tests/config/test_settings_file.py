@@ -42,7 +42,7 @@ USER = Path(".claude") / "agents" / "system" / "parallel_config.yaml"
 ENV_VARIABLES = ("PCOORD_CONFIG", "PCOORD_STATE_DIR", "PCOORD_MAX_CPU_USAGE", "PCOORD_PERFORMANCE_LOGGING",
                  "PCOORD_POOL_SIZE", "PCOORD_TASK_TIMEOUT", "PCOORD_RETRY_ATTEMPTS", "PCOORD_BACKEND",
                  "PCOORD_DASK_SCHEDULER", "PCOORD_DASK_WORKERS", "PCOORD_DASK_CALLBACK_HOST",
-                 "PCOORD_RETENTION_DAYS", "PCOORD_RETENTION_MB")
+                 "PCOORD_RETENTION_DAYS", "PCOORD_RETENTION_MB", "PCOORD_ROUTING_RERANK")
 
 
 @pytest.fixture
@@ -138,6 +138,19 @@ def test_the_cache_warmup_keys_set_its_default_and_its_wait_and_a_session_may_st
     assert options_with_defaults(None, Settings()).cache_warmup is True, "on unless configured off"
     too_long = config_error("parallel_config:\n  cache_warmup_wait: 90\n")
     assert "cache_warmup_wait: must be between 0 and 60, got 90" in too_long
+
+
+def test_the_routing_rerank_key_and_its_variable_turn_the_planners_re_rank_off(project: Path) -> None:
+    assert Settings().routing_rerank is True, "on unless configured off"
+    write(PROJECT, """\
+        parallel_config:
+          routing_rerank: false
+    """)
+    settings, sources = load_settings()
+    assert settings.routing_rerank is False and sources["routing_rerank"] == ".claude/parallel-coordinator.yaml:2"
+    settings, sources = load_settings(environ={"PCOORD_ROUTING_RERANK": "true", "HOME": str(project)})
+    assert settings.routing_rerank is True and sources["routing_rerank"] == "env PCOORD_ROUTING_RERANK"
+    assert "routing_rerank" in config_error("parallel_config:\n  routing_rerank: sometimes\n")
 
 
 def test_an_empty_file_is_all_defaults(project: Path) -> None:

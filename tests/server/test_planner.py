@@ -163,3 +163,17 @@ async def test_without_elicitation_the_plan_approved_by_a_second_call_is_the_pla
         ran = (await plan_and_run(client, approval_threshold_usd=0, approved=True)).structured_content
     assert ran is not None
     assert [r["task_id"] for r in ran["results"]] == ["review"], ran["notes"]
+
+
+async def test_a_dry_run_shows_the_plan_with_the_planners_re_rank_of_its_routed_subtasks(
+    client: Client, coordinator: Coordinator, planner_answers: Any
+) -> None:
+    # The decomposition names an unknown agent, so 'audit' is routed (to echo, by its words), then re-ranked.
+    record = planner_answers(UNKNOWN_AGENT, {"choices": [{"id": "audit", "agent": "failer", "reason": "it fits"}]})
+    content = (await plan_and_run(client, dry_run=True)).structured_content
+    assert content is not None
+    assert [(t["task_id"], t["agent"]) for t in content["plan"]] == [("audit", "failer")]
+    expected = "routed to failer by the planner from echo, failer: it fits"
+    assert any(note.startswith(expected) for note in content["notes"]), content["notes"]
+    assert "## Subtask 'audit'" in json.loads(record.read_text())["stdin"]
+    assert coordinator.sessions == {}

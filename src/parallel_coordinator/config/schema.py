@@ -40,6 +40,7 @@ class ParallelConfig(_Section):
     cache_warmup: bool = default("cache_warmup")
     cache_warmup_wait: Number = Field(default("cache_warmup_wait_s"), ge=0, le=60)
     approval_threshold_usd: Number = Field(default("approval_threshold_usd"), ge=0, le=100_000)
+    routing_rerank: bool = default("routing_rerank")
 
 
 class ResourceLimits(_Section):

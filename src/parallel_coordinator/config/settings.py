@@ -106,6 +106,9 @@ class Settings:
     # Agent that decomposes a plain task into subtasks, and agent run last to merge the results.
     planner: str | None = None
     synthesizer: str | None = None
+    # A planner run (the planner's runner, planning/rerank.py) re-ranks the lexical router's top 5 for routed
+    # subtasks, one run per plan; off: the lexical router alone, no extra run.
+    routing_rerank: bool = True
     # Model chosen for a task by its weight: simple, default, critical.
     models: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     # What agents inherit (environment.py): extra secret-name patterns to remove, and names to let through.

@@ -45,6 +45,8 @@ from parallel_coordinator.planning.estimates import DurationEstimator
 from parallel_coordinator.planning.forecast import Forecast, PlannedRun, UsageHistory, forecast
 from parallel_coordinator.planning.planner import Decomposition
 from parallel_coordinator.planning.plans import PlannedSession, build_plan, plan_from_stored
+from parallel_coordinator.planning.rerank import Routed
+from parallel_coordinator.planning.routing import RouterCache
 from parallel_coordinator.planning.strategies import Strategy, apply_strategy
 from parallel_coordinator.qa.agent_check import check_agents
 from parallel_coordinator.runners.base import AttemptOutcome, Runner, RunResult
@@ -91,7 +93,8 @@ class Coordinator:
         self.budgets = BudgetGuard(request_stop=self._stop_soon)
         self.slots = Slots(settings.pool_size, on_freed=self._wake_sessions)
         self.attempts = Attempts(settings, self.backend, self.runners, self.events, self.slots, self.budgets)
-        self.one_off = OneOffRuns(settings, self.attempts, self.catalog)
+        self.routers = RouterCache()  # the lexical index of the catalogue, built again only when an agent changed
+        self.one_off = OneOffRuns(settings, self.attempts, self.catalog, self.routers)
         self.tasks = TaskRuns(settings, self.attempts, self.slots, ResultReuse(), self.events, self.estimator,
                               request_stop=self._stop_soon)
         self.runs = SessionRuns(self.runners, self.backend, self.gate, self.slots, self.attempts, self.tasks,
@@ -150,25 +153,35 @@ class Coordinator:
         return options_with_defaults(options, self.settings)
 
     def plan(
-        self, subtasks: Sequence[Subtask], options: CoordinateOptions, catalog: AgentCatalog | None = None
+        self, subtasks: Sequence[Subtask], options: CoordinateOptions, catalog: AgentCatalog | None = None,
+        routed: dict[str, Routed] | None = None,
     ) -> PlannedSession:
-        """Validate subtasks into a graph. On the event loop, pass `await self.catalog()`."""
+        """Validate subtasks into a graph (routed lexically, or as `routed` says). On the event loop, pass
+        `await self.catalog()`."""
         catalog = catalog if catalog is not None else self.catalog_now()
-        planned = build_plan(subtasks, options.retry_attempts, catalog)
+        planned = build_plan(subtasks, options.retry_attempts, catalog, routers=self.routers, routed=routed)
         planned.agents.update(check_agents(options.qa, catalog))  # agents named as QA checks run in the session
         return planned
 
     async def prepare(
         self, task_description: str, subtasks: list[Subtask] | None, strategy: Strategy, options: CoordinateOptions
     ) -> tuple[PlannedSession, list[str]]:
-        """A validated graph for a call, and notes on how it was made (planned, routed, repaired)."""
+        """A validated graph for a call, and notes on how it was made (planned, routed, re-ranked, repaired)."""
         notes: list[str] = []
         catalog = await self.catalog()
+        not_asked = None if self.settings.routing_rerank else "parallel_config.routing_rerank is off"
         if subtasks is None:
             decomposition = await self.decompose(task_description, options, catalog)
             subtasks, notes = decomposition.subtasks, decomposition.notes
+            if not decomposition.planned:  # the planner could not be asked, or gave nothing usable
+                not_asked = not_asked or "its decomposition of the task gave no plan"
         subtasks = apply_strategy(subtasks, strategy)
-        planned = self.plan(subtasks, options, catalog)
+        planned = self.plan(subtasks, options, catalog)  # validated before any planner run is spent on it
+        if planned.candidates:
+            routed, run_notes = await self.one_off.rerank(
+                planned, {s.id: s.description for s in subtasks}, task_description, catalog, not_asked
+            )
+            planned, notes = self.plan(subtasks, options, catalog, routed), notes + run_notes
         return planned, notes + [planned.routing_notes[s.id] for s in subtasks if s.id in planned.routing_notes]
 
     async def decompose(

@@ -5,7 +5,8 @@
     scheduler   which ready task starts next (pure)
     strategies  how a caller's subtasks become the graph (auto, burst, ...)
     planner     decomposition of a plain task by a planner agent
-    routing     the agent that best matches a subtask (BM25)
+    routing     the agent that best matches a subtask (BM25), and the index kept per catalogue
+    rerank      the planner's choice among the router's top candidates: its request and answer
     estimates   learned durations and the time a session has left
     forecast    a plan's expected runs, tokens, dollars and seconds
 """
@@ -16,6 +17,7 @@ __all__ = [
     "graph",
     "planner",
     "plans",
+    "rerank",
     "routing",
     "scheduler",
     "strategies",

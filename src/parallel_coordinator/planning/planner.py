@@ -71,21 +71,26 @@ def planning_request(task: str, agents: Sequence[AgentSpec], error: str | None =
     return "\n".join(lines)
 
 
+def json_of_answer(answer: str, structured: Any = None, what: str = "plan") -> Any:
+    """A planner's JSON answer: its structured output, or JSON in its text (fenced or not)."""
+    if structured is not None:
+        return structured
+    text = answer.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    if fenced:
+        text = fenced.group(1).strip()
+    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        raise PlanError(f"the planner answered without a {what}: {answer.strip()[:200]!r}")
+    try:
+        return json.JSONDecoder().raw_decode(text[start:])[0]
+    except ValueError as exc:
+        raise PlanError(f"the planner's {what} is not valid JSON ({exc}): {answer.strip()[:200]!r}") from exc
+
+
 def parse_plan(answer: str, structured: Any = None) -> list[Subtask]:
     """The subtasks in a planner's answer: its structured output, or JSON in its text (fenced or not)."""
-    data = structured
-    if data is None:
-        text = answer.strip()
-        fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
-        if fenced:
-            text = fenced.group(1).strip()
-        start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
-        if start < 0:
-            raise PlanError(f"the planner answered without a plan: {answer.strip()[:200]!r}")
-        try:
-            data, _ = json.JSONDecoder().raw_decode(text[start:])
-        except ValueError as exc:
-            raise PlanError(f"the planner's plan is not valid JSON ({exc}): {answer.strip()[:200]!r}") from exc
+    data = json_of_answer(answer, structured)
     items = data.get("subtasks") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
         raise PlanError(f"the planner's answer has no subtasks list: {str(data)[:200]!r}")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from parallel_coordinator.errors import PlanError, UnknownAgentError
 from parallel_coordinator.planning.graph import TaskGraph, TaskNode
-from parallel_coordinator.planning.routing import Router
+from parallel_coordinator.planning.rerank import CANDIDATES, Routed
+from parallel_coordinator.planning.routing import Route, Router, RouterCache
 
 if TYPE_CHECKING:
     from parallel_coordinator.agents import AgentCatalog, AgentSpec
@@ -20,19 +21,30 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PlannedSession:
-    """A validated plan, before it runs: the graph, the agents it uses and why each was chosen."""
+    """A validated plan, before it runs: the graph, the agents it uses and why each was chosen.
+
+    `candidates`: for each subtask the router placed, its top lexical routes, for the planner to re-rank.
+    """
 
     graph: TaskGraph
     agents: dict[str, AgentSpec]
     routing_notes: dict[str, str]
+    candidates: dict[str, tuple[Route, ...]] = field(default_factory=dict)
 
 
-def build_plan(subtasks: Sequence[Subtask], default_attempts: int, catalog: AgentCatalog) -> PlannedSession:
-    """Validate a caller's subtasks into a graph; route subtasks that name no agent."""
+def build_plan(
+    subtasks: Sequence[Subtask], default_attempts: int, catalog: AgentCatalog, *,
+    routers: RouterCache | None = None, routed: Mapping[str, Routed] | None = None,
+) -> PlannedSession:
+    """Validate a caller's subtasks into a graph; route subtasks that name no agent.
+
+    `routed` holds agents already chosen for such subtasks (the planner's re-rank), by id; the others
+    are routed lexically, on the router `routers` keeps for this catalogue (a new one without it).
+    """
     if not subtasks:
         raise PlanError("the plan has no subtasks; pass at least one in `subtasks`")
     router: Router | None = None
-    nodes, agents, notes = [], {}, {}
+    nodes, agents, notes, candidates = [], {}, {}, {}
     for sub in subtasks:
         name = sub.agent_type
         if name is None:
@@ -41,12 +53,17 @@ def build_plan(subtasks: Sequence[Subtask], default_attempts: int, catalog: Agen
                     f"task {sub.id!r} names no agent_type and no agents were found to route it to; "
                     "run `pcoord agents` to see where agents are looked for"
                 )
-            router = router or Router(catalog.agents.values())
-            route = router.best(sub.description)
-            if route is None:  # a non-empty catalogue always has a best agent
-                raise PlanError(f"task {sub.id!r} could not be routed to any of {len(catalog)} agents")
-            name = route.agent
-            notes[sub.id] = route.reason
+            chosen = (routed or {}).get(sub.id)
+            if chosen is None:
+                if router is None:
+                    router = routers.router(catalog.agents.values()) if routers else Router(catalog.agents.values())
+                ranked = router.rank(sub.description)
+                if not ranked:  # a non-empty catalogue always has a best agent
+                    raise PlanError(f"task {sub.id!r} could not be routed to any of {len(catalog)} agents")
+                candidates[sub.id] = tuple(ranked[:CANDIDATES])
+                chosen = Routed(ranked[0].agent, ranked[0].reason)
+            name = chosen.agent
+            notes[sub.id] = chosen.reason
         spec = catalog.get(name)
         if spec is None:
             raise UnknownAgentError(name, sub.id, catalog.names())
@@ -79,7 +96,7 @@ def build_plan(subtasks: Sequence[Subtask], default_attempts: int, catalog: Agen
     for node in nodes:
         if node.replica_of is not None and node.id in taken:
             raise PlanError(f"task id {node.id!r} is also the id of a replica of {node.replica_of!r}; rename it")
-    return PlannedSession(TaskGraph(nodes), agents, notes)
+    return PlannedSession(TaskGraph(nodes), agents, notes, candidates)
 
 
 def replica_nodes(
