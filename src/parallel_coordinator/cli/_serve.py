@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 
 import anyio
@@ -70,7 +71,12 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
     from parallel_coordinator.execution.environment import scrub_server_credentials
 
     scrub_server_credentials()  # read once: from here on no agent, worker or cluster process inherits them
-    base_url = f"http://{args.host}:{args.port}"
+    # --port 0: bind here, so the address printed and put in the auth metadata is the one the system picked.
+    bound = bound_socket(args.host) if args.port == 0 else None
+    port = bound.getsockname()[1] if bound is not None else args.port
+    base_url = f"http://{args.host}:{port}"
+    if bound is not None:
+        errors.print(f"listening on {base_url}/mcp", highlight=False)
     if generated:
         config = {"mcpServers": {"parallel-coordinator": {
             "type": "http", "url": f"{base_url}/mcp", "headers": {"Authorization": f"Bearer {token}"}}}}
@@ -81,6 +87,20 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
 
     stopping = Stopping()
     server = create_server(settings, tokens=tokens, base_url=base_url, prometheus=args.prometheus, stopping=stopping)
-    serve_http_app(server, host=args.host, port=args.port, max_request_bytes=settings.max_request_bytes,
-                   stopping=stopping)
+    try:
+        serve_http_app(server, host=args.host, port=port, max_request_bytes=settings.max_request_bytes,
+                       stopping=stopping, bound=bound)
+    finally:
+        if bound is not None:
+            bound.close()
     return EXIT_OK
+
+
+def bound_socket(host: str) -> socket.socket:
+    """A listening socket on `host` and a free port the system picks."""
+    family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind((host, 0))
+    listening.listen(128)
+    return listening
