@@ -90,3 +90,39 @@ async def test_the_dashboard_shows_and_cancels_a_session_another_process_runs_an
             _, errors = running.dashboard.communicate(timeout=30)
     assert running.dashboard.returncode == 0, errors
     assert "Traceback" not in errors
+
+
+# A browser that waits for its page, as BROWSER=firefox (not yet running) or a console browser (w3m, lynx) does:
+# webbrowser.open() returns only when it exits.
+WAITING_BROWSER = """#!{python}
+import http.cookiejar, sys, urllib.error, urllib.request
+try:  # with cookies, as a browser: the redirect's cookie opens the page
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    opener.open(sys.argv[1], timeout=10)
+    answer = "a page"
+except urllib.error.HTTPError as exc:
+    answer = f"HTTP {{exc.code}}"
+except OSError as exc:
+    answer = f"no answer ({{exc}})"
+print(f"the browser got {{answer}}", file=sys.stderr, flush=True)
+"""
+
+
+def test_a_browser_that_waits_for_its_page_gets_it(tmp_path: Path) -> None:
+    browser = tmp_path / "browser"
+    browser.write_text(WAITING_BROWSER.format(python=sys.executable))
+    browser.chmod(0o755)
+    env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "HOME": str(tmp_path / "home"),
+           "BROWSER": str(browser)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "parallel_coordinator", "dashboard"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    ) as dashboard:
+        assert dashboard.stderr is not None
+        try:
+            said = next(line for line in dashboard.stderr if line.startswith("the browser got"))
+        finally:
+            dashboard.send_signal(signal.SIGINT)
+            dashboard.communicate(timeout=30)
+    # The token's address answers with the cookie and a redirect, which urllib follows to the page.
+    assert said.strip() == "the browser got a page"

@@ -17,7 +17,7 @@ import pytest
 
 from parallel_coordinator.server.dashboard import MAX_STREAMS
 from tests.conftest import AgentFactory
-from tests.server.test_http import OTHER, TOKEN, connect, free_port
+from tests.server.test_http import OTHER, TOKEN, connect, free_port, running_http_server
 from tests.server.test_subscriptions import gated_agent
 
 pytestmark = pytest.mark.anyio
@@ -98,6 +98,21 @@ async def test_the_token_is_taken_once_from_the_address_and_kept_as_a_strict_htt
     assert process.stdout is not None and process.stderr is not None
     log = process.stdout.read() + process.stderr.read()
     assert "GET /dashboard?token=" in log and TOKEN not in log  # the access log names the request, not the token
+
+
+# A browser keeps cookies per host, not per port: each server's cookie must not replace another's on the host.
+async def test_a_second_servers_dashboard_on_the_same_host_leaves_the_first_ones_cookie_working(
+    server: tuple[str, subprocess.Popen[str]], tmp_path: Path, agents: AgentFactory,
+) -> None:
+    first, _ = server
+    env = {"PCOORD_STATE_DIR": str(tmp_path / "second-state"), "PCOORD_AGENT_DIRS": str(agents.root),
+           "PCOORD_TOKEN": OTHER, "PCOORD_TOKENS": ""}
+    with running_http_server(env) as second:
+        async with httpx2.AsyncClient(timeout=30) as browser:  # one cookie jar, as one browser has
+            assert (await browser.get(f"{first}/dashboard", params={"token": TOKEN})).status_code == 303
+            assert (await browser.get(f"{second}/dashboard", params={"token": OTHER})).status_code == 303
+            assert (await browser.get(f"{second}/dashboard")).status_code == 200
+            assert (await browser.get(f"{first}/dashboard")).status_code == 200  # its tab, reloaded
 
 
 async def test_the_stream_sends_the_sessions_and_the_chosen_sessions_snapshots_as_it_runs(

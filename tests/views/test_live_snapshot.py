@@ -14,6 +14,7 @@ from parallel_coordinator.planning.scheduler import TaskState
 from parallel_coordinator.schemas.inputs import CoordinateOptions, Subtask
 from parallel_coordinator.state.store import StoredSession, StoredTask
 from parallel_coordinator.views import MAX_LIVE_TASKS, live_snapshot
+from parallel_coordinator.views._live import MAX_LIVE_EDGES
 from tests.conftest import AgentFactory, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -118,4 +119,24 @@ def test_a_large_session_shows_a_bounded_number_of_tasks_those_that_need_attenti
     # No edge leads to a task that is not drawn.
     drawn = {n["task_id"] for n in snapshot["graph"]["nodes"]}  # type: ignore[index]
     assert all(e["from"] in drawn and e["to"] in drawn for e in snapshot["graph"]["edges"])  # type: ignore[index]
+    assert len(json.dumps(snapshot)) < 400_000
+
+
+def test_a_densely_linked_plan_draws_a_bounded_number_of_edges_and_says_how_many_it_left_out() -> None:
+    # Each task depends on every one before it: the plan allows it (10,000 dependencies a task), and 300 tasks
+    # then have 44,850 edges, which the snapshot (sent to each open page several times a second) must not carry.
+    count = 300
+    tasks = [
+        StoredTask(task_id=f"t{i}", agent="echo", description="x", dependencies=[f"t{j}" for j in range(i)],
+                   priority=3, status="pending", spec={}, output=None, error=None, attempts=0, started_at=None,
+                   finished_at=None, input_tokens=None, output_tokens=None, cost_usd=None)
+        for i in range(count)
+    ]
+    session = StoredSession(id="s", task_description="dense", status="RUNNING", options={}, created_at=1.0,
+                            finished_at=None, error_summary=None, max_agents=4, resumed_from=None, tasks=tasks,
+                            attempts=[])
+    snapshot = live_snapshot(view_of_stored(session))
+    graph = snapshot["graph"]
+    assert len(graph["edges"]) == MAX_LIVE_EDGES  # type: ignore[index]
+    assert graph["edges_omitted"] == count * (count - 1) // 2 - MAX_LIVE_EDGES  # type: ignore[index]
     assert len(json.dumps(snapshot)) < 400_000

@@ -11,6 +11,7 @@ import logging
 import secrets
 import socket
 import sys
+import threading
 import webbrowser
 
 from parallel_coordinator.cli._exits import EXIT_OK
@@ -19,6 +20,11 @@ from parallel_coordinator.cli._state import effective_settings
 log = logging.getLogger(__name__)
 
 _HOST = "127.0.0.1"
+
+
+def _open_browser(url: str) -> None:
+    if not webbrowser.open(url):
+        log.warning("no browser could be opened here: open the address above yourself")
 
 
 def open_dashboard(port: int, open_browser: bool) -> int:
@@ -43,8 +49,10 @@ def open_dashboard(port: int, open_browser: bool) -> int:
     print(f"dashboard of {settings.state_dir}: {url}", flush=True)
     print("(the address carries this run's token: share it only with whom may cancel your sessions;"
           " Ctrl-C stops the dashboard)", file=sys.stderr, flush=True)
-    if open_browser and not webbrowser.open(url):
-        log.warning("no browser could be opened here: open the address above yourself")
+    if open_browser:
+        # Beside the server, not before it: a browser webbrowser waits for (BROWSER=firefox, a console browser)
+        # would hold the start until it exits, and its request waits in the backlog for a server not yet running.
+        threading.Thread(target=_open_browser, args=(url,), name="open the dashboard", daemon=True).start()
     try:
         serve_http_app(server, host=_HOST, port=port, max_request_bytes=settings.max_request_bytes,
                        stopping=stopping, bound=bound)

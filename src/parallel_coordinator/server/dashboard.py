@@ -22,7 +22,7 @@ from starlette.routing import Route
 from parallel_coordinator.engine.coordinator import Coordinator
 from parallel_coordinator.engine.events import SessionEvent
 from parallel_coordinator.errors import UnknownSessionError
-from parallel_coordinator.server.dashboard_auth import COOKIE, DashboardAuth, same_origin_change
+from parallel_coordinator.server.dashboard_auth import DashboardAuth, cookie_name, same_origin_change
 from parallel_coordinator.server.live_pages import dashboard_page
 from parallel_coordinator.views import live_snapshot
 from parallel_coordinator.views._layout import css_name
@@ -105,7 +105,7 @@ class Dashboard:
             # Once: the token leaves the address bar (and the history) for a cookie scripts cannot read.
             rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
             answer = RedirectResponse("/dashboard" + (f"?{rest}" if rest else ""), 303, headers=_SECURITY_HEADERS)
-            answer.set_cookie(COOKIE, self._auth.cookie_for(name), path="/dashboard", httponly=True,
+            answer.set_cookie(cookie_name(request), self._auth.cookie_for(name), path="/dashboard", httponly=True,
                               samesite="strict", secure=request.url.scheme == "https")
             return answer
         if self._auth.principal(request) is None:

@@ -52,8 +52,15 @@ class DashboardAuth:
         header = request.headers.get("authorization", "")
         if header.startswith("Bearer "):
             return self.by_token(header[7:])
-        cookie = request.cookies.get(COOKIE)
+        cookie = request.cookies.get(cookie_name(request))
         return self.by_cookie(cookie) if cookie else None
+
+
+def cookie_name(request: Request) -> str:
+    """The cookie's name on this server: a browser keeps cookies per host, not per port, so two servers on one
+    host (`pcoord dashboard` beside `pcoord serve --transport http`) would otherwise overwrite each other's."""
+    port = request.url.port or {"http": 80, "https": 443}.get(request.url.scheme, 0)
+    return f"{COOKIE}_{port}"
 
 
 def same_origin_change(request: Request) -> bool:

@@ -32,6 +32,7 @@ from parallel_coordinator.views._layout import (
 # it left out.
 MAX_LIVE_TASKS = 300
 MAX_LIVE_ATTEMPTS = 500
+MAX_LIVE_EDGES = 2_000  # 300 tasks may each depend on all the others: 44,850 curves, megabytes a snapshot
 _TEXT_CHARS = 300  # a progress message, an error's first line, a description
 _DEPENDENCIES_SHOWN = 20
 _RANK = {TaskState.RUNNING: 0, TaskState.FAILED: 1, TaskState.INTERRUPTED: 1, TaskState.PENDING: 2}
@@ -125,6 +126,7 @@ def _graph(view: SessionView, shown: list[TaskRecord]) -> dict[str, Any]:
     ids = {r.task_id for r in shown}
     nodes = [_Node(r.task_id, tuple(d for d in _dependencies(view, r.task_id) if d in ids)) for r in shown]
     geometry = graph_geometry(nodes)
+    links = [(dep, n.task_id) for n in nodes for dep in n.dependencies]
     return {
         "width": geometry.width, "height": round(geometry.height, 1), "node_w": NODE_W, "node_h": NODE_H,
         "bands": [{"layer": layer, "left": round(left, 1), "right": round(right, 1)}
@@ -132,13 +134,14 @@ def _graph(view: SessionView, shown: list[TaskRecord]) -> dict[str, Any]:
         "nodes": [{"task_id": n.task_id, "x": round(geometry.position[n.task_id][0], 1),
                    "y": round(geometry.position[n.task_id][1], 1), "layer": geometry.layers[n.task_id]}
                   for n in nodes],
-        "edges": [{"from": dep, "to": n.task_id, "d": geometry.edge_path(dep, n.task_id)}
-                  for n in nodes for dep in n.dependencies],
+        "edges": [{"from": dep, "to": task_id, "d": geometry.edge_path(dep, task_id)}
+                  for dep, task_id in links[:MAX_LIVE_EDGES]],
+        "edges_omitted": max(0, len(links) - MAX_LIVE_EDGES),
     }
 
 
 def live_snapshot(view: SessionView) -> dict[str, Any]:
-    """Everything the live view of one session shows, bounded (MAX_LIVE_TASKS, MAX_LIVE_ATTEMPTS)."""
+    """Everything the live view of one session shows, bounded (MAX_LIVE_TASKS, MAX_LIVE_ATTEMPTS, MAX_LIVE_EDGES)."""
     now = time.time()
     elapsed = (view.finished_at or now) - view.created_at
     shown = _shown_tasks(view)

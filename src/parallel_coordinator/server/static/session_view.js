@@ -200,6 +200,7 @@
     var omitted = [];
     if (snap.tasks_omitted) { omitted.push(snap.tasks_omitted + " task(s) not shown (the view shows " + snap.tasks.length + ", those that need attention first)"); }
     if (snap.timeline.attempts_omitted) { omitted.push(snap.timeline.attempts_omitted + " older attempt(s) not drawn"); }
+    if (snap.graph.edges_omitted) { omitted.push(snap.graph.edges_omitted + " dependency arrow(s) not drawn"); }
     find(root, "omitted").textContent = omitted.join("; ");
     applySelection(root);
     root.hidden = false;
