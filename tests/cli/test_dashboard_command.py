@@ -93,22 +93,27 @@ async def test_the_dashboard_shows_and_cancels_a_session_another_process_runs_an
 
 
 # A browser that waits for its page, as BROWSER=firefox (not yet running) or a console browser (w3m, lynx) does:
-# webbrowser.open() returns only when it exits.
+# webbrowser.open() returns only when it exits. It is given a local page that sends it on, as a browser follows it.
 WAITING_BROWSER = """#!{python}
-import http.cookiejar, sys, urllib.error, urllib.request
+import html, http.cookiejar, os, re, stat, sys, urllib.error, urllib.parse, urllib.request
+print(f"the browser was started with {{sys.argv[1:]}}", file=sys.stderr, flush=True)
+launcher = urllib.parse.urlparse(sys.argv[1])
+mode = stat.S_IMODE(os.stat(launcher.path).st_mode)
+page = open(launcher.path, encoding="utf-8").read()
+target = html.unescape(re.search(r'url=([^"]+)"', page).group(1))
 try:  # with cookies, as a browser: the redirect's cookie opens the page
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    opener.open(sys.argv[1], timeout=10)
+    opener.open(target, timeout=10)
     answer = "a page"
 except urllib.error.HTTPError as exc:
     answer = f"HTTP {{exc.code}}"
 except OSError as exc:
     answer = f"no answer ({{exc}})"
-print(f"the browser got {{answer}}", file=sys.stderr, flush=True)
+print(f"the browser got {{answer}} through a page of mode {{mode:o}}", file=sys.stderr, flush=True)
 """
 
 
-def test_a_browser_that_waits_for_its_page_gets_it(tmp_path: Path) -> None:
+def test_a_browser_that_waits_for_its_page_gets_it_and_its_command_line_carries_no_token(tmp_path: Path) -> None:
     browser = tmp_path / "browser"
     browser.write_text(WAITING_BROWSER.format(python=sys.executable))
     browser.chmod(0o755)
@@ -116,13 +121,17 @@ def test_a_browser_that_waits_for_its_page_gets_it(tmp_path: Path) -> None:
            "BROWSER": str(browser)}
     with subprocess.Popen(
         [sys.executable, "-m", "parallel_coordinator", "dashboard"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     ) as dashboard:
-        assert dashboard.stderr is not None
+        assert dashboard.stderr is not None and dashboard.stdout is not None
         try:
+            token = dashboard.stdout.readline().split("token=")[1].strip()
+            started = next(line for line in dashboard.stderr if line.startswith("the browser was started with"))
             said = next(line for line in dashboard.stderr if line.startswith("the browser got"))
         finally:
             dashboard.send_signal(signal.SIGINT)
             dashboard.communicate(timeout=30)
-    # The token's address answers with the cookie and a redirect, which urllib follows to the page.
-    assert said.strip() == "the browser got a page"
+    # Every local user can read a command line: the browser's names an owner-only page, not the token.
+    assert token not in started and "dashboard-" in started
+    assert not list((tmp_path / "state").glob("dashboard-*.html"))  # gone with the run, and its token with it
+    assert said.strip() == "the browser got a page through a page of mode 600"

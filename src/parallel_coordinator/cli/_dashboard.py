@@ -7,24 +7,37 @@ cancelled through it, as `pcoord cancel` does. A fresh token each time, on 127.0
 
 from __future__ import annotations
 
+import html
 import logging
 import secrets
 import socket
 import sys
 import threading
 import webbrowser
+from pathlib import Path
 
 from parallel_coordinator.cli._exits import EXIT_OK
 from parallel_coordinator.cli._state import effective_settings
+from parallel_coordinator.state.private_files import private_dir, write_private
 
 log = logging.getLogger(__name__)
 
 _HOST = "127.0.0.1"
 
 
-def _open_browser(url: str) -> None:
-    if not webbrowser.open(url):
+def _open_browser(target: str) -> None:
+    if not webbrowser.open(target):
         log.warning("no browser could be opened here: open the address above yourself")
+
+
+def write_launcher(directory: Path, port: int, url: str) -> Path:
+    """An owner-only page that sends the browser on to `url`: the browser is started with this file's path,
+    because a command line is readable by every local user (ps, /proc/PID/cmdline) and the token is not."""
+    launcher = private_dir(directory) / f"dashboard-{port}.html"
+    page = (f'<!DOCTYPE html><meta http-equiv="refresh" content="0;url={html.escape(url)}">'
+            "<title>Parallel Coordinator dashboard</title>\n")
+    write_private(launcher, page.encode())
+    return launcher
 
 
 def open_dashboard(port: int, open_browser: bool) -> int:
@@ -49,13 +62,17 @@ def open_dashboard(port: int, open_browser: bool) -> int:
     print(f"dashboard of {settings.state_dir}: {url}", flush=True)
     print("(the address carries this run's token: share it only with whom may cancel your sessions;"
           " Ctrl-C stops the dashboard)", file=sys.stderr, flush=True)
-    if open_browser:
+    launcher = write_launcher(settings.state_dir, port, url) if open_browser else None
+    if launcher is not None:
         # Beside the server, not before it: a browser webbrowser waits for (BROWSER=firefox, a console browser)
         # would hold the start until it exits, and its request waits in the backlog for a server not yet running.
-        threading.Thread(target=_open_browser, args=(url,), name="open the dashboard", daemon=True).start()
+        threading.Thread(target=_open_browser, args=(launcher.as_uri(),), name="open the dashboard",
+                         daemon=True).start()
     try:
         serve_http_app(server, host=_HOST, port=port, max_request_bytes=settings.max_request_bytes,
                        stopping=stopping, bound=bound)
     finally:
         bound.close()
+        if launcher is not None:
+            launcher.unlink(missing_ok=True)  # its token dies with this run: so does the page that carries it
     return EXIT_OK
