@@ -252,3 +252,12 @@ def test_a_plan_may_name_a_plugin_agent_and_its_bare_name_is_suggested(layout: L
 
     with pytest.raises(UnknownAgentError, match=r"did you mean 'pr-review-toolkit:code-reviewer'\?"):
         build_plan([Subtask(id="t1", description="review", agent_type="code-reviewer")], 1, catalog)
+
+
+def test_a_huge_enabled_plugin_id_is_quoted_shortened_in_its_diagnostic(layout: Layout) -> None:
+    huge = "x" * 50_000 + "@tools"
+    layout.enable(huge, True)  # enabled in the settings, never installed
+    catalog = discover_agents()
+    (problem,) = [p for _, p in problems(catalog) if "not installed" in p]
+    assert "(50,006 characters)" in problem and len(problem) < 1_000
+    assert "claude plugin install NAME@MARKETPLACE" in problem

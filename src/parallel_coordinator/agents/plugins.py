@@ -52,6 +52,11 @@ class PluginSources:
         return {root.agents_dir: root for root in self.roots}
 
 
+def _install_command(plugin_id: str) -> str:
+    """The command that installs it, to quote in a diagnostic; a hostile, huge id is not quoted whole."""
+    return f"`claude plugin install {plugin_id if len(plugin_id) <= 200 else 'NAME@MARKETPLACE'}`"
+
+
 class _Unreadable(ValueError):
     """A JSON file that exists but cannot be used; the message says why."""
 
@@ -155,7 +160,7 @@ class _Finder:
                 return Path(value)
         self.problem(
             where, f"skipped: plugin {shortened(plugin_id)} has no entry with an 'installPath';"
-            f" run `claude plugin install {plugin_id}` again",
+            f" run {_install_command(plugin_id)} again",
         )
         return None
 
@@ -166,7 +171,7 @@ class _Finder:
         if len(ids) > MAX_PLUGINS:
             self.problem(
                 installed_file, f"skipped: {len(ids)} plugins are enabled; the agents of the first {MAX_PLUGINS}"
-                f" (by id) are read, not those from {ids[MAX_PLUGINS]!r} on",
+                f" (by id) are read, not those from {shortened(ids[MAX_PLUGINS])} on",
             )
             ids = ids[:MAX_PLUGINS]
         for plugin_id in ids:
@@ -179,8 +184,8 @@ class _Finder:
                 continue
             if plugin_id not in installed:
                 self.problem(
-                    settings_file, f"skipped: plugin {plugin_id!r} is enabled here but not installed (not in"
-                    f" {installed_file}); run `claude plugin install {plugin_id}`",
+                    settings_file, f"skipped: plugin {shortened(plugin_id)} is enabled here but not installed (not in"
+                    f" {installed_file}); run {_install_command(plugin_id)}",
                 )
                 continue
             path = self.install_path(plugin_id, installed[plugin_id], installed_file)
@@ -188,8 +193,8 @@ class _Finder:
                 continue
             if not path.is_dir():
                 self.problem(
-                    installed_file, f"skipped: plugin {plugin_id!r} is installed at {path}, which is not a"
-                    f" directory; run `claude plugin install {plugin_id}` again",
+                    installed_file, f"skipped: plugin {shortened(plugin_id)} is installed at {path}, which is not a"
+                    f" directory; run {_install_command(plugin_id)} again",
                 )
                 continue
             self.found.roots.append(PluginRoot(path / "agents", plugin_id, name))
