@@ -123,3 +123,24 @@ def test_help_explains_every_flag_and_the_plan_files_format(tmp_path: Path, agen
     run = pcoord("run", "--help", env={**environment(tmp_path, agents), "COLUMNS": "300"}).stdout
     assert "task_description:" in run and "agent_type:" in run and "dependencies:" in run
     assert "- to read the plan" in run
+
+
+def test_ids_and_errors_that_look_like_rich_markup_are_printed_as_they_are(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "[bold]markup[/b] in the [/] description",
+        "subtasks": [{"id": "a[/b]", "description": "x", "agent_type": "echo"},
+                     {"id": "[red]broken[/red]", "description": "y", "agent_type": "failer"}],
+    }))
+    env = {**environment(tmp_path, agents), "COLUMNS": "300"}
+    done = pcoord("run", str(plan), env=env)
+    assert done.returncode == 1, done.stderr  # PARTIAL: one task failed, and nothing crashed
+    assert "Traceback" not in done.stderr
+    assert "a[/b] (echo)" in done.stdout and "[red]broken[/red] (failer)" in done.stdout
+    session_id = done.stdout.split("session ")[1].split()[0]
+    status = pcoord("status", session_id, env=env)
+    assert status.returncode == 0 and "a[/b]" in status.stdout and "[red]broken[/red]" in status.stdout
+    listed = pcoord("status", env=env)
+    assert listed.returncode == 0 and "[bold]markup[/b] in the [/] description" in listed.stdout

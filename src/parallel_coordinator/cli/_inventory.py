@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from parallel_coordinator.cli._exits import EXIT_OK
 from parallel_coordinator.cli._state import effective_settings, open_store
@@ -47,7 +48,7 @@ def list_agents(as_json: bool) -> int:
         diagnostics.add_column("path")
         diagnostics.add_column("problem")
         for diagnostic in catalog.diagnostics:
-            diagnostics.add_row(diagnostic.path, diagnostic.problem)
+            diagnostics.add_row(Text(diagnostic.path), Text(diagnostic.problem))  # file text: never markup
         console.print(diagnostics)
     return EXIT_OK
 
@@ -58,7 +59,7 @@ def _print_agents(console: Console, catalog: AgentCatalog) -> None:
         table.add_column(column)
     for agent in sorted(catalog.agents.values(), key=lambda a: a.name):
         source = f"plugin {agent.plugin}" if agent.plugin else agent.source
-        table.add_row(agent.name, agent.runner, agent.model or "-", source, str(agent.path or ""))
+        table.add_row(*map(Text, (agent.name, agent.runner, agent.model or "-", source, str(agent.path or ""))))
     console.print(table)
     from parallel_coordinator.agents.discovery import BUNDLED_AGENTS_DIR
 

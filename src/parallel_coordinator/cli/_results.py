@@ -47,7 +47,8 @@ def print_result(result: CoordinationResult, snap: SessionView, output: Path | N
     console.print(f"[bold]{result.status}[/bold] session {result.session_id} in {result.execution_time_s:.2f} s")
     for task in result.results:
         style = "green" if task.status == "succeeded" else "red"
-        console.print(f"[{style}]{task.status:>10}[/{style}] {task.task_id} ({task.agent})")
+        # Ids and names are the caller's text, never rich markup: "a[/b]" is printed as itself.
+        console.print(Text.assemble((f"{task.status:>10}", style), f" {task.task_id} ({task.agent})"))
         for line in (task.error or "").splitlines()[:3]:  # the first line often only introduces the stderr tail
             console.print(Text(f"           {line[:_LINE_CHARS]}", style="dim"))
         lines = task.output.strip().splitlines()

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from parallel_coordinator.cli._state import effective_settings, open_store, stored_status
@@ -25,14 +26,14 @@ def status_table(status: ProgressStatus) -> Table:
         table.add_column(column, overflow="fold")
     active = {a.task_id: a for a in status.agents_active}
     for result in status.results or []:
-        table.add_row(
+        table.add_row(*map(Text, (  # ids, names and agents' errors are text, never rich markup
             result.task_id, result.agent, result.status, str(result.attempts),
             f"{result.duration_s:.2f}s" if result.duration_s is not None else "",
             "", (result.error or "").splitlines()[0][:80] if result.error else "",
-        )
+        )))
     for task_id, agent in active.items():
         percent = f"{agent.progress:.0f}% {agent.message or ''}" if agent.progress is not None else agent.message or ""
-        table.add_row(task_id, agent.agent, "running", "", f"{agent.elapsed_s:.1f}s", percent, "")
+        table.add_row(*map(Text, (task_id, agent.agent, "running", "", f"{agent.elapsed_s:.1f}s", percent, "")))
     return table
 
 
@@ -79,7 +80,7 @@ def list_sessions(store: Store, as_json: bool) -> int:
     for column in ("session", "status", "started", "task"):
         table.add_column(column, overflow="fold")
     for sid, status, text, created in sessions:
-        table.add_row(sid, status, iso(created) or "", text.splitlines()[0][:70] if text else "")
+        table.add_row(*map(Text, (sid, status, iso(created) or "", text.splitlines()[0][:70] if text else "")))
     Console().print(table)
     return EXIT_OK
 
