@@ -148,3 +148,15 @@ async def test_while_running_the_recorder_commits_a_turns_writes_together_and_a_
         assert store.load_session("s1").status == "PARTIAL"  # type: ignore[union-attr]
         group.cancel_scope.cancel()
     store.close()
+
+
+def test_every_agent_held_by_its_max_concurrent_is_named_in_the_wait_reason() -> None:
+    slots = Slots(runner_limit=64, on_freed=lambda: None)
+    one, two, free = agent("one", 1), agent("two", 2), agent("free")
+    for spec in (one, two, two, free):
+        slots.take(spec.name)
+    assert slots.busy_reason([free]) is None
+    assert slots.busy_reason([one, free]) == "agent 'one' runs 1 at once, its max_concurrent"
+    assert slots.busy_reason([two, one, free]) == (
+        "agents 'one' (1), 'two' (2) run as many at once as their max_concurrent allows"
+    )

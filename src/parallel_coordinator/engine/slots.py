@@ -89,11 +89,18 @@ class Slots:
         return f"all {max_agents} of the session's agent slots are busy (max_agents)"
 
     def busy_reason(self, agents: Iterable[AgentSpec]) -> str | None:
-        """Why these agents' ready tasks wait, when it is their own max_concurrent: the first such agent."""
-        for agent in agents:
-            if agent.max_concurrent is not None and self.running[agent.name] >= agent.max_concurrent:
-                return f"agent {agent.name!r} runs {self.running[agent.name]} at once, its max_concurrent"
-        return None
+        """Why these agents' ready tasks wait, when it is their own max_concurrent: every such agent is named
+        (the first three), so a task of one is never told another one holds it."""
+        held = sorted({
+            a.name for a in agents if a.max_concurrent is not None and self.running[a.name] >= a.max_concurrent
+        })
+        if not held:
+            return None
+        if len(held) == 1:
+            return f"agent {held[0]!r} runs {self.running[held[0]]} at once, its max_concurrent"
+        named = ", ".join(f"{name!r} ({self.running[name]})" for name in held[:3])
+        more = f" and {len(held) - 3} more" if len(held) > 3 else ""
+        return f"agents {named}{more} run as many at once as their max_concurrent allows"
 
     def resume_in(self, runners: Iterable[str]) -> float:
         """Seconds until the first of these runners' paused throttles takes new runs again; inf if none is paused."""
