@@ -115,6 +115,23 @@ async def test_a_second_servers_dashboard_on_the_same_host_leaves_the_first_ones
             assert (await browser.get(f"{first}/dashboard")).status_code == 200  # its tab, reloaded
 
 
+async def test_a_cookie_proves_nothing_to_another_server_even_one_with_the_same_token(
+    server: tuple[str, subprocess.Popen[str]], tmp_path: Path, agents: AgentFactory,
+) -> None:
+    first, _ = server
+    env = {"PCOORD_STATE_DIR": str(tmp_path / "second-state"), "PCOORD_AGENT_DIRS": str(agents.root),
+           "PCOORD_TOKEN": TOKEN, "PCOORD_TOKENS": ""}
+    with running_http_server(env) as second:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            answer = await http.get(f"{first}/dashboard", params={"token": TOKEN})
+            _, _, value = answer.headers["set-cookie"].split(";")[0].partition("=")
+            second_port = second.rsplit(":", 1)[1]
+            assert (await http.get(f"{first}/dashboard")).status_code == 200
+            http.cookies.clear()
+            http.cookies.set(f"pcoord_dashboard_{second_port}", value)  # the first's cookie, replayed to the second
+            assert (await http.get(f"{second}/dashboard")).status_code == 401
+
+
 async def test_the_stream_sends_the_sessions_and_the_chosen_sessions_snapshots_as_it_runs(
     server: tuple[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:

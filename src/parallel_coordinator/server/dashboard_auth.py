@@ -2,7 +2,8 @@
 
 A browser cannot send a header on a plain navigation, so `/dashboard?token=...` is accepted once and
 answered with an HttpOnly, SameSite=Strict cookie and a redirect to the URL without the token. The
-cookie holds the principal's name and an HMAC keyed by its token, never the token; every check is
+cookie holds the principal's name and an HMAC keyed by its token and a secret of this server process,
+never the token: it proves nothing to another server, nor to this one once restarted. Every check is
 constant-time. A request that changes something (cancel) must also carry a header no other site can
 send without our consent (CORS), and an Origin, if any, of our own.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
 from starlette.requests import Request
 
@@ -24,9 +26,11 @@ class DashboardAuth:
 
     def __init__(self, tokens: dict[str, str]) -> None:
         self._tokens = [(name, token.encode()) for name, token in tokens.items()]
+        self._process_secret = secrets.token_bytes(32)
 
     def _seal(self, name: str, token: bytes) -> str:
-        return name + "." + hmac.new(token, _PURPOSE + name.encode(), hashlib.sha256).hexdigest()
+        key = self._process_secret + token
+        return name + "." + hmac.new(key, _PURPOSE + name.encode(), hashlib.sha256).hexdigest()
 
     def by_token(self, given: str) -> str | None:
         """The principal whose token this is; every token is compared, so timing tells nothing."""
