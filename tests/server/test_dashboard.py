@@ -15,10 +15,12 @@ import anyio
 import httpx2
 import pytest
 
-from parallel_coordinator.server.dashboard import MAX_STREAMS
+from parallel_coordinator.server.dashboard import MAX_STREAMS, MAX_STREAMS_PER_PRINCIPAL
 from tests.conftest import AgentFactory
 from tests.server.test_http import OTHER, TOKEN, connect, free_port, running_http_server
 from tests.server.test_subscriptions import gated_agent
+
+THIRD = "a-third-token-5555555555"
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +32,7 @@ def server(tmp_path: Path, agents: AgentFactory) -> Iterator[tuple[str, subproce
     gated_agent(agents, tmp_path / "gate")
     port = free_port()
     env = {**os.environ, "PCOORD_STATE_DIR": str(tmp_path / "state"), "PCOORD_AGENT_DIRS": str(agents.root),
-           "PCOORD_TOKEN": TOKEN, "PCOORD_TOKENS": f"bob={OTHER}"}
+           "PCOORD_TOKEN": TOKEN, "PCOORD_TOKENS": f"bob={OTHER},carol={THIRD}"}
     with subprocess.Popen(
         [sys.executable, "-m", "parallel_coordinator", "serve", "--transport", "http", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -213,17 +215,23 @@ async def open_stream(http: httpx2.AsyncClient, url: str) -> tuple[httpx2.Respon
             await response.aclose()
 
 
-async def test_open_streams_are_bounded_and_a_closed_one_frees_its_place(
+async def test_open_streams_are_bounded_per_token_and_per_server_and_a_closed_one_frees_its_place(
     server: tuple[str, subprocess.Popen[str]],
 ) -> None:
     url, _ = server
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     limits = httpx2.Limits(max_connections=MAX_STREAMS + 4)
+
+    def client(token: str) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, limits=limits)
+
+    assert MAX_STREAMS == 2 * MAX_STREAMS_PER_PRINCIPAL  # two tokens fill the server
     for _ in range(2):  # twice: were a closed stream's place not given back, the second round could not open
-        async with httpx2.AsyncClient(headers=headers, timeout=60, limits=limits) as http:
-            opened = [await open_stream(http, url) for _ in range(MAX_STREAMS)]
-            async with httpx2.AsyncClient(headers=headers, timeout=60) as another:
-                refused = await another.get(f"{url}/dashboard/events")
-            assert refused.status_code == 503 and "the most at once" in refused.json()["error"]
+        async with client(TOKEN) as alice, client(OTHER) as bob, client(THIRD) as carol:
+            opened = [await open_stream(alice, url) for _ in range(MAX_STREAMS_PER_PRINCIPAL)]
+            refused = await alice.get(f"{url}/dashboard/events")
+            assert refused.status_code == 503 and "with this token" in refused.json()["error"]
+            opened += [await open_stream(bob, url) for _ in range(MAX_STREAMS_PER_PRINCIPAL)]
+            refused = await carol.get(f"{url}/dashboard/events")  # a token with none open: the server is full
+            assert refused.status_code == 503 and "on this server, the most at once" in refused.json()["error"]
             for response, _ in opened:
                 await response.aclose()

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ from parallel_coordinator.views._layout import css_name
 log = logging.getLogger(__name__)
 
 MAX_STREAMS = 16  # open dashboards at once, per server: each costs a snapshot per change
+MAX_STREAMS_PER_PRINCIPAL = 8  # so that one token's forgotten tabs cannot lock every other token out
 _MIN_GAP_S = 0.25  # events are coalesced: at most four sends a second per stream
 _RECHECK_S = 1.0  # what no event announces (the store's list, another server's session) is read this often
 # Another server's session is read whole from the store (~0.4 s at 10,000 tasks): one read serves every stream
@@ -86,6 +88,7 @@ class Dashboard:
         self._coordinator, self._auth, self._see_all = coordinator, auth, see_all
         self._stopping = stopping or Stopping()
         self.streams = 0
+        self._streams_of: Counter[str] = Counter()  # open streams per principal
         # (session id, scope) -> (when it was made, its event): at most one entry per open stream, see _snapshot
         self._snapshots: dict[tuple[str, str | None], tuple[float, str, bool]] = {}
         access = logging.getLogger("uvicorn.access")
@@ -129,13 +132,18 @@ class Dashboard:
         if self.streams >= MAX_STREAMS:
             return JSONResponse({"error": f"{MAX_STREAMS} dashboards are open on this server, the most at once;"
                                  " close one"}, 503, headers=_SECURITY_HEADERS)
+        if self._streams_of[principal] >= MAX_STREAMS_PER_PRINCIPAL:
+            return JSONResponse({"error": f"{MAX_STREAMS_PER_PRINCIPAL} dashboards are open with this token, the"
+                                 " most at once for one; close one"}, 503, headers=_SECURITY_HEADERS)
         session_id = request.query_params.get("session") or None
-        body = self._stream(coordinator, self._scope(principal), session_id)
+        body = self._stream(coordinator, principal, session_id)
         return StreamingResponse(body, media_type="text/event-stream",
                                  headers={**_SECURITY_HEADERS, "X-Accel-Buffering": "no"})
 
-    async def _stream(self, coordinator: Coordinator, scope: str | None, session_id: str | None) -> AsyncIterator[str]:
+    async def _stream(self, coordinator: Coordinator, principal: str, session_id: str | None) -> AsyncIterator[str]:
+        scope = self._scope(principal)
         self.streams += 1
+        self._streams_of[principal] += 1
         wake = [anyio.Event()]
 
         def changed(_: SessionEvent) -> None:
@@ -165,6 +173,9 @@ class Dashboard:
         finally:
             unsubscribe()
             self.streams -= 1
+            self._streams_of[principal] -= 1
+            if not self._streams_of[principal]:
+                del self._streams_of[principal]
 
     def _snapshot(self, coordinator: Coordinator, scope: str | None, session_id: str) -> tuple[str, bool]:
         """The session's snapshot event and whether it has ended, shared by the streams that watch it: made
