@@ -10,13 +10,13 @@ import difflib
 import math
 import os
 import shlex
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from parallel_coordinator.agents.bounded_read import UnreadableFile, read_regular_file
 from parallel_coordinator.agents.frontmatter import read_front_matter
 from parallel_coordinator.agents.plugins import PluginSources, default_plugins, plugin_named, with_plugin_dirs
 from parallel_coordinator.agents.scan import Stamp, scan_agent_dirs
@@ -223,24 +223,12 @@ _OPTIONAL: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 
 def _read_agent_bytes(path: Path) -> bytes:
-    # O_NONBLOCK and the regular-file check keep a FIFO named *.md from hanging discovery.
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
+        return read_regular_file(path, MAX_AGENT_FILE_BYTES, "an agent file")
+    except FileNotFoundError as exc:  # removed between the walk and the read
         raise AgentFileError(f"cannot open the file: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise AgentFileError("not a regular file")
-        if info.st_size > MAX_AGENT_FILE_BYTES:
-            raise AgentFileError(
-                f"the file is {info.st_size} bytes, over the {MAX_AGENT_FILE_BYTES // (1024 * 1024)} MiB "
-                "limit for an agent file"
-            )
-        raw = handle.read(MAX_AGENT_FILE_BYTES + 1)
-    if len(raw) > MAX_AGENT_FILE_BYTES:
-        raise AgentFileError(f"the file is over the {MAX_AGENT_FILE_BYTES // (1024 * 1024)} MiB limit")
-    return raw
+    except UnreadableFile as exc:
+        raise AgentFileError(str(exc)) from None
 
 
 def _name(data: dict[str, Any], fallback: str | None) -> str:

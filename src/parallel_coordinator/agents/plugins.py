@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parallel_coordinator.agents.bounded_read import UnreadableFile, read_regular_file
 from parallel_coordinator.agents.scan import Stamp, stamp_of
 from parallel_coordinator.agents.spec import AgentSpec, Diagnostic, SourceKind
 from parallel_coordinator.errors import shortened
@@ -64,18 +63,11 @@ class _Unreadable(ValueError):
 def _read_json(path: Path) -> Any:
     """The parsed file, or None when it does not exist; _Unreadable when it cannot be used."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang discovery
+        raw = read_regular_file(path, MAX_JSON_BYTES)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise _Unreadable(f"cannot open the file: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise _Unreadable("not a regular file")
-        raw = handle.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise _Unreadable(f"the file is over the {MAX_JSON_BYTES // (1024 * 1024)} MiB limit")
+    except UnreadableFile as exc:
+        raise _Unreadable(str(exc)) from None
     try:
         return json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
