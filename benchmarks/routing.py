@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import yaml
 from _common import header, median, table
-from _routing_baseline import Router as BaselineRouter
 
 from parallel_coordinator.agents import AgentSpec, discover_agents
 from parallel_coordinator.planning.routing import Router, RouterCache
@@ -99,8 +98,7 @@ def cost(
 
 def routers() -> dict[str, Callable[[list[AgentSpec]], _Ranker]]:
     found: dict[str, Callable[[list[AgentSpec]], _Ranker]] = {
-        "before: hand-written BM25 (frozen copy)": BaselineRouter,
-        "now: hand-written BM25 (planning/routing.py)": Router,
+        "ours: hand-written BM25 (planning/routing.py)": Router,
     }
     try:
         from _routing_candidates import FieldsApart, LibraryDefaults
