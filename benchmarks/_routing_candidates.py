@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import bm25s
 import numpy as np
 import Stemmer
-from _routing_baseline import _STOP
 
 from parallel_coordinator.agents import AgentSpec
+from parallel_coordinator.planning.routing import _STOP
 
 _SNOWBALL = Stemmer.Stemmer("english")
 _WORD = re.compile(r"[a-z0-9]+")
