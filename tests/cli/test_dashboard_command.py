@@ -66,7 +66,7 @@ async def test_the_dashboard_shows_and_cancels_a_session_another_process_runs_an
     session_id, address = running.session_id, running.address
     base = address.split("/dashboard")[0]
     async with httpx2.AsyncClient(timeout=60) as http:
-        assert (await http.get(address)).status_code == 303  # the token becomes the cookie
+        assert (await http.get(address)).status_code == 200  # the token becomes the cookie
         async with events(http, f"{base}/dashboard/events?session={session_id}") as stream:
             with anyio.fail_after(60):
                 async for event, data in stream:

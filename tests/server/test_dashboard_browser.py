@@ -11,6 +11,7 @@ import psutil
 import pytest
 from playwright.async_api import Dialog, Page, expect
 
+from parallel_coordinator.cli._dashboard import write_launcher
 from tests.conftest import AgentFactory, alive
 from tests.report.test_report import HOSTILE
 from tests.server.browser import browser_page, css_string, needs_chromium, screenshot_path
@@ -42,6 +43,19 @@ def talkers(agents: AgentFactory) -> list[psutil.Process]:
     return found
 
 
+async def test_pcoord_dashboards_launcher_page_brings_the_browser_into_the_dashboard_without_the_token(
+    served: str, tmp_path: Path
+) -> None:
+    port = int(served.rsplit(":", 1)[1])
+    launcher = write_launcher(tmp_path / "launcher-state", port, f"{served}/dashboard?token={TOKEN}")
+    async with browser_page() as page:
+        await page.goto(launcher.as_uri())  # as `pcoord dashboard` starts the browser: a file, then our page
+        await expect(page).to_have_title("Parallel Coordinator · dashboard")
+        assert page.url == f"{served}/dashboard"
+        await page.go_back()  # neither the file nor the tokened address stays in the history
+        assert page.url == "about:blank"
+
+
 async def test_the_dashboard_follows_a_session_live_and_its_cancel_asks_then_kills_the_agents(
     served: str, agents: AgentFactory, tmp_path: Path
 ) -> None:
@@ -64,6 +78,7 @@ async def test_the_dashboard_follows_a_session_live_and_its_cancel_asks_then_kil
 
         async with browser_page() as page:
             await page.goto(f"{served}/dashboard?token={TOKEN}&session={session_id}")
+            await page.wait_for_url(f"{served}/dashboard?session={session_id}")  # the forwarding page moved on
             assert TOKEN not in page.url and page.url.endswith(f"/dashboard?session={session_id}")
             view = page.locator("#session-view")
             await expect(view).to_have_attribute("data-session", session_id)

@@ -7,6 +7,7 @@ for what no event announces (a session another server on this state directory ru
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from parallel_coordinator.engine.coordinator import Coordinator
@@ -73,6 +74,15 @@ class Stopping:
         self.is_set = True
 
 
+def _forward_page(target: str) -> HTMLResponse:
+    """A page that sends the browser on to `target` itself, where a redirect would not do: a navigation started
+    by another site, or by a file (`pcoord dashboard`'s launcher), stays cross-site through every redirect, and
+    the browser then withholds the SameSite=Strict cookie just set. From this page, the next one is same-site."""
+    page = (f'<!DOCTYPE html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={html.escape(target)}">'
+            f'<title>Parallel Coordinator dashboard</title><a href="{html.escape(target)}">the dashboard</a>\n')
+    return HTMLResponse(page, headers={**_SECURITY_HEADERS, "Content-Security-Policy": "default-src 'none'"})
+
+
 def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -113,14 +123,14 @@ class Dashboard:
                 return HTMLResponse(_UNAUTHORIZED, 401, headers={**_SECURITY_HEADERS, "WWW-Authenticate": "Bearer"})
             # Once: the token leaves the address bar (and the history) for a cookie scripts cannot read.
             rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
-            answer = RedirectResponse("/dashboard" + (f"?{rest}" if rest else ""), 303, headers=_SECURITY_HEADERS)
+            answer = _forward_page("/dashboard" + (f"?{rest}" if rest else ""))
             answer.set_cookie(cookie_name(request), self._auth.cookie_for(name), path="/dashboard", httponly=True,
                               samesite="strict", secure=request.url.scheme == "https")
             return answer
         if self._auth.principal(request) is None:
             return HTMLResponse(_UNAUTHORIZED, 401, headers={**_SECURITY_HEADERS, "WWW-Authenticate": "Bearer"})
-        html, policy = dashboard_page()
-        return HTMLResponse(html, headers={**_SECURITY_HEADERS, "Content-Security-Policy": policy})
+        body, policy = dashboard_page()
+        return HTMLResponse(body, headers={**_SECURITY_HEADERS, "Content-Security-Policy": policy})
 
     async def events(self, request: Request) -> Response:
         principal = self._auth.principal(request)
