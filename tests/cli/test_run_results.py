@@ -144,3 +144,23 @@ def test_ids_and_errors_that_look_like_rich_markup_are_printed_as_they_are(
     assert status.returncode == 0 and "a[/b]" in status.stdout and "[red]broken[/red]" in status.stdout
     listed = pcoord("status", env=env)
     assert listed.returncode == 0 and "[bold]markup[/b] in the [/] description" in listed.stdout
+
+
+def test_an_error_naming_text_that_looks_like_rich_markup_is_printed_as_it_is(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "x", "subtasks": [{"id": "a", "description": "x", "agent_type": "no[/such]"}],
+    }))
+    done = pcoord("run", str(plan), env={**environment(tmp_path, agents), "COLUMNS": "300"})
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "error: unknown agent 'no[/such]'" in done.stderr
+
+
+def test_a_serve_host_that_looks_like_rich_markup_is_named_in_the_error_as_it_is(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    done = pcoord("serve", "--transport", "http", "--host", "no[/such]", env=environment(tmp_path, agents))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "error: 'no[/such]' is not a loopback address" in done.stderr

@@ -10,6 +10,7 @@ import logging
 import sys
 
 from rich.console import Console
+from rich.text import Text
 
 from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from parallel_coordinator.cli._inventory import list_agents, show_config, show_metrics
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_demo(args.target)
     except CoordinatorError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        Console(stderr=True).print(Text.assemble(("error:", "red"), f" {exc}"))  # it quotes caller text: not markup
         return EXIT_FAILED
     except BaseExceptionGroup as group:
         # Task groups wrap what fails inside them, e.g. a backend that cannot start under the server.
@@ -87,6 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         first: BaseException = matched
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
-        Console(stderr=True).print(f"[red]error:[/red] {first}")
+        Console(stderr=True).print(Text.assemble(("error:", "red"), f" {first}"))
         return EXIT_FAILED
     return EXIT_USAGE

@@ -11,6 +11,7 @@ import sys
 
 import anyio
 from rich.console import Console
+from rich.text import Text
 
 from parallel_coordinator.cli._exits import EXIT_OK, EXIT_USAGE
 from parallel_coordinator.cli._state import effective_settings
@@ -36,10 +37,10 @@ def serve(args: argparse.Namespace) -> int:
     for note in settings.config_notes:  # once, as the server starts: other commands show them in `pcoord config`
         log.warning("%s", note)
     if settings.dask_scheduler is not None and settings.backend != "dask":
-        Console(stderr=True).print(
-            f"[red]error:[/red] a Dask scheduler ({settings.dask_scheduler!r}) is set, but the backend is "
-            f"{settings.backend!r}: add --backend dask", highlight=False,
-        )
+        Console(stderr=True).print(Text.assemble(
+            ("error:", "red"), f" a Dask scheduler ({settings.dask_scheduler!r}) is set, but the backend is "
+            f"{settings.backend!r}: add --backend dask",
+        ), highlight=False)
         return EXIT_USAGE
     if args.transport == "stdio":
         from parallel_coordinator.server.stdio import serve_stdio
@@ -56,8 +57,8 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
     errors = Console(stderr=True)
     if not is_loopback(args.host):
         if not args.allow_remote:
-            errors.print(f"[red]error:[/red] {args.host!r} is not a loopback address; pass --allow-remote to expose "
-                         "the server beyond this machine")
+            errors.print(Text.assemble(("error:", "red"), f" {args.host!r} is not a loopback address; pass"
+                                       " --allow-remote to expose the server beyond this machine"))
             return EXIT_USAGE
         if not os.environ.get("PCOORD_TOKEN"):
             errors.print("[red]error:[/red] a server reachable from other machines needs PCOORD_TOKEN set")
@@ -66,7 +67,7 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
         token, generated = resolve_token(settings.state_dir)
         tokens = {"default": token} | parse_tokens(os.environ.get("PCOORD_TOKENS", ""))
     except ValueError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
+        errors.print(Text.assemble(("error:", "red"), f" {exc}"))
         return EXIT_USAGE
     from parallel_coordinator.execution.environment import scrub_server_credentials
 
