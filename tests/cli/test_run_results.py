@@ -164,3 +164,22 @@ def test_a_serve_host_that_looks_like_rich_markup_is_named_in_the_error_as_it_is
     done = pcoord("serve", "--transport", "http", "--host", "no[/such]", env=environment(tmp_path, agents))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "error: 'no[/such]' is not a loopback address" in done.stderr
+
+
+def test_metrics_and_config_show_names_and_paths_that_look_like_rich_markup_as_they_are(
+    tmp_path: Path, agents: AgentFactory
+) -> None:
+    failer = (agents.root / "failer.md").read_text()
+    (agents.root / "marked.md").write_text(failer.replace("name: failer", 'name: "x[/y]"', 1))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"task_description": "fails", "subtasks": [
+        {"id": f"t{n}", "description": "x", "agent_type": "x[/y]"} for n in range(3)
+    ]}))
+    env = {**environment(tmp_path, agents), "COLUMNS": "300", "PCOORD_STATE_DIR": str(tmp_path / "state[/z]")}
+    assert pcoord("run", str(plan), env=env).returncode == 1
+    metrics = pcoord("metrics", env=env)
+    assert metrics.returncode == 0, metrics.stderr
+    assert "alert: agent 'x[/y]' failed its last 3 runs" in metrics.stdout
+    config = pcoord("config", env=env)
+    assert config.returncode == 0, config.stderr
+    assert "state[/z]" in config.stdout

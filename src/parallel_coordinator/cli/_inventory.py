@@ -117,14 +117,14 @@ def show_metrics(as_json: bool) -> int:
         agents.add_column(column)
     for name, figures in metrics.agents.items():
         agents.add_row(
-            name, str(figures.runs), str(figures.failures), f"{figures.avg_duration_s:.2f}s",
+            Text(name), str(figures.runs), str(figures.failures), f"{figures.avg_duration_s:.2f}s",
             f"{figures.input_tokens:,}" if figures.input_tokens is not None else "-",
             f"{figures.output_tokens:,}" if figures.output_tokens is not None else "-",
             f"${figures.cost_usd:.4f}" if figures.cost_usd is not None else "-",
         )
     console.print(agents)
-    for alert in metrics.alerts:
-        console.print(f"[yellow]alert:[/yellow] {alert}")
+    for alert in metrics.alerts:  # they name agents: text, never markup
+        console.print(Text.assemble(("alert:", "yellow"), f" {alert}"))
     return EXIT_OK
 
 
@@ -146,18 +146,20 @@ def show_config(as_json: bool) -> int:
             "agent_environment": settings.environment_policy.describe(),
         }, indent=2, default=str))
         return EXIT_OK
-    table = Table(title=f"settings (configuration file: {settings.config_file or 'none found'})", title_justify="left")
+    table = Table(title=Text(f"settings (configuration file: {settings.config_file or 'none found'})"),
+                  title_justify="left")
     table.add_column("setting", no_wrap=True)
     table.add_column("value", overflow="fold")
     table.add_column("source", overflow="fold")
     for name, value in values.items():
-        table.add_row(name, str(value), sources[name], style="" if sources[name] == "default" else "bold")
+        # Values and paths are the caller's text, never markup: a state directory '/tmp/a[/b]' is shown as itself.
+        table.add_row(name, Text(str(value)), Text(sources[name]), style="" if sources[name] == "default" else "bold")
     console = Console()
     console.print(table, highlight=False)
     if settings.config_file is None:
-        console.print("looked for: " + ", ".join(str(path) for path in search_paths()), highlight=False)
+        console.print("looked for: " + ", ".join(str(path) for path in search_paths()), highlight=False, markup=False)
     for note in settings.config_notes:
-        console.print(f"note: {note}", style="yellow", highlight=False)
+        console.print(f"note: {note}", style="yellow", highlight=False, markup=False)
     policy = settings.environment_policy.describe()
     removed: dict[str, str] = policy["removed_now"]  # type: ignore[assignment]
     console.print(
@@ -167,5 +169,5 @@ def show_config(as_json: bool) -> int:
         " lets more through", highlight=False,
     )
     for name, why in removed.items():
-        console.print(f"  not passed to agents: {name} ({why})", highlight=False)
+        console.print(f"  not passed to agents: {name} ({why})", highlight=False, markup=False)
     return EXIT_OK

@@ -63,8 +63,8 @@ def show_status(session_id: str | None, as_json: bool, ids_only: bool = False) -
         f" {metrics.error_rate:.0%} · parallel efficiency {metrics.parallel_efficiency:.0%}"
     )
     console.print(status_table(status))
-    for alert in metrics.alerts:
-        console.print(f"[yellow]alert:[/yellow] {alert}")
+    for alert in metrics.alerts:  # they name agents: text, never markup
+        console.print(Text.assemble(("alert:", "yellow"), f" {alert}"))
     return EXIT_OK
 
 
