@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import selectors
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -143,3 +150,33 @@ def test_a_plan_over_the_approval_threshold_runs_only_once_approved_in_the_file(
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["status"] == "SUCCESS" and result["forecast"]["runs"] == 3 and result["spent"]["tokens"] > 0
+
+
+def test_the_approval_question_on_a_terminal_shows_its_y_n_choice(tmp_path: Path, agents: AgentFactory) -> None:
+    (agents.root / "reviewer.md").write_text(REVIEWER)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "task_description": "review", "subtasks": [{"id": "r", "description": "Review", "agent_type": "reviewer"}],
+        "options": {"approval_threshold_usd": 0.01},
+    }))
+    controller, terminal = pty.openpty()  # the question is asked only on a terminal
+    env = {**os.environ, **environment(tmp_path, agents), "PCOORD_CLAUDE_BIN": str(FAKE_CLAUDE), "COLUMNS": "200",
+           "TERM": "xterm"}
+    with subprocess.Popen([sys.executable, "-m", "parallel_coordinator", "run", str(plan)], env=env,
+                          stdin=terminal, stdout=subprocess.PIPE, stderr=terminal) as run:
+        os.close(terminal)
+        screen, deadline = "", time.monotonic() + 60
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(controller, selectors.EVENT_READ)
+                while "Run it?" not in screen and run.poll() is None:
+                    assert time.monotonic() < deadline, screen[-2000:]
+                    if selector.select(timeout=0.5):
+                        with contextlib.suppress(OSError):  # EIO: the run closed its end
+                            screen += os.read(controller, 65536).decode(errors="replace")
+                os.write(controller, b"n\n")
+                run.wait(timeout=60)
+        finally:
+            os.close(controller)
+    assert "Run it? [y/N]" in screen, screen[-2000:]
+    assert run.returncode != 0  # refused: nothing ran

@@ -108,5 +108,5 @@ def print_plan(task_description: str, graph: TaskGraph, notes: list[str], as_jso
         ],
     }
     for note in notes:
-        Console(stderr=True).print(f"note: {note}", highlight=False)
+        Console(stderr=True).print(f"note: {note}", highlight=False, markup=False)  # notes quote ids and agents
     print(json.dumps(document, indent=2) if as_json else yaml.safe_dump(document, sort_keys=False, allow_unicode=True))

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from parallel_coordinator.cli._exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from parallel_coordinator.cli._plans import PlanFile, load_plan, print_plan
@@ -139,7 +140,7 @@ def show_dry_run(
     print_plan(task_description, graph, notes, as_json=False)
     again = "without dry_run to resume it" if resuming else "this plan without dry_run to run it"
     console = Console(stderr=True)
-    console.print(f"forecast: {expected.describe()}", highlight=False)
+    console.print(f"forecast: {expected.describe()}", highlight=False, markup=False)  # it names agents
     console.print(f"dry run: nothing ran; pass {again}", highlight=False)
     return EXIT_OK
 
@@ -150,9 +151,9 @@ def confirmed_on_terminal(expected: Forecast, threshold_usd: float) -> bool:
         return False
     console = Console(stderr=True)
     console.print(f"The forecast is {expected.describe()}, over the approval threshold of ${threshold_usd:g}.",
-                  highlight=False)
+                  highlight=False, markup=False)  # it names agents: text, never markup
     try:
-        answer = console.input("Run it? [y/N] ")
+        answer = console.input(Text("Run it? [y/N] "))  # as markup, "[y/N]" was an unknown style, unseen
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
