@@ -336,3 +336,39 @@ def test_port_zero_serves_on_a_free_port_and_prints_the_address_it_really_has(tm
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+
+@contextmanager
+def serving_on_a_free_port(env: dict[str, str], *extra: str) -> Iterator[tuple[str, str]]:
+    """`pcoord serve --transport http --port 0`: the base URL it says it listens on, and all it said until then."""
+    with subprocess.Popen(
+        [*SERVE_HTTP, "--port", "0", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    ) as server:
+        assert server.stderr is not None
+        said = ""
+        try:
+            for line in server.stderr:
+                said += line
+                if "Application startup complete" in line:
+                    break
+            assert "listening on " in said, said
+            yield said.split("listening on ")[1].split()[0].removesuffix("/mcp"), said
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@pytest.mark.anyio
+async def test_an_ipv6_loopback_host_is_served_and_named_in_brackets(tmp_path: Path) -> None:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    env = {**{k: v for k, v in os.environ.items() if k != "PCOORD_TOKENS"}, "PCOORD_TOKEN": TOKEN,
+           "PCOORD_STATE_DIR": str(tmp_path / "state")}
+    with serving_on_a_free_port(env, "--host", "::1") as (url, said):
+        assert url.startswith("http://[::1]:"), said
+        http, client = connect(url, TOKEN)
+        async with http, client:  # a real MCP client: the Host header [::1]:PORT is this server's own
+            assert "coordinate_task" in {tool.name for tool in (await client.list_tools()).tools}

@@ -75,7 +75,7 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
     # --port 0: bind here, so the address printed and put in the auth metadata is the one the system picked.
     bound = bound_socket(args.host) if args.port == 0 else None
     port = bound.getsockname()[1] if bound is not None else args.port
-    base_url = f"http://{args.host}:{port}"
+    base_url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{port}"  # an IPv6 address in brackets
     if bound is not None:
         errors.print(f"listening on {base_url}/mcp", highlight=False)
     if generated:
