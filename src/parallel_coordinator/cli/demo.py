@@ -18,6 +18,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from parallel_coordinator.cli.liveview import render_status, stderr_console
 from parallel_coordinator.config.settings import default_state_dir
@@ -100,7 +101,7 @@ def run_demo(target: Path | None) -> int:
         took = f"{task.duration_s:.2f} s" if task.duration_s is not None else "-"
         console.print(f"  [{style}]{task.status:>9}[/{style}] {task.task_id:<11} {task.agent:<20} {took}")
         if task.error:
-            console.print(f"             {task.error.splitlines()[0]}", style="dim")
+            console.print(Text(f"             {task.error.splitlines()[0]}", style="dim"))  # agent text, not markup
     metrics = result.performance_metrics
     console.print(
         f"[bold]{result.status}[/bold] in {result.execution_time_s:.2f} s ({elapsed:.2f} s with the server's start)"
