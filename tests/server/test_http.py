@@ -315,30 +315,6 @@ def test_a_generated_token_is_printed_once_with_the_client_configuration(tmp_pat
     assert token not in first_start()  # printed on the first start only
 
 
-def test_port_zero_serves_on_a_free_port_and_prints_the_address_it_really_has(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("PCOORD_TOKEN", "PCOORD_TOKENS")}
-    env["PCOORD_STATE_DIR"] = str(tmp_path / "state")
-    with subprocess.Popen(
-        [*SERVE_HTTP, "--port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-    ) as server:
-        assert server.stderr is not None
-        said = ""
-        try:
-            for line in server.stderr:
-                said += line
-                if "Application startup complete" in line:  # on a socket of its own, uvicorn names no port
-                    break
-            url = said.split("listening on ")[1].split()[0]
-            assert url.startswith("http://127.0.0.1:") and not url.startswith("http://127.0.0.1:0/")
-            assert f'"url": "{url}"' in said  # the generated client configuration names the same address
-            token = (tmp_path / "state" / "http-token").read_text().strip()
-            assert get(url, token)[0] != 401 and get(url)[0] == 401  # it is that server, and it checks tokens
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-
-
 @contextmanager
 def serving_on_a_free_port(env: dict[str, str], *extra: str) -> Iterator[tuple[str, str]]:
     """`pcoord serve --transport http --port 0`: the base URL it says it listens on, and all it said until then."""
@@ -357,6 +333,17 @@ def serving_on_a_free_port(env: dict[str, str], *extra: str) -> Iterator[tuple[s
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def test_port_zero_serves_on_a_free_port_and_prints_the_address_it_really_has(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PCOORD_TOKEN", "PCOORD_TOKENS")}
+    env["PCOORD_STATE_DIR"] = str(tmp_path / "state")
+    with serving_on_a_free_port(env) as (base, said):
+        url = f"{base}/mcp"
+        assert url.startswith("http://127.0.0.1:") and not url.startswith("http://127.0.0.1:0/")
+        assert f'"url": "{url}"' in said  # the generated client configuration names the same address
+        token = (tmp_path / "state" / "http-token").read_text().strip()
+        assert get(url, token)[0] != 401 and get(url)[0] == 401  # it is that server, and it checks tokens
 
 
 @pytest.mark.anyio
