@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import logging
 import secrets
-import socket
 import sys
 import threading
 import webbrowser
@@ -44,13 +43,10 @@ def open_dashboard(port: int, open_browser: bool) -> int:
     from parallel_coordinator.execution.environment import scrub_server_credentials
     from parallel_coordinator.server import create_server
     from parallel_coordinator.server.dashboard import Stopping
-    from parallel_coordinator.server.http_serving import serve_http_app
+    from parallel_coordinator.server.http_serving import listening_socket, serve_http_app
 
     settings = effective_settings()
-    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    bound.bind((_HOST, port))  # port 0: the system picks a free one
-    bound.listen(128)  # from now on a browser's connection waits in the backlog until the server accepts it
+    bound = listening_socket(_HOST, port)  # the browser's request waits in its backlog until the server runs
     port = bound.getsockname()[1]
     token = secrets.token_urlsafe(32)  # this run's only: it dies with the process
     scrub_server_credentials()

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import socket
 import sys
 
 import anyio
@@ -70,10 +69,11 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
         errors.print(Text.assemble(("error:", "red"), f" {exc}"))
         return EXIT_USAGE
     from parallel_coordinator.execution.environment import scrub_server_credentials
+    from parallel_coordinator.server.http_serving import listening_socket, serve_http_app
 
     scrub_server_credentials()  # read once: from here on no agent, worker or cluster process inherits them
     # --port 0: bind here, so the address printed and put in the auth metadata is the one the system picked.
-    bound = bound_socket(args.host) if args.port == 0 else None
+    bound = listening_socket(args.host) if args.port == 0 else None
     port = bound.getsockname()[1] if bound is not None else args.port
     base_url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{port}"  # an IPv6 address in brackets
     if bound is not None:
@@ -84,7 +84,6 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
         errors.print(f"generated a bearer token (kept in {settings.state_dir}); client configuration:", highlight=False)
         print(json.dumps(config, indent=2), file=sys.stderr)
     from parallel_coordinator.server.dashboard import Stopping
-    from parallel_coordinator.server.http_serving import serve_http_app
 
     stopping = Stopping()
     server = create_server(settings, tokens=tokens, base_url=base_url, prometheus=args.prometheus, stopping=stopping)
@@ -96,12 +95,3 @@ def serve_http(args: argparse.Namespace, settings: Settings) -> int:
             bound.close()
     return EXIT_OK
 
-
-def bound_socket(host: str) -> socket.socket:
-    """A listening socket on `host` and a free port the system picks."""
-    family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
-    listening = socket.socket(family, socket.SOCK_STREAM)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listening.bind((host, 0))
-    listening.listen(128)
-    return listening

@@ -28,6 +28,17 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def listening_socket(host: str, port: int = 0) -> socket.socket:
+    """A socket listening on host:port (port 0: a free one the system picks). From the moment it returns, a
+    client's connection waits in the backlog until the server accepts it, so its address may be given out."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind((host, port))
+    listening.listen(128)
+    return listening
+
+
 def serve_http_app(
     server: MCPServer[Any], *, host: str, port: int, max_request_bytes: int, stopping: Stopping,
     bound: socket.socket | None = None,
