@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -105,14 +105,19 @@ async def test_the_token_is_taken_once_from_the_address_and_kept_as_a_strict_htt
     assert "GET /dashboard?token=" in log and TOKEN not in log  # the access log names the request, not the token
 
 
+def second_server(tmp_path: Path, agents: AgentFactory, token: str) -> AbstractContextManager[str]:
+    """Another `pcoord serve --transport http` on this host, with a state directory of its own and one token."""
+    env = {"PCOORD_STATE_DIR": str(tmp_path / "second-state"), "PCOORD_AGENT_DIRS": str(agents.root),
+           "PCOORD_TOKEN": token, "PCOORD_TOKENS": ""}
+    return running_http_server(env)
+
+
 # A browser keeps cookies per host, not per port: each server's cookie must not replace another's on the host.
 async def test_a_second_servers_dashboard_on_the_same_host_leaves_the_first_ones_cookie_working(
     server: tuple[str, subprocess.Popen[str]], tmp_path: Path, agents: AgentFactory,
 ) -> None:
     first, _ = server
-    env = {"PCOORD_STATE_DIR": str(tmp_path / "second-state"), "PCOORD_AGENT_DIRS": str(agents.root),
-           "PCOORD_TOKEN": OTHER, "PCOORD_TOKENS": ""}
-    with running_http_server(env) as second:
+    with second_server(tmp_path, agents, OTHER) as second:
         async with httpx2.AsyncClient(timeout=30) as browser:  # one cookie jar, as one browser has
             assert (await browser.get(f"{first}/dashboard", params={"token": TOKEN})).status_code == 200
             assert (await browser.get(f"{second}/dashboard", params={"token": OTHER})).status_code == 200
@@ -124,9 +129,7 @@ async def test_a_cookie_proves_nothing_to_another_server_even_one_with_the_same_
     server: tuple[str, subprocess.Popen[str]], tmp_path: Path, agents: AgentFactory,
 ) -> None:
     first, _ = server
-    env = {"PCOORD_STATE_DIR": str(tmp_path / "second-state"), "PCOORD_AGENT_DIRS": str(agents.root),
-           "PCOORD_TOKEN": TOKEN, "PCOORD_TOKENS": ""}
-    with running_http_server(env) as second:
+    with second_server(tmp_path, agents, TOKEN) as second:
         async with httpx2.AsyncClient(timeout=30) as http:
             answer = await http.get(f"{first}/dashboard", params={"token": TOKEN})
             _, _, value = answer.headers["set-cookie"].split(";")[0].partition("=")
