@@ -297,10 +297,10 @@ class Coordinator:
 
     # Reading --------------------------------------------------------------------------------------
 
-    def get(self, session_id: str, principal: str | None = None) -> SessionView:
+    def get(self, session_id: str, principal: str | None = None, *, estimate: bool = True) -> SessionView:
         """A session by id, live or stored. With a principal (an HTTP client), only its own: a foreign
-        session is reported exactly like a missing one, so ids cannot be probed."""
-        return view_of(self._find(session_id, principal), self.estimator)
+        session is reported exactly like a missing one, so ids cannot be probed. `estimate`: with time left."""
+        return self.snapshot(self._find(session_id, principal), estimate=estimate)
 
     def _find(self, session_id: str, principal: str | None) -> Session | StoredSession:
         source = self.sessions.get(session_id) or self.store.load_session(session_id)

@@ -195,7 +195,7 @@ class Dashboard:
         made = self._snapshots.get(key)
         if made is not None and now - made[0] < fresh_for:
             return made[1], made[2]
-        view = coordinator.get(session_id, scope)
+        view = coordinator.get(session_id, scope, estimate=False)  # the live view shows no time left
         event, ended = _sse("snapshot", live_snapshot(view)), view.status != "RUNNING"
         self._snapshots[key] = (now, event, ended)
         while len(self._snapshots) > max(self.streams, 1):  # no more than the streams that may want them

@@ -33,4 +33,4 @@ def ui_meta(*, app_only: bool = False) -> dict[str, Any]:
 async def get_session_view(session_id: SessionId, ctx: Context[Any, Any] | None = None) -> dict[str, Any]:
     coordinator = coordinator_of(ctx)
     with as_tool_errors():
-        return live_snapshot(coordinator.get(session_id, principal()))
+        return live_snapshot(coordinator.get(session_id, principal(), estimate=False))  # it shows no time left
