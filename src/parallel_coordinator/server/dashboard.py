@@ -101,6 +101,7 @@ class Dashboard:
         self._streams_of: Counter[str] = Counter()  # open streams per principal
         # (session id, scope) -> (when it was made, its event): at most one entry per open stream, see _snapshot
         self._snapshots: dict[tuple[str, str | None], tuple[float, str, bool]] = {}
+        self._listings: dict[str | None, tuple[float, str]] = {}  # scope -> (when, its list): one per token at most
         access = logging.getLogger("uvicorn.access")
         if not any(isinstance(f, _RedactTokens) for f in access.filters):
             access.addFilter(_RedactTokens())
@@ -203,6 +204,16 @@ class Dashboard:
         return event, ended
 
     def _sessions(self, coordinator: Coordinator, scope: str | None) -> str:
+        """The sessions list this scope sees, read from the store once per _MIN_GAP_S for all its streams."""
+        now = time.monotonic()
+        made = self._listings.get(scope)
+        if made is not None and now - made[0] < _MIN_GAP_S:
+            return made[1]
+        listing = self._list_sessions(coordinator, scope)
+        self._listings[scope] = (now, listing)
+        return listing
+
+    def _list_sessions(self, coordinator: Coordinator, scope: str | None) -> str:
         rows = []
         for sid, status, text, created in coordinator.list_sessions(scope, _SESSIONS_LISTED):
             live = coordinator.sessions.get(sid)
